@@ -1,0 +1,41 @@
+# The newcomer's contract: `make demo` and `make test` work on a fresh clone.
+# Both create .venv if missing and install every distribution in this repo
+# (core and each plugins/*/ with a pyproject.toml) in editable mode.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PLUGINS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
+SOURCES := core/src $(addsuffix /src,$(PLUGINS))
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck pytest soak bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml core/pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet --group dev -e ./core $(addprefix -e ./,$(PLUGINS))
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) demo.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy $(SOURCES)
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test: lint typecheck pytest
+
+soak: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

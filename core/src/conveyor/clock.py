@@ -1,0 +1,65 @@
+"""Time as backends read it, injectable so tests never sleep for leases or delays."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Clock", "SystemClock", "ManualClock", "SYSTEM_CLOCK"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """A source of the current time in seconds since the epoch."""
+
+    def time(self) -> float:
+        """Seconds since the epoch, as ``time.time()``."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def time(self) -> float:
+        """``time.time()``."""
+        return time.time()
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+class ManualClock:
+    """A clock that moves only when told to: ``advance(seconds)`` or ``set(t)``."""
+
+    def __init__(self, start: float | datetime | None = None) -> None:
+        if isinstance(start, datetime):
+            start = start.timestamp()
+        self._now = time.time() if start is None else float(start)
+
+    def time(self) -> float:
+        """The clock's current reading."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        if seconds < 0:
+            raise ValueError("a clock only moves forward")
+        self._now += seconds
+
+    def set(self, when: float | datetime) -> None:
+        """Jump to ``when`` (not earlier than now)."""
+        value = when.timestamp() if isinstance(when, datetime) else float(when)
+        if value < self._now:
+            raise ValueError("a clock only moves forward")
+        self._now = value
+
+    def now(self) -> datetime:
+        """The reading as an aware UTC datetime."""
+        return datetime.fromtimestamp(self._now, UTC)
+
+    def __repr__(self) -> str:
+        return f"ManualClock({self._now!r})"
+
+
+SYSTEM_CLOCK = SystemClock()

@@ -1,0 +1,143 @@
+"""Codecs turn payloads into the compact bytes backends store, and back.
+
+The default, ``JsonCodec``, writes compact JSON through a cattrs converter, so a
+handler annotated with an attrs class or dataclass receives that object. Limits
+are checked before anything is parsed: size, nesting depth; NaN and Infinity
+are refused both ways. Every failure, whatever the input bytes, is one
+``PayloadError`` with a readable message. There is no pickle codec: a user who
+wants one writes it against ``Codec`` and names it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Protocol, runtime_checkable
+
+import cattrs
+from cattrs.preconf.json import make_converter
+
+from conveyor.errors import PayloadError
+
+__all__ = ["Codec", "JsonCodec", "DEFAULT_MAX_SIZE", "DEFAULT_MAX_DEPTH"]
+
+DEFAULT_MAX_SIZE = 1 << 20
+DEFAULT_MAX_DEPTH = 64
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Encodes payloads to bytes and decodes bytes to a requested type."""
+
+    name: str
+
+    def encode(self, value: Any) -> bytes:
+        """The compact form of ``value``; raise ``PayloadError`` if it has none."""
+        ...
+
+    def decode(self, compact: bytes, as_type: Any = Any) -> Any:
+        """``compact`` read back as ``as_type``; ``PayloadError`` on any failure."""
+        ...
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} is out of range (it would be Infinity)")
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in payloads (JSON has no NaN or Infinity)")
+
+
+class JsonCodec:
+    """Compact JSON through a cattrs converter (datetimes, UUIDs, attrs classes, dataclasses)."""
+
+    name = "json"
+
+    def __init__(
+        self,
+        *,
+        max_size: int = DEFAULT_MAX_SIZE,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        converter: cattrs.Converter | None = None,
+    ) -> None:
+        self.max_size = max_size
+        self.max_depth = max_depth
+        self.converter = converter if converter is not None else make_converter()
+        self._dumps = json.JSONEncoder(
+            allow_nan=False, separators=(",", ":"), ensure_ascii=True
+        ).encode
+        self._loads = json.JSONDecoder(parse_float=_finite, parse_constant=_constant).decode
+
+    def encode(self, value: Any) -> bytes:
+        """Compact JSON bytes for ``value``; ``PayloadError`` when it cannot be represented."""
+        try:
+            try:
+                text = self._dumps(value)
+            except TypeError:
+                # Not plain JSON: let cattrs unstructure attrs classes, datetimes, sets, ...
+                text = self._dumps(self.converter.unstructure(value))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise PayloadError(
+                f"cannot encode {type(value).__name__} as JSON: {_reason(exc)}"
+            ) from None
+        data = text.encode("ascii")
+        self._check_limits(data)
+        return data
+
+    def decode(self, compact: bytes, as_type: Any = Any) -> Any:
+        """Parse ``compact`` and structure it as ``as_type`` (``Any``: plain JSON values)."""
+        self._check_limits(compact)
+        try:
+            value = self._loads(bytes(compact).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise PayloadError(
+                f"payload is not UTF-8 text: {exc.reason} at byte {exc.start}"
+            ) from None
+        except (ValueError, RecursionError) as exc:
+            raise PayloadError(f"payload is not valid JSON: {_reason(exc)}") from None
+        if as_type is Any or as_type is object:
+            return value
+        try:
+            return self.converter.structure(value, as_type)
+        except Exception as exc:
+            lines = cattrs.transform_error(exc, path="payload")
+            name = getattr(as_type, "__name__", repr(as_type))
+            raise PayloadError(f"payload does not fit {name}: " + "; ".join(lines)) from None
+
+    def _check_limits(self, data: bytes) -> None:
+        if len(data) > self.max_size:
+            raise PayloadError(
+                f"payload is {len(data):,} bytes, over the limit of {self.max_size:,};"
+                " store large data elsewhere and pass a reference, or raise max_size"
+            )
+        # Cheap bound first: depth can never exceed the number of opening brackets.
+        if data.count(b"[") + data.count(b"{") <= self.max_depth:
+            return
+        depth = deepest = 0
+        for bracket in _BRACKET.findall(_STRING.sub(b'""', data)):
+            if bracket in b"[{":
+                depth += 1
+                deepest = max(deepest, depth)
+            else:
+                depth -= 1
+        if deepest > self.max_depth:
+            raise PayloadError(
+                f"payload nests {deepest} levels deep, over the limit of {self.max_depth};"
+                " flatten it or raise max_depth"
+            )
+
+    def __repr__(self) -> str:
+        return f"JsonCodec(max_size={self.max_size}, max_depth={self.max_depth})"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "it nests too deeply"
+    return str(exc) or type(exc).__name__

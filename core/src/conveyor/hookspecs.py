@@ -1,0 +1,220 @@
+"""The backend contract: one hook specification per apalis ``backend`` trait method.
+
+A backend is a plugin object (usually an instance of the class its entry point
+names) whose methods are marked with ``conveyor.hookimpl``. Each opened backend
+gets its own plugin manager holding that object plus any observers, so hooks
+are never broadcast across backends. ``poll`` is the only hook every backend
+must implement; ``heartbeat``, ``middleware`` and ``close`` default to doing
+nothing. Every other hook is an optional capability (``conveyor.Capability``):
+a backend has a capability exactly when it implements that hook.
+
+Compact form: inside hooks, ``Task.args`` and ``Task.result`` are the codec's
+bytes; the facade encodes before and decodes after.
+
+All hooks are ``firstresult``: the backend's own implementation gives the
+answer; observers wrap it (``hookimpl(wrapper=True)``) to watch or time calls.
+Async hooks return awaitables; an observer wrapping one sees the awaitable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from datetime import datetime
+
+from conveyor.context import WorkerInfo
+from conveyor.expose import Filter, QueueInfo, RunningWorker, Statistic
+from conveyor.markers import hookspec
+from conveyor.middleware import Middleware
+from conveyor.outcome import Outcome
+from conveyor.task import Task, TaskResult
+from conveyor.task_id import TaskId
+
+# --- Backend (required trait) -------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def poll(worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
+    """Return the stream of tasks claimed for ``worker``. Required.
+
+    Each ``Task`` yielded is claimed: status ``RUNNING``, ``attempt`` counted,
+    ``lock_by=worker.name``, a fresh ``lease_token`` and a ``lease_until``
+    deadline. ``None`` means nothing is ready now: the worker emits Idle and
+    asks again; a backend that can wait for a push should wait a little
+    before yielding ``None`` rather than make the worker spin. Ready means
+    status ``PENDING``/``FAILED`` with ``run_at <= now``; higher ``priority``
+    first, FIFO within a priority. A task whose lease expired is not handed out
+    again by ``poll`` until ``resume_abandoned`` puts it back. An exception
+    raised by the iterator is logged by the worker, which retries with backoff.
+    The worker pulls one task per free slot: never claim ahead of demand.
+    """
+
+
+@hookspec(firstresult=True)
+def heartbeat(worker: WorkerInfo) -> Awaitable[None]:
+    """Keep ``worker`` alive: extend the leases it holds and refresh its registration.
+
+    Called by the worker at a fixed interval shorter than the lease. A backend
+    may also resume abandoned tasks here. An exception is logged and retried.
+    """
+
+
+@hookspec(firstresult=True)
+def middleware() -> Sequence[Middleware]:
+    """Middleware the backend wants around every handler run, outermost first."""
+
+
+@hookspec(firstresult=True)
+def close() -> Awaitable[None]:
+    """Release what the backend opened (connections, file handles, locks). Idempotent."""
+
+
+# --- Ack ----------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def ack(task: Task[bytes], outcome: Outcome) -> Awaitable[None]:
+    """Record the outcome of the attempt ``task`` (as ``poll`` handed it out) ran.
+
+    ``Done`` → ``DONE`` with the result; ``Retry`` → ``FAILED`` to run again at
+    its ``run_at``, or ``KILLED`` if ``attempt >= max_attempts``; ``Kill`` →
+    ``KILLED``; ``Release`` → ``PENDING`` with this attempt uncounted. The lease
+    is cleared. Raise ``StaleLease`` if the stored task no longer holds
+    ``task.lease_token``. A backend without ``ack`` is at-most-once: ``poll``
+    removes what it hands out.
+    """
+
+
+# --- TaskSink -----------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def push(tasks: Sequence[Task[bytes]]) -> Awaitable[Sequence[TaskId]]:
+    """Store new ``PENDING`` tasks, all or none, and return their ids in order.
+
+    The facade has already encoded args and assigned ids; a backend may keep
+    them. On return the tasks are as durable as the backend promises.
+    """
+
+
+@hookspec(firstresult=True)
+def push_weak(tasks: Sequence[Task[bytes]]) -> Awaitable[Sequence[TaskId]]:
+    """Like ``push``, for payloads of any type, not only the backend's ``args_type``."""
+
+
+# --- Task management ----------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def fetch_by_id(task_id: TaskId) -> Awaitable[Task[bytes] | None]:
+    """The stored task with that id, in any status; ``None`` if there is none."""
+
+
+@hookspec(firstresult=True)
+def update(task: Task[bytes]) -> Awaitable[None]:
+    """Overwrite the stored task with ``task.id``; raise ``TaskNotFound`` if absent.
+
+    A status change must be allowed by ``Status.can_become`` (else
+    ``InvalidTransition``).
+    """
+
+
+@hookspec(firstresult=True)
+def reschedule(task: Task[bytes], run_at: datetime) -> Awaitable[None]:
+    """Put the task back to ``PENDING`` to run at ``run_at``, lease cleared.
+
+    If ``task`` carries a lease token, the stored task must still hold it
+    (else ``StaleLease``). Raise ``TaskNotFound`` if absent.
+    """
+
+
+@hookspec(firstresult=True)
+def vacuum() -> Awaitable[int]:
+    """Delete ``DONE`` and ``KILLED`` tasks of every queue; return how many were removed."""
+
+
+@hookspec(firstresult=True)
+def resume_by_id(task_id: TaskId) -> Awaitable[bool]:
+    """Make a ``FAILED``, ``KILLED`` or ``RUNNING`` task ``PENDING`` and ready now.
+
+    Attempts restart from 0 for a killed task (a deliberate second chance).
+    Return whether something was resumed; ``False`` for ``DONE``, ``PENDING``
+    or an unknown id.
+    """
+
+
+@hookspec(firstresult=True)
+def resume_abandoned() -> Awaitable[int]:
+    """Put back tasks whose lease deadline passed (their worker presumed dead).
+
+    The lost attempt stays counted: a task with attempts left becomes
+    ``PENDING``; one at ``max_attempts`` becomes ``KILLED`` with a
+    ``last_error`` saying its worker was lost. Return how many were touched.
+    """
+
+
+@hookspec(firstresult=True)
+def register_worker(worker: WorkerInfo) -> Awaitable[None]:
+    """Record ``worker`` so ``list_workers`` shows it; heartbeats keep it fresh."""
+
+
+# --- Expose (listings and metrics) --------------------------------------------
+
+
+@hookspec(firstresult=True)
+def list_tasks(queue: str, filter: Filter) -> Awaitable[Sequence[Task[bytes]]]:
+    """One page of ``queue``'s tasks matching ``filter``, oldest first."""
+
+
+@hookspec(firstresult=True)
+def list_all_tasks(filter: Filter) -> Awaitable[Sequence[Task[bytes]]]:
+    """One page of tasks of every queue matching ``filter``, oldest first."""
+
+
+@hookspec(firstresult=True)
+def list_queues() -> Awaitable[Sequence[QueueInfo]]:
+    """Every queue that holds tasks or workers, with its statistics."""
+
+
+@hookspec(firstresult=True)
+def list_workers(queue: str | None) -> Awaitable[Sequence[RunningWorker]]:
+    """Registered workers of ``queue``, or of every queue when ``None``."""
+
+
+@hookspec(firstresult=True)
+def metrics(queue: str | None) -> Awaitable[Sequence[Statistic]]:
+    """Statistics of ``queue``, or of the whole store when ``None``."""
+
+
+# --- WaitForCompletion ---------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def wait_for(task_ids: Sequence[TaskId], timeout: float | None) -> AsyncIterator[TaskResult[bytes]]:
+    """Yield each task's result once, as it reaches ``DONE`` or ``KILLED``.
+
+    Ends when every id has been reported; raise ``TimeoutError`` after
+    ``timeout`` seconds (``None``: no limit) and ``TaskNotFound`` for an
+    unknown id. Must not busy-poll.
+    """
+
+
+@hookspec(firstresult=True)
+def check_status(task_ids: Sequence[TaskId]) -> Awaitable[Sequence[TaskResult[bytes]]]:
+    """Results of those ids that are ``DONE`` or ``KILLED`` now, without waiting."""
+
+
+# --- ConfigExt and MakeShared ------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def get_queue() -> str:
+    """The name of the queue this backend serves and pushes to by default."""
+
+
+@hookspec(firstresult=True)
+def make_shared(queue: str) -> object:
+    """A new backend plugin object for ``queue`` over this one's store and connection.
+
+    It does not see other queues' tasks; closing it does not close the store
+    while another user of the store is open.
+    """
