@@ -34,6 +34,21 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Benchmarks run in their own environment: peers (huey, dramatiq, saq, taskiq)
+# are never a dependency of any distribution.
+BENCH_VENV := bench/.venv
+BENCH_PY   := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): bench/requirements.txt core/pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(BENCH_PY) -m pip install --quiet -r bench/requirements.txt -e ./core $(addprefix -e ./,$(PLUGINS))
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	set -e; for script in bench/bench_*.py; do $(BENCH_PY) $$script; done
+
 soak: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
