@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import uuid
 from typing import Any, Protocol, runtime_checkable
 
 import cattrs
@@ -44,6 +45,14 @@ class Codec(Protocol):
         ...
 
 
+def _default_converter() -> cattrs.Converter:
+    converter = make_converter()
+    # The preconf converter leaves UUIDs alone; as JSON they are strings.
+    converter.register_unstructure_hook(uuid.UUID, str)
+    converter.register_structure_hook(uuid.UUID, lambda value, _: uuid.UUID(str(value)))
+    return converter
+
+
 def _finite(text: str) -> float:
     value = float(text)
     if math.isinf(value):
@@ -69,7 +78,7 @@ class JsonCodec:
     ) -> None:
         self.max_size = max_size
         self.max_depth = max_depth
-        self.converter = converter if converter is not None else make_converter()
+        self.converter = converter if converter is not None else _default_converter()
         self._dumps = json.JSONEncoder(
             allow_nan=False, separators=(",", ":"), ensure_ascii=True
         ).encode

@@ -16,6 +16,7 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 import attrs
 import cattrs
+from cattrs.v import format_exception
 
 from conveyor.errors import ConfigError
 
@@ -43,6 +44,13 @@ def _bool(value: Any, _: type) -> bool:
     if text in _FALSE:
         return False
     raise ValueError(f"{value!r} is not a boolean (use true or false)")
+
+
+def _describe(exc: BaseException, type_: type | None) -> str:
+    # Keep our own explanations (like "not a boolean"); cattrs' generic text otherwise.
+    if type(exc) is ValueError and "invalid literal" not in str(exc) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
 
 
 def _make_converter() -> cattrs.Converter:
@@ -109,7 +117,7 @@ def structure_config(backend: str, config_class: type | None, values: Mapping[st
     try:
         return _converter.structure(dict(values), config_class)
     except Exception as exc:
-        problems = "; ".join(cattrs.transform_error(exc, path="config"))
+        problems = "; ".join(cattrs.transform_error(exc, "config", _describe))
         raise ConfigError(
             f"invalid configuration for backend {backend!r}: {problems}."
             f" Valid keys: {describe_fields(config_class)}"

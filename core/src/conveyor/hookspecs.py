@@ -89,7 +89,7 @@ def ack(task: Task[bytes], outcome: Outcome) -> Awaitable[None]:
 
 @hookspec(firstresult=True)
 def push(tasks: Sequence[Task[bytes]]) -> Awaitable[Sequence[TaskId]]:
-    """Store new ``PENDING`` tasks, all or none, and return their ids in order.
+    """Store ``tasks`` (new, ``PENDING``), all or none, and return their ids in order.
 
     The facade has already encoded args and assigned ids; a backend may keep
     them. On return the tasks are as durable as the backend promises.
@@ -98,7 +98,10 @@ def push(tasks: Sequence[Task[bytes]]) -> Awaitable[Sequence[TaskId]]:
 
 @hookspec(firstresult=True)
 def push_weak(tasks: Sequence[Task[bytes]]) -> Awaitable[Sequence[TaskId]]:
-    """Like ``push``, for payloads of any type, not only the backend's ``args_type``."""
+    """Store ``tasks`` like ``push``, for payloads of any type, not only the ``args_type``.
+
+    The facade skips its ``args_type`` check before calling this hook (WeakTaskSink).
+    """
 
 
 # --- Task management ----------------------------------------------------------
@@ -106,7 +109,7 @@ def push_weak(tasks: Sequence[Task[bytes]]) -> Awaitable[Sequence[TaskId]]:
 
 @hookspec(firstresult=True)
 def fetch_by_id(task_id: TaskId) -> Awaitable[Task[bytes] | None]:
-    """The stored task with that id, in any status; ``None`` if there is none."""
+    """The stored task whose id is ``task_id``, in any status; ``None`` if there is none."""
 
 
 @hookspec(firstresult=True)
@@ -134,7 +137,7 @@ def vacuum() -> Awaitable[int]:
 
 @hookspec(firstresult=True)
 def resume_by_id(task_id: TaskId) -> Awaitable[bool]:
-    """Make a ``FAILED``, ``KILLED`` or ``RUNNING`` task ``PENDING`` and ready now.
+    """Make task ``task_id``, if ``FAILED``, ``KILLED`` or ``RUNNING``, ``PENDING`` and ready now.
 
     Attempts restart from 0 for a killed task (a deliberate second chance).
     Return whether something was resumed; ``False`` for ``DONE``, ``PENDING``
@@ -190,7 +193,7 @@ def metrics(queue: str | None) -> Awaitable[Sequence[Statistic]]:
 
 @hookspec(firstresult=True)
 def wait_for(task_ids: Sequence[TaskId], timeout: float | None) -> AsyncIterator[TaskResult[bytes]]:
-    """Yield each task's result once, as it reaches ``DONE`` or ``KILLED``.
+    """Yield the result of each of ``task_ids`` once, as it reaches ``DONE`` or ``KILLED``.
 
     Ends when every id has been reported; raise ``TimeoutError`` after
     ``timeout`` seconds (``None``: no limit) and ``TaskNotFound`` for an
@@ -200,7 +203,7 @@ def wait_for(task_ids: Sequence[TaskId], timeout: float | None) -> AsyncIterator
 
 @hookspec(firstresult=True)
 def check_status(task_ids: Sequence[TaskId]) -> Awaitable[Sequence[TaskResult[bytes]]]:
-    """Results of those ids that are ``DONE`` or ``KILLED`` now, without waiting."""
+    """Results of those of ``task_ids`` that are ``DONE`` or ``KILLED`` now, without waiting."""
 
 
 # --- ConfigExt and MakeShared ------------------------------------------------

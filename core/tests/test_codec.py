@@ -1,0 +1,142 @@
+"""The default JSON codec: round trips, structuring, and limits before decoding."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conveyor import JsonCodec, PayloadError
+
+
+@attrs.frozen
+class Email:
+    to: str
+    subject: str
+    retries: int = 0
+
+
+@dataclasses.dataclass
+class Resize:
+    path: str
+    width: int
+    sent: datetime
+    request: uuid.UUID
+
+
+codec = JsonCodec()
+
+
+def test_plain_values_round_trip() -> None:
+    value = {"a": [1, 2.5, "x", None, True], "b": {"c": "é"}}
+    assert codec.decode(codec.encode(value)) == value
+
+
+def test_attrs_class_round_trips_as_itself() -> None:
+    email = Email("a@example.com", "hi")
+    assert codec.decode(codec.encode(email), Email) == email
+
+
+def test_dataclass_with_datetime_and_uuid_round_trips() -> None:
+    job = Resize("/x.png", 640, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), uuid.uuid4())
+    assert codec.decode(codec.encode(job), Resize) == job
+
+
+def test_encoding_is_compact_json() -> None:
+    assert codec.encode({"a": 1, "b": [1, 2]}) == b'{"a":1,"b":[1,2]}'
+
+
+def test_wrong_shape_names_the_field() -> None:
+    with pytest.raises(PayloadError, match=r"does not fit Email.*payload\.subject"):
+        codec.decode(b'{"to": "x"}', Email)
+
+
+def test_oversized_payload_is_refused_both_ways() -> None:
+    small = JsonCodec(max_size=100)
+    with pytest.raises(PayloadError, match="over the limit of 100"):
+        small.encode("x" * 200)
+    with pytest.raises(PayloadError, match="over the limit of 100"):
+        small.decode(b'"' + b"x" * 200 + b'"')
+
+
+def test_default_size_limit_is_one_mebibyte() -> None:
+    with pytest.raises(PayloadError, match="1,048,576"):
+        codec.decode(b'"' + b"x" * (1 << 20) + b'"')
+
+
+def test_thousand_deep_nesting_is_refused_before_parsing() -> None:
+    deep = b"[" * 1000 + b"]" * 1000
+    with pytest.raises(PayloadError, match="nests 1000 levels deep"):
+        codec.decode(deep)
+    nested: Any = []
+    for _ in range(1000):
+        nested = [nested]
+    with pytest.raises(PayloadError):
+        codec.encode(nested)
+
+
+def test_brackets_inside_strings_do_not_count_as_depth() -> None:
+    text = "[" * 500
+    assert codec.decode(codec.encode({"t": text})) == {"t": text}
+
+
+def test_huge_integers_are_refused() -> None:
+    with pytest.raises(PayloadError):
+        codec.decode(b"9" * 5000)
+    with pytest.raises(PayloadError):
+        codec.encode(10**5000)
+
+
+@pytest.mark.parametrize("raw", [b"NaN", b"Infinity", b"-Infinity", b"[1e999]", b'{"x": NaN}'])
+def test_nan_and_infinity_are_refused_on_decode(raw: bytes) -> None:
+    with pytest.raises(PayloadError):
+        codec.decode(raw)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {"x": float("-inf")}])
+def test_nan_and_infinity_are_refused_on_encode(value: Any) -> None:
+    with pytest.raises(PayloadError, match="cannot encode"):
+        codec.encode(value)
+
+
+def test_unencodable_object_is_a_payload_error() -> None:
+    with pytest.raises(PayloadError, match="cannot encode"):
+        codec.encode(object())
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_decode_or_raise_payload_error_only(raw: bytes) -> None:
+    try:
+        codec.decode(raw)
+    except PayloadError:
+        pass
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_into_a_class_raise_payload_error_only(raw: bytes) -> None:
+    try:
+        codec.decode(raw, Email)
+    except PayloadError:
+        pass
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_any_json_value_round_trips(value: Any) -> None:
+    assert codec.decode(codec.encode(value)) == value
