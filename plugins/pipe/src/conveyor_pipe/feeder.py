@@ -39,12 +39,13 @@ def as_iterator(source: Any) -> Iterator[Any] | AsyncIterator[Any]:
         iterator: AsyncIterator[Any] = source.__aiter__()
         return iterator
     try:
-        return iter(source)
+        sync: Iterator[Any] = iter(source)
     except TypeError:
         raise TypeError(
             f"pipe source must be an iterable or async iterable of payloads (or conveyor.Task),"
             f" not {type(source).__name__}"
         ) from None
+    return sync
 
 
 class Feeder:

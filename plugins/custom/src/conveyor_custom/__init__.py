@@ -1,0 +1,30 @@
+"""conveyor-custom: a backend assembled from your own functions.
+
+``conveyor.open("custom", fetch=..., push=..., ack=...)`` or
+``CustomBackendBuilder().fetch(f).push(g).build()``; ``claim``, ``settle``,
+``dump_task`` and ``load_task`` help write the parts. See docs/custom-backends.md.
+"""
+
+from __future__ import annotations
+
+from conveyor_custom.backend import OPTIONS, CustomBackend, CustomConfig
+from conveyor_custom.builder import BuildError, CustomBackendBuilder
+from conveyor_custom.parts import PARTS, expected_signature
+from conveyor_custom.polling import Backoff
+from conveyor_custom.records import claim, dump_task, is_ready, load_task, settle
+
+__all__ = [
+    "OPTIONS",
+    "PARTS",
+    "Backoff",
+    "BuildError",
+    "CustomBackend",
+    "CustomBackendBuilder",
+    "CustomConfig",
+    "claim",
+    "dump_task",
+    "expected_signature",
+    "is_ready",
+    "load_task",
+    "settle",
+]

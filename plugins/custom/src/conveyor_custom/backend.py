@@ -1,0 +1,160 @@
+"""The custom backend: a backend assembled from a user's own functions."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import attrs
+
+from conveyor import Backend, Capability, ConfigError, ConveyorError, Task, WorkerInfo
+from conveyor.plugin import assemble, spec_parameters
+from conveyor_custom.parts import PARTS, SYNC_ONLY, Runner, parts_of, unknown_part
+from conveyor_custom.polling import Backoff
+
+__all__ = ["CustomBackend", "CustomConfig", "OPTIONS"]
+
+OPTIONS = ("poll_interval", "poll_max_interval", "run_sync")
+"""Config keys that are settings rather than parts."""
+
+
+@attrs.frozen
+class CustomConfig:
+    """The parts (functions, sync or async; ``fetch`` required) and three settings:
+    ``poll_interval``/``poll_max_interval``: the wait after an empty fetch, doubling
+    from one to the other; ``run_sync``: ``thread`` (sync parts run on one thread of
+    their own) or ``inline`` (on the event loop; only for functions that never block)."""
+
+    fetch: Any = None
+    push: Any = None
+    push_weak: Any = None
+    ack: Any = None
+    heartbeat: Any = None
+    middleware: Any = None
+    close: Any = None
+    fetch_by_id: Any = None
+    update: Any = None
+    reschedule: Any = None
+    vacuum: Any = None
+    resume_by_id: Any = None
+    resume_abandoned: Any = None
+    register_worker: Any = None
+    list_tasks: Any = None
+    list_all_tasks: Any = None
+    list_queues: Any = None
+    list_workers: Any = None
+    metrics: Any = None
+    wait_for: Any = None
+    check_status: Any = None
+    get_queue: Any = None
+    make_shared: Any = None
+    poll_interval: float = 0.5
+    poll_max_interval: float = 5.0
+    run_sync: str = "thread"
+
+
+class CustomBackend:
+    """The plugin object of one opened custom backend.
+
+    It implements ``poll`` (built from ``fetch``), ``close``, and one hook per
+    further part supplied, nothing else: its capabilities are the parts given,
+    known once opened (``declared_capabilities = ()`` for the registry).
+    """
+
+    Config = CustomConfig
+    declared_capabilities: tuple[Capability, ...] = ()
+
+    def __init__(self, config: CustomConfig, *, runner: Runner | None = None) -> None:
+        self.config = config
+        self.parts = parts_of({name: getattr(config, name) for name in PARTS})
+        self.backoff = Backoff(config.poll_interval, config.poll_max_interval)
+        self.runner = runner if runner is not None else Runner(config.run_sync)
+        self.runner.users += 1
+        self._fetch = self.parts["fetch"]
+        hooks: dict[str, Callable[..., Any]] = {
+            name: self._hook(name, function)
+            for name, function in self.parts.items()
+            if name not in ("fetch", "close")
+        }
+        hooks["poll"] = self._poll
+        hooks["close"] = self._close
+        plugin = assemble("custom", hooks)
+        for name in hooks:
+            setattr(self, name, getattr(plugin, name))
+
+    def _hook(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        runner = self.runner
+        hook: Callable[..., Any]
+        if name == "make_shared":
+
+            def hook(*args: Any) -> Any:
+                return self._shared(function(*args))
+
+        elif name in SYNC_ONLY:
+            hook = function
+        elif name == "wait_for":
+
+            def hook(*args: Any) -> Any:
+                return runner.iterate(function, *args)
+
+        else:
+
+            async def hook(*args: Any) -> Any:
+                return await runner.call(function, *args)
+
+        def exact(*args: Any) -> Any:
+            return hook(*args)
+
+        exact.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                for p in spec_parameters(name)
+            ]
+        )
+        return exact
+
+    def _shared(self, made: Any) -> object:
+        """What the user's ``make_shared`` returned, as a plugin object."""
+        if isinstance(made, Backend):
+            return made.plugin
+        if not isinstance(made, Mapping):
+            raise ConfigError(
+                "custom make_shared(queue) must return a mapping of parts (like the keyword"
+                f" arguments of conveyor.open('custom', ...)) or a conveyor.Backend,"
+                f" not {type(made).__name__}"
+            )
+        values = {option: getattr(self.config, option) for option in OPTIONS}
+        for name, value in made.items():
+            if name not in PARTS and name not in OPTIONS:
+                raise unknown_part(str(name))
+            values[name] = value
+        return CustomBackend(CustomConfig(**values), runner=self.runner)
+
+    async def _poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
+        empty = 0
+        while True:
+            task = await self.runner.call(self._fetch, worker)
+            if task is None:
+                empty += 1
+                yield None
+                # Only after reporting idle: a slow system is not asked again at once.
+                await self.backoff.wait(empty)
+                continue
+            if not isinstance(task, Task) or not isinstance(task.args, bytes):
+                raise ConveyorError(
+                    "custom fetch must return a claimed conveyor.Task whose args are the"
+                    f" codec's bytes, or None; it returned {task!r:.200}"
+                )
+            empty = 0
+            yield task
+
+    async def _close(self) -> None:
+        try:
+            close = self.parts.get("close")
+            if close is not None:
+                await self.runner.call(close)
+        finally:
+            self.runner.users -= 1
+            if self.runner.users <= 0:
+                self.runner.shutdown()
