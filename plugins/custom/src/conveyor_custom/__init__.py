@@ -11,7 +11,15 @@ from conveyor_custom.backend import OPTIONS, CustomBackend, CustomConfig
 from conveyor_custom.builder import BuildError, CustomBackendBuilder
 from conveyor_custom.parts import PARTS, expected_signature
 from conveyor_custom.polling import Backoff
-from conveyor_custom.records import claim, dump_task, is_ready, load_task, settle
+from conveyor_custom.records import (
+    abandon,
+    claim,
+    dump_task,
+    extend,
+    is_ready,
+    load_task,
+    settle,
+)
 
 __all__ = [
     "OPTIONS",
@@ -21,9 +29,11 @@ __all__ = [
     "CustomBackend",
     "CustomBackendBuilder",
     "CustomConfig",
+    "abandon",
     "claim",
     "dump_task",
     "expected_signature",
+    "extend",
     "is_ready",
     "load_task",
     "settle",

@@ -20,7 +20,7 @@ from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.context import WorkerInfo
 from conveyor.lease import DEFAULT_LEASE_SECONDS, check_lease, new_token
 
-__all__ = ["claim", "settle", "is_ready", "dump_task", "load_task"]
+__all__ = ["claim", "settle", "extend", "abandon", "is_ready", "dump_task", "load_task"]
 
 _CLEAR: dict[str, Any] = {"lock_by": None, "lease_token": None, "lease_until": None}
 
@@ -72,6 +72,27 @@ def settle(stored: Task[bytes] | None, claimed: Task[bytes], outcome: Outcome) -
         attempt = max(0, stored.attempt - 1)
         return attrs.evolve(stored, status=Status.PENDING, attempt=attempt, **_CLEAR)
     raise TypeError(f"unknown outcome {outcome!r}")
+
+
+def extend(
+    task: Task[bytes], *, lease_seconds: float = DEFAULT_LEASE_SECONDS, clock: Clock = SYSTEM_CLOCK
+) -> Task[bytes]:
+    """``task`` (held by a worker) with its lease moved ``lease_seconds`` ahead: a heartbeat."""
+    return attrs.evolve(task, lease_until=datetime.fromtimestamp(clock.time() + lease_seconds, UTC))
+
+
+def abandon(task: Task[bytes], *, clock: Clock = SYSTEM_CLOCK) -> Task[bytes] | None:
+    """``task`` put back if its lease has expired (its worker presumed dead), else ``None``.
+
+    The lost attempt stays counted: ``PENDING`` with attempts left, else ``KILLED``.
+    """
+    if task.status is not Status.RUNNING or task.lease_until is None:
+        return None
+    if task.lease_until.timestamp() > clock.time():
+        return None
+    error = f"worker {task.lock_by!r} stopped renewing its lease (attempt {task.attempt})"
+    status = Status.KILLED if task.attempt >= task.max_attempts else Status.PENDING
+    return attrs.evolve(task, status=status, last_error=error, **_CLEAR)
 
 
 def _b64(value: bytes | None) -> str | None:
