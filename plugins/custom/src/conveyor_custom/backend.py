@@ -11,7 +11,7 @@ import attrs
 from conveyor import Backend, Capability, ConfigError, ConveyorError, Task, WorkerInfo
 from conveyor.plugin import assemble, spec_parameters
 from conveyor_custom.parts import PARTS, SYNC_ONLY, Runner, parts_of, unknown_part
-from conveyor_custom.polling import Backoff
+from conveyor_custom.polling import DEFAULT_MAX_INTERVAL, Backoff
 
 __all__ = ["CustomBackend", "CustomConfig", "OPTIONS"]
 
@@ -23,8 +23,9 @@ OPTIONS = ("poll_interval", "poll_max_interval", "run_sync")
 class CustomConfig:
     """The parts (functions, sync or async; ``fetch`` required) and three settings:
     ``poll_interval``/``poll_max_interval``: the wait after an empty fetch, doubling
-    from one to the other; ``run_sync``: ``thread`` (sync parts run on one thread of
-    their own) or ``inline`` (on the event loop; only for functions that never block)."""
+    from one to the other (default: 5 s, or ``poll_interval`` if longer);
+    ``run_sync``: ``thread`` (sync parts run on one thread of their own) or
+    ``inline`` (on the event loop; only for functions that never block)."""
 
     fetch: Any = None
     push: Any = None
@@ -50,7 +51,7 @@ class CustomConfig:
     get_queue: Any = None
     make_shared: Any = None
     poll_interval: float = 0.5
-    poll_max_interval: float = 5.0
+    poll_max_interval: float | None = None
     run_sync: str = "thread"
 
 
@@ -68,7 +69,10 @@ class CustomBackend:
     def __init__(self, config: CustomConfig, *, runner: Runner | None = None) -> None:
         self.config = config
         self.parts = parts_of({name: getattr(config, name) for name in PARTS})
-        self.backoff = Backoff(config.poll_interval, config.poll_max_interval)
+        most = config.poll_max_interval
+        if most is None:
+            most = max(DEFAULT_MAX_INTERVAL, config.poll_interval)
+        self.backoff = Backoff(config.poll_interval, most)
         self.runner = runner if runner is not None else Runner(config.run_sync)
         self.runner.users += 1
         self._fetch = self.parts["fetch"]

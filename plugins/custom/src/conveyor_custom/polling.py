@@ -9,7 +9,10 @@ import attrs
 
 from conveyor import ConfigError
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "DEFAULT_MAX_INTERVAL"]
+
+DEFAULT_MAX_INTERVAL = 5.0
+"""The longest wait between empty fetches unless configured."""
 
 
 @attrs.frozen
@@ -19,7 +22,7 @@ class Backoff:
     ``max_interval == interval`` polls at a fixed interval."""
 
     interval: float = 0.5
-    max_interval: float = 5.0
+    max_interval: float = DEFAULT_MAX_INTERVAL
 
     def __attrs_post_init__(self) -> None:
         if not self.interval > 0:
