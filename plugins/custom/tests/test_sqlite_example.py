@@ -173,3 +173,8 @@ async def test_a_killed_workers_task_is_resumed(tmp_path: Path) -> None:
     assert again is not None and again.id == task_id and again.attempt == 2
     assert again.lock_by == WORKER.name
     await backend.aclose()
+
+
+def test_the_guide_shows_the_example_verbatim() -> None:
+    guide = (Path(__file__).parents[3] / "docs" / "custom-backends.md").read_text()
+    assert "```python\n" + EXAMPLE.read_text() + "```\n" in guide
