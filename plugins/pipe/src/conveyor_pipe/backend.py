@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -115,6 +116,8 @@ class PipeBackend:
                     yield task
                     continue
                 feeder.drained()
+                if not feeder.finished:
+                    await asyncio.sleep(0)  # let a feeder that is about to end do so
                 if feeder.finished:
                     if feeder.error is not None and self.config.on_source_error == "stop":
                         raise feeder.error
