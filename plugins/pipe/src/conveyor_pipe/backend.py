@@ -116,9 +116,11 @@ class PipeBackend:
                     yield task
                     continue
                 feeder.drained()
+                seen = feeder.pushed
                 if not feeder.finished:
                     await asyncio.sleep(0)  # let a feeder that is about to end do so
-                if feeder.finished:
+                # The inner None stands only if the feeder pushed nothing after it.
+                if feeder.finished and feeder.pushed == seen:
                     if feeder.error is not None and self.config.on_source_error == "stop":
                         raise feeder.error
                     yield None
