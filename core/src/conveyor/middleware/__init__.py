@@ -37,3 +37,11 @@ class Middleware(Protocol):
     async def __call__(self, invocation: Invocation, call_next: Next) -> Any:
         """Run around ``call_next(invocation)``."""
         ...
+
+
+# The built-in middleware, one file each; imported last because they use the names above.
+from conveyor.middleware.concurrency import ConcurrencyLimit  # noqa: E402
+from conveyor.middleware.retry import RetryPolicy  # noqa: E402
+from conveyor.middleware.timeout import TaskTimeout, Timeout  # noqa: E402
+
+__all__ += ["ConcurrencyLimit", "RetryPolicy", "TaskTimeout", "Timeout"]

@@ -1,0 +1,105 @@
+"""Stopping a worker: the stop request, signals, and the grace period for tasks in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+
+__all__ = ["Shutdown", "SIGNALS"]
+
+logger = logging.getLogger("conveyor.worker")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Shutdown:
+    """One run's stop state.
+
+    The first ``request()`` (``Worker.stop()``, SIGINT or SIGTERM) stops the
+    lanes from taking tasks; ``drain`` then gives tasks in flight
+    ``grace_period`` seconds before cancelling them (each cancelled task is
+    released so it runs again). A second signal skips the wait.
+    """
+
+    def __init__(self, worker: str, grace_period: float) -> None:
+        self.worker = worker
+        self.grace_period = grace_period
+        self.requested = asyncio.Event()
+        self.forced = asyncio.Event()
+        self.stopping = False
+        self.in_flight = 0
+
+    def request(self) -> None:
+        """Stop taking tasks."""
+        self.stopping = True
+        self.requested.set()
+
+    def force(self) -> None:
+        """Stop now: cancel and release what is in flight without waiting."""
+        self.request()
+        self.forced.set()
+
+    def on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.requested.is_set():
+            logger.warning("worker %s: %s again, cancelling tasks in flight now", self.worker, name)
+            self.force()
+        else:
+            logger.warning(
+                "worker %s: %s, finishing %d task(s) in flight (up to %g s); %s again to stop now",
+                self.worker, name, self.in_flight, self.grace_period, name,
+            )  # fmt: skip
+            self.request()
+
+    def install_signals(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Handle SIGINT and SIGTERM on ``loop``; only possible in the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        try:
+            for signum in SIGNALS:
+                loop.add_signal_handler(signum, self.on_signal, signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            return False
+        return True
+
+    def remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum in SIGNALS:
+            loop.remove_signal_handler(signum)
+
+    async def drain(
+        self, lanes: Sequence[asyncio.Task[None]], is_idle: Callable[[int], bool]
+    ) -> None:
+        """Let busy lanes finish within the grace period; cancel the rest."""
+        self.stopping = True
+        pending = set()
+        for index, lane in enumerate(lanes):
+            if is_idle(index):
+                lane.cancel()  # waiting to poll or polling: holds no task
+            else:
+                pending.add(lane)
+        if pending and not self.forced.is_set():
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.grace_period
+            forced = loop.create_task(self.forced.wait())
+            try:
+                while pending and not self.forced.is_set():
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    done, _ = await asyncio.wait(
+                        pending | {forced}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    pending -= done
+            finally:
+                forced.cancel()
+        if pending:
+            logger.warning(
+                "worker %s: cancelling %d task(s) still running; they will run again",
+                self.worker, len(pending),
+            )  # fmt: skip
+        for lane in pending:
+            lane.cancel()
+        await asyncio.gather(*lanes, return_exceptions=True)
