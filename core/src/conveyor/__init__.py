@@ -13,6 +13,7 @@ from conveyor.capability import Capability
 from conveyor.clock import Clock, ManualClock, SystemClock
 from conveyor.codec import Codec, JsonCodec
 from conveyor.context import TaskContext, WorkerInfo
+from conveyor.control import Abort, RetryAfter
 from conveyor.errors import (
     BackendClosed,
     ConfigError,
@@ -31,8 +32,10 @@ from conveyor.registry import BackendInfo, Registry
 from conveyor.status import InvalidTransition, Status
 from conveyor.task import Task, TaskResult
 from conveyor.task_id import TaskId
+from conveyor.worker import Worker, WorkerState
 
 __all__ = [
+    "Abort",
     "Backend",
     "BackendClosed",
     "BackendInfo",
@@ -54,6 +57,7 @@ __all__ = [
     "Registry",
     "Release",
     "Retry",
+    "RetryAfter",
     "RunningWorker",
     "StaleLease",
     "StatType",
@@ -67,7 +71,9 @@ __all__ = [
     "TaskResult",
     "UnknownBackend",
     "UnsupportedCapability",
+    "Worker",
     "WorkerInfo",
+    "WorkerState",
     "available",
     "hookimpl",
     "hookspec",
