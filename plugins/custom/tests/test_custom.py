@@ -238,3 +238,27 @@ def test_the_registry_knows_custom_capabilities_only_once_opened() -> None:
     info = {i.name: i for i in conveyor.available()}["custom"]
     assert info.distribution == "conveyor-custom"
     assert info.capabilities() == frozenset()
+
+
+async def test_a_poll_strategy_decides_when_to_fetch_again() -> None:
+    from conveyor.poll_strategy import Trigger
+
+    store = ListStore()
+    trigger = Trigger()
+    backend = CustomBackendBuilder().fetch(store.fetch).poll_strategy(trigger).build()
+    stream = backend.poll(WORKER)
+    assert await anext(stream) is None
+    waiting = asyncio.ensure_future(anext(stream))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert store.fetches == 1 and not waiting.done()
+    trigger.notify()  # e.g. a LISTEN/NOTIFY wake-up from the system
+    assert await waiting is None
+    assert store.fetches == 2
+    await stream.aclose()  # type: ignore[attr-defined]
+    await backend.aclose()
+
+
+def test_a_poll_strategy_must_be_one() -> None:
+    with pytest.raises(ConfigError, match=r"poll_strategy must be a conveyor\.poll_strategy"):
+        conveyor.open("custom", fetch=lambda w: None, poll_strategy=5)

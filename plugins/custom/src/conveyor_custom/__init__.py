@@ -10,7 +10,6 @@ from __future__ import annotations
 from conveyor_custom.backend import OPTIONS, CustomBackend, CustomConfig
 from conveyor_custom.builder import BuildError, CustomBackendBuilder
 from conveyor_custom.parts import PARTS, expected_signature
-from conveyor_custom.polling import Backoff
 from conveyor_custom.records import (
     abandon,
     claim,
@@ -24,7 +23,6 @@ from conveyor_custom.records import (
 __all__ = [
     "OPTIONS",
     "PARTS",
-    "Backoff",
     "BuildError",
     "CustomBackend",
     "CustomBackendBuilder",

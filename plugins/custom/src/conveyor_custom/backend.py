@@ -10,20 +10,24 @@ import attrs
 
 from conveyor import Backend, Capability, ConfigError, ConveyorError, Task, WorkerInfo
 from conveyor.plugin import assemble, spec_parameters
+from conveyor.poll_strategy import Backoff, PollStrategy, poll_with
 from conveyor_custom.parts import PARTS, SYNC_ONLY, Runner, parts_of, unknown_part
-from conveyor_custom.polling import DEFAULT_MAX_INTERVAL, Backoff
 
 __all__ = ["CustomBackend", "CustomConfig", "OPTIONS"]
 
-OPTIONS = ("poll_interval", "poll_max_interval", "run_sync")
+OPTIONS = ("poll_strategy", "poll_interval", "poll_max_interval", "run_sync")
 """Config keys that are settings rather than parts."""
+
+DEFAULT_MAX_INTERVAL = 5.0
+"""The longest wait between empty fetches unless configured."""
 
 
 @attrs.frozen
 class CustomConfig:
-    """The parts (functions, sync or async; ``fetch`` required) and three settings:
-    ``poll_interval``/``poll_max_interval``: the wait after an empty fetch, doubling
-    from one to the other (default: 5 s, or ``poll_interval`` if longer);
+    """The parts (functions, sync or async; ``fetch`` required) and settings:
+    ``poll_strategy``: a ``conveyor.poll_strategy`` strategy deciding when to fetch
+    again after an empty fetch; without one, ``Backoff`` from ``poll_interval``
+    doubling up to ``poll_max_interval`` (default: 5 s, or ``poll_interval`` if longer);
     ``run_sync``: ``thread`` (sync parts run on one thread of their own) or
     ``inline`` (on the event loop; only for functions that never block)."""
 
@@ -50,6 +54,7 @@ class CustomConfig:
     check_status: Any = None
     get_queue: Any = None
     make_shared: Any = None
+    poll_strategy: Any = None
     poll_interval: float = 0.5
     poll_max_interval: float | None = None
     run_sync: str = "thread"
@@ -69,10 +74,7 @@ class CustomBackend:
     def __init__(self, config: CustomConfig, *, runner: Runner | None = None) -> None:
         self.config = config
         self.parts = parts_of({name: getattr(config, name) for name in PARTS})
-        most = config.poll_max_interval
-        if most is None:
-            most = max(DEFAULT_MAX_INTERVAL, config.poll_interval)
-        self.backoff = Backoff(config.poll_interval, most)
+        self.strategy = _strategy(config)
         self.runner = runner if runner is not None else Runner(config.run_sync)
         self.runner.users += 1
         self._fetch = self.parts["fetch"]
@@ -136,22 +138,24 @@ class CustomBackend:
         return CustomBackend(CustomConfig(**values), runner=self.runner)
 
     async def _poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
-        empty = 0
-        while True:
+        async def fetch() -> Task[bytes] | None:
             task = await self.runner.call(self._fetch, worker)
-            if task is None:
-                empty += 1
-                yield None
-                # Only after reporting idle: a slow system is not asked again at once.
-                await self.backoff.wait(empty)
-                continue
-            if not isinstance(task, Task) or not isinstance(task.args, bytes):
+            if task is not None and (
+                not isinstance(task, Task) or not isinstance(task.args, bytes)
+            ):
                 raise ConveyorError(
                     "custom fetch must return a claimed conveyor.Task whose args are the"
                     f" codec's bytes, or None; it returned {task!r:.200}"
                 )
-            empty = 0
-            yield task
+            return task
+
+        # After an empty fetch: report idle at once, then wait for the strategy's tick.
+        stream = poll_with(fetch, self.strategy, worker)
+        try:
+            async for task in stream:
+                yield task
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
 
     async def _close(self) -> None:
         try:
@@ -162,3 +166,28 @@ class CustomBackend:
             self.runner.users -= 1
             if self.runner.users <= 0:
                 self.runner.shutdown()
+
+
+def _strategy(config: CustomConfig) -> PollStrategy:
+    """The configured poll strategy, or a ``Backoff`` from the interval settings."""
+    if config.poll_strategy is not None:
+        if not callable(getattr(config.poll_strategy, "ticks", None)):
+            raise ConfigError(
+                "custom poll_strategy must be a conveyor.poll_strategy strategy (Interval,"
+                f" Backoff, Stream, Trigger, Race), not {type(config.poll_strategy).__name__}"
+            )
+        strategy: PollStrategy = config.poll_strategy
+        return strategy
+    if not config.poll_interval > 0:
+        raise ConfigError(
+            f"custom poll_interval must be more than 0 s, not {config.poll_interval!r}"
+        )
+    most = config.poll_max_interval
+    if most is None:
+        most = max(DEFAULT_MAX_INTERVAL, config.poll_interval)
+    if not most >= config.poll_interval:
+        raise ConfigError(
+            f"custom poll_max_interval ({most!r}) must be at least"
+            f" poll_interval ({config.poll_interval!r})"
+        )
+    return Backoff(initial=config.poll_interval, maximum=most)

@@ -144,6 +144,11 @@ class CustomBackendBuilder:
         self._options["poll_max_interval"] = seconds if max_seconds is None else max_seconds
         return self
 
+    def poll_strategy(self, strategy: Any) -> Self:
+        """Fetch again after an empty fetch on ``strategy``'s ticks (``conveyor.poll_strategy``)."""
+        self._options["poll_strategy"] = strategy
+        return self
+
     def run_sync(self, mode: str) -> Self:
         """Run sync parts on a thread of their own (``thread``) or on the loop (``inline``)."""
         self._options["run_sync"] = mode
