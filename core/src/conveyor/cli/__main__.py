@@ -1,0 +1,5 @@
+"""``python -m conveyor.cli``."""
+
+from conveyor.cli import main
+
+raise SystemExit(main())

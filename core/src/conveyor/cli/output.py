@@ -1,0 +1,192 @@
+"""Rendering for the command line: rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from conveyor.expose import QueueInfo, RunningWorker, Statistic, StatType
+from conveyor.task import Task
+
+__all__ = [
+    "stdout",
+    "stderr",
+    "new_table",
+    "emit_json",
+    "jsonable",
+    "task_json",
+    "stat_json",
+    "queue_json",
+    "worker_json",
+    "when",
+    "compact",
+    "stat_title",
+    "stat_value",
+    "sort_stats",
+]
+
+
+def stdout() -> Console:
+    """A console on standard output (colour and width only when it is a terminal)."""
+    return Console(highlight=False)
+
+
+def stderr() -> Console:
+    """A console on standard error, for progress and live status."""
+    return Console(stderr=True, highlight=False)
+
+
+def new_table(*columns: str, title: str | None = None) -> Table:
+    """A plain table with the given column headers."""
+    table = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on standard output."""
+    json.dump(jsonable(data), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with datetimes as ISO 8601 and undecodable bytes as ``{"base64": ...}``."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def task_json(task: Task[Any]) -> dict[str, Any]:
+    """One decoded task as a JSON object."""
+    return {
+        "id": str(task.id),
+        "queue": task.queue,
+        "status": task.status.value,
+        "attempt": task.attempt,
+        "max_attempts": task.max_attempts,
+        "priority": task.priority,
+        "created_at": task.created_at,
+        "run_at": task.run_at,
+        "args": task.args,
+        "result": task.result,
+        "last_error": task.last_error,
+        "lock_by": task.lock_by,
+        "lease_until": task.lease_until,
+        "meta": dict(task.meta),
+    }
+
+
+def stat_json(stat: Statistic) -> dict[str, Any]:
+    """One statistics row as a JSON object (the value kept as the backend gave it)."""
+    return {
+        "title": stat.title,
+        "type": stat.stat_type.value,
+        "value": stat.value,
+        "priority": stat.priority,
+    }
+
+
+def queue_json(queue: QueueInfo) -> dict[str, Any]:
+    """One queue as a JSON object."""
+    return {
+        "name": queue.name,
+        "stats": [stat_json(s) for s in sort_stats(queue.stats)],
+        "workers": list(queue.workers),
+        "activity": list(queue.activity),
+    }
+
+
+def worker_json(worker: RunningWorker) -> dict[str, Any]:
+    """One registered worker as a JSON object."""
+    return {
+        "id": worker.id,
+        "queue": worker.queue,
+        "backend": worker.backend,
+        "started_at": worker.started_at,
+        "last_heartbeat": worker.last_heartbeat,
+        "layers": worker.layers,
+    }
+
+
+def when(value: datetime | None) -> str:
+    """A datetime as ``2025-01-31 12:00:00Z`` (UTC), or ``-``."""
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def compact(value: Any, limit: int = 60) -> str:
+    """A payload or result as one line of JSON, shortened to ``limit`` characters."""
+    if value is None:
+        return "-"
+    if isinstance(value, bytes | bytearray):
+        text = f"<{len(value)} bytes the codec cannot read>"
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        except ValueError:
+            text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def stat_title(title: str) -> str:
+    """``PENDING_JOBS`` → ``Pending jobs``; other titles unchanged."""
+    if title.isupper() or "_" in title:
+        words = title.replace("_", " ").strip().lower()
+        return words[:1].upper() + words[1:]
+    return title
+
+
+def stat_value(stat: Statistic) -> str:
+    """A statistic's value as its ``StatType`` says to read it; unparseable values as given."""
+    raw = stat.value.strip()
+    try:
+        if stat.stat_type is StatType.NUMBER:
+            return f"{int(float(raw)):,}"
+        if stat.stat_type is StatType.DECIMAL:
+            return f"{float(raw):,.2f}"
+        if stat.stat_type is StatType.PERCENTAGE:
+            number = float(raw.rstrip("%"))
+            return f"{number:.1f} %" if math.isfinite(number) else raw
+        if stat.stat_type is StatType.TIMESTAMP:
+            return _timestamp(raw)
+    except (ValueError, OverflowError):
+        pass
+    return raw
+
+
+def _timestamp(raw: str) -> str:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        parsed = datetime.fromisoformat(raw)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return when(parsed)
+    # Epoch values this large are milliseconds (past the year 5000 in seconds).
+    if seconds > 1e11:
+        seconds /= 1000.0
+    return when(datetime.fromtimestamp(seconds, UTC))
+
+
+def sort_stats(stats: Iterable[Statistic]) -> list[Statistic]:
+    """Rows in display order: by ``priority`` (rows without one last), then as given."""
+    rows = list(stats)
+    return sorted(rows, key=lambda s: (s.priority is None, s.priority or 0))
