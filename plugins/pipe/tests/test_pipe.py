@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -138,21 +139,54 @@ async def test_source_error_is_reported_with_the_count_and_serving_goes_on(
         assert await run_dry(pipe) == ["later"]
 
 
-async def test_source_error_can_stop_the_pipe() -> None:
-    async def source() -> AsyncIterator[int]:
-        yield 1
+async def test_source_error_can_stop_the_worker() -> None:
+    def source() -> Iterator[int]:
+        yield from range(3)
         raise ValueError("bad row")
 
+    handled: list[int] = []
     pipe = conveyor.open("pipe", source=source(), into=memory(), on_source_error="stop")
     async with pipe:
-        stream = pipe.poll(WORKER)
-        delivered = []
-        with pytest.raises(PipeSourceError, match="after 1 item"):
-            async for task in stream:
-                if task is not None:
-                    delivered.append(pipe.codec.decode(task.args))
-                    await pipe.hooks.ack(task, Done())
-        assert delivered == [1]
+        await pipe.push(100)  # already in the inner backend before the run
+        worker = conveyor.Worker(pipe, handled.append, handle_signals=False)
+        await asyncio.wait_for(worker.run(burst=True), 30)
+        error = pipe.plugin.error
+        assert isinstance(error, PipeSourceError) and error.pushed == 3
+        # The worker stopped taking tasks: what it did not run stays pending, none lost.
+        pending = await pipe.list_tasks(status=Status.PENDING, page_size=100)
+        done = await pipe.list_tasks(status=Status.DONE, page_size=100)
+        assert len(pending) + len(done) == 4
+        assert sorted(handled) == sorted(t.args for t in done)
+
+
+async def test_burst_run_returns_once_the_source_is_done_and_drained() -> None:
+    read: list[int] = []
+
+    async def source() -> AsyncIterator[int]:
+        for n in range(200):
+            read.append(n)
+            yield n
+
+    handled: list[int] = []
+
+    async def handler(n: int) -> None:
+        handled.append(n)
+
+    async with conveyor.open("pipe", source=source(), into=memory(), read_ahead=8) as pipe:
+        worker = conveyor.Worker(pipe, handler, concurrency=4, handle_signals=False)
+        await asyncio.wait_for(worker.run(burst=True), 60)
+        assert sorted(handled) == list(range(200))
+        assert pipe.plugin.exhausted and pipe.plugin.error is None
+        assert len(await pipe.list_tasks(status=Status.DONE, page_size=100, page=2)) == 100
+
+
+async def test_the_worker_uses_the_inner_backends_lease_and_clock() -> None:
+    clock = conveyor.ManualClock()
+    inner = conveyor.open("memory", clock=clock, lease_seconds=6)
+    async with conveyor.open("pipe", source=[], into=inner) as pipe:
+        worker = conveyor.Worker(pipe, print, handle_signals=False)
+        assert worker.clock is clock
+        assert worker.heartbeat_interval == 2
 
 
 async def test_an_item_that_cannot_be_encoded_is_skipped_alone(

@@ -10,14 +10,15 @@ from typing import Any
 import attrs
 
 import conveyor
-from conveyor import Backend, Capability, ConfigError, Task, WorkerInfo
+from conveyor import Backend, Capability, ConfigError, Release, Task, WorkerInfo
 from conveyor.plugin import HOOK_NAMES, assemble, implemented_hooks, spec_parameters
 from conveyor_pipe.feeder import Feeder, PipeSourceError, as_iterator
 
 __all__ = ["PipeBackend", "PipeConfig", "ON_SOURCE_ERROR"]
 
 ON_SOURCE_ERROR = ("keep", "stop")
-"""``keep``: serve the inner backend on after a source error; ``stop``: fail the poll."""
+"""``keep``: serve the inner backend on after a source error; ``stop``: end the poll stream,
+so the worker takes no more tasks (a burst run returns)."""
 
 
 @attrs.frozen
@@ -25,7 +26,8 @@ class PipeConfig:
     """``source``: an iterable or async iterable of payloads or ``conveyor.Task``;
     ``into``: the ``conveyor.Backend`` (or a URL to open) to push them into and
     serve from; ``read_ahead``: at most this many items pushed but not yet handed
-    to a worker; ``on_source_error``: ``keep`` (default) or ``stop``."""
+    to a worker; ``on_source_error``: ``keep`` (default: serve the inner backend
+    on) or ``stop`` (end the poll stream: the worker takes no more tasks)."""
 
     source: Any = None
     into: Any = None
@@ -71,7 +73,7 @@ class PipeBackend:
                 f" capability). Backends that do: {', '.join(others) or 'none installed'}"
             )
         self.into = into
-        self.config = config
+        self.settings = config
         self.feeder = Feeder(source, into, config.read_ahead)
         hooks: dict[str, Callable[..., Any]] = {
             name: _delegate(name, getattr(into.hooks, name))
@@ -82,6 +84,11 @@ class PipeBackend:
         plugin = assemble(f"pipe into {into.name}", hooks)
         for name in hooks:
             setattr(self, name, getattr(plugin, name))
+
+    @property
+    def config(self) -> Any:
+        """The inner backend's configuration: a worker reads its ``lease_seconds`` and ``clock``."""
+        return getattr(self.into.plugin, "config", None)
 
     @property
     def pushed(self) -> int:
@@ -111,6 +118,10 @@ class PipeBackend:
         inner = self.into.hooks.poll(worker)
         try:
             async for task in inner:
+                if feeder.error is not None and self.settings.on_source_error == "stop":
+                    if task is not None:  # claimed but not handed out: give it back unrun
+                        await self._release(task)
+                    return
                 if task is not None:
                     feeder.delivered()
                     yield task
@@ -121,13 +132,15 @@ class PipeBackend:
                     await asyncio.sleep(0)  # let a feeder that is about to end do so
                 # The inner None stands only if the feeder pushed nothing after it.
                 if feeder.finished and feeder.pushed == seen:
-                    if feeder.error is not None and self.config.on_source_error == "stop":
-                        raise feeder.error
                     yield None
         finally:
             aclose = getattr(inner, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def _release(self, task: Task[bytes]) -> None:
+        if self.into.supports(Capability.ACK):
+            await self.into.hooks.ack(task, Release("the pipe stopped on a source error"))
 
     async def _close(self) -> None:
         await self.feeder.aclose()
