@@ -269,3 +269,20 @@ def test_the_registry_knows_pipe_capabilities_only_once_opened() -> None:
     info = {i.name: i for i in conveyor.available()}["pipe"]
     assert info.distribution == "conveyor-pipe"
     assert info.capabilities() == frozenset()
+
+
+async def test_over_json_nothing_pushed_is_lost(tmp_path: Any) -> None:
+    if "json" not in conveyor.registry.names():
+        pytest.skip("conveyor-json is not installed")
+    path = str(tmp_path / "tasks.json")
+    source = iter(range(100))
+    pipe = conveyor.open("pipe", source=source, into=f"json://{path}", read_ahead=10)
+    taken = await take(pipe, 5)
+    pushed = pipe.plugin.pushed
+    await pipe.aclose()
+    assert len(taken) == 5 and 5 <= pushed <= 5 + 10 + 1
+    async with conveyor.open(f"json://{path}") as store:
+        stored = await store.list_tasks(page_size=100)
+        assert len(stored) == pushed
+        assert sorted(t.args for t in stored) == list(range(pushed))
+    assert next(source) == pushed  # nothing read from the source beyond what was pushed
