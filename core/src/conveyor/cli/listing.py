@@ -86,12 +86,16 @@ def _filter(args: argparse.Namespace) -> Filter:
 
 async def _tasks(args: argparse.Namespace) -> int:
     page = _filter(args)
-    need = Capability.LIST_TASKS if args.queue else Capability.LIST_ALL_TASKS
-    async with opened(args.backend, need) as backend:
+    async with opened(args.backend) as backend:
         if args.queue:
             found = await backend.list_tasks(args.queue, page)
-        else:
+        elif backend.supports(Capability.LIST_ALL_TASKS) or not backend.supports(
+            Capability.LIST_TASKS
+        ):
             found = await backend.list_all_tasks(page)
+        else:
+            # Without a cross-queue listing, the backend's own queue is the useful default.
+            found = await backend.list_tasks(backend.queue, page)
     if args.json:
         emit_json([task_json(t) for t in found])
         return 0
