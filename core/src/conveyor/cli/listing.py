@@ -47,9 +47,15 @@ def configure(commands: Any) -> None:
     json_option(tasks)
     tasks.add_argument("--queue", "-q", help="only this queue (default: every queue)")
     tasks.add_argument("--status", "-s", help="Pending, Queued, Running, Done, Failed or Killed")
-    tasks.add_argument("--page", type=whole_arg, default=1, help="1 is the oldest page")
     tasks.add_argument(
-        "--page-size", type=whole_arg, default=20, help=f"1 to {MAX_PAGE_SIZE} (default: 20)"
+        "--page", type=whole_arg, default=1, metavar="N", help="1 is the oldest page"
+    )
+    tasks.add_argument(
+        "--page-size",
+        type=whole_arg,
+        default=20,
+        metavar="N",
+        help=f"1 to {MAX_PAGE_SIZE} (default: 20)",
     )
     tasks.set_defaults(command=lambda args: asyncio.run(_tasks(args)))
 

@@ -36,7 +36,9 @@ def configure(commands: Any) -> None:
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--delay", type=seconds_arg, metavar="SECONDS", help="run after a delay")
     when.add_argument("--at", type=when_arg, metavar="ISO8601", help="run at a time (with zone)")
-    parser.add_argument("--priority", type=whole_arg, default=0, help="higher runs first")
+    parser.add_argument(
+        "--priority", type=whole_arg, default=0, metavar="N", help="higher runs first (default: 0)"
+    )
     parser.add_argument("--max-attempts", type=attempts_arg, metavar="N", help="default: 5")
     parser.add_argument(
         "--max-line-bytes",

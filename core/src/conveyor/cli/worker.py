@@ -39,7 +39,12 @@ def configure(commands: Any) -> None:
     backend_option(parser)
     parser.add_argument("handler", metavar="MODULE:FUNCTION", help="e.g. tasks:send_email")
     parser.add_argument(
-        "--concurrency", "-c", type=attempts_arg, default=10, help="tasks at once (default: 10)"
+        "--concurrency",
+        "-c",
+        type=attempts_arg,
+        default=10,
+        metavar="N",
+        help="tasks at once (default: 10)",
     )
     parser.add_argument("--queue", "-q", help="queue to serve (default: the backend's)")
     parser.add_argument(
