@@ -1,0 +1,41 @@
+"""Pages, statistics and results built from the in-memory index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from conveyor import Filter, Statistic, StatType, Status, Task, TaskResult
+from conveyor_json.state import Entry
+
+__all__ = ["page_of", "metrics_of", "result_of"]
+
+
+def page_of(entries: Iterable[Entry], filter: Filter) -> list[Task[bytes]]:
+    """One page of ``entries`` matching ``filter``, oldest (by id) first."""
+    if filter.status is not None:
+        entries = (e for e in entries if e.status is filter.status)
+    ordered = sorted(entries, key=lambda e: e.id)
+    return [e.task() for e in ordered[filter.offset : filter.offset + filter.limit]]
+
+
+def metrics_of(entries: Iterable[Entry]) -> list[Statistic]:
+    """Per-status counts, the total and the success rate, as memory reports them."""
+    counts = dict.fromkeys(Status, 0)
+    for entry in entries:
+        counts[entry.status] += 1
+    total = sum(counts.values())
+    finished = counts[Status.DONE] + counts[Status.KILLED]
+    rows = [
+        Statistic(f"{status.value.upper()}_JOBS", StatType.NUMBER, str(n), i + 1)
+        for i, (status, n) in enumerate(counts.items())
+    ]
+    rows.append(Statistic("TOTAL_JOBS", StatType.NUMBER, str(total), 7))
+    rate = 100.0 * counts[Status.DONE] / finished if finished else 0.0
+    rows.append(Statistic("SUCCESS_RATE", StatType.PERCENTAGE, f"{rate:.1f}", 8))
+    return rows
+
+
+def result_of(entry: Entry) -> TaskResult[bytes]:
+    """What ``wait_for``/``check_status`` report for a finished task."""
+    error = entry.error if entry.status is Status.KILLED else None
+    return TaskResult(entry.id, entry.status, entry.result, error)

@@ -1,0 +1,118 @@
+"""The file format: a header line, then one JSON record per line.
+
+Records are plain dicts. In memory, payloads (``args``, ``res``) are the
+codec's bytes; on disk a payload that is canonical compact JSON is written
+inline as a JSON value (readable, and re-encoded byte for byte on reading),
+anything else as base64 under ``args_b64`` / ``res_b64``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from conveyor_json.errors import ForeignFile, NewerFormat
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "MAX_LINE",
+    "OPS",
+    "header_line",
+    "check_header",
+    "encode",
+    "decode",
+    "damaged",
+]
+
+FORMAT = "conveyor-json"
+VERSION = 1
+MAX_LINE = 8 << 20
+"""The longest record line written or read: two codec-sized payloads (1 MiB each by
+default) in base64 plus metadata fit with room to spare; anything longer is damage."""
+
+OPS = frozenset({"put", "set", "worker", "beat"})
+_PAYLOADS = ("args", "res")
+
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=True).encode
+_loads = json.JSONDecoder().decode
+
+
+def header_line() -> bytes:
+    """The first line of every store."""
+    return (_dumps({"format": FORMAT, "version": VERSION}) + "\n").encode("ascii")
+
+
+def check_header(path: str, line: bytes) -> None:
+    """Raise unless ``line`` is a header this version reads."""
+    if not line.strip():
+        raise ForeignFile(
+            f"{path} is empty, so it is not a conveyor-json store (a store begins with a"
+            " header line); remove the file or point the backend at another path"
+        )
+    try:
+        header = _loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        shown = line[:60].decode("utf-8", "replace")
+        raise ForeignFile(
+            f"{path} is not a conveyor-json store: its first line ({shown!r}) is not a"
+            f' {{"format": "{FORMAT}", ...}} header. Point the backend at another file;'
+            " this one was left untouched"
+        )
+    version = header.get("version")
+    if type(version) is not int or version < 1:
+        raise ForeignFile(f"{path} has a conveyor-json header with no valid version: {version!r}")
+    if version > VERSION:
+        raise NewerFormat(
+            f"{path} is in conveyor-json format version {version}, newer than version"
+            f" {VERSION} that this conveyor-json reads; upgrade conveyor-json to open it"
+        )
+
+
+def _payload(key: str, data: bytes) -> str:
+    try:
+        text = data.decode("ascii")
+        if _dumps(_loads(text)) == text:
+            return f'"{key}":{text}'
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        pass
+    return f'"{key}_b64":"{base64.b64encode(data).decode("ascii")}"'
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One record as a line (newline included). Fields that are ``None`` are left out."""
+    plain = {k: v for k, v in record.items() if v is not None and k not in _PAYLOADS}
+    text = _dumps(plain)
+    extra = [_payload(k, record[k]) for k in _PAYLOADS if record.get(k) is not None]
+    if extra:
+        text = text[:-1] + "," + ",".join(extra) + "}"
+    return (text + "\n").encode("ascii")
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """Parse one record line; ``ValueError`` saying why if it is not one."""
+    try:
+        record = _loads(line.decode("utf-8"))
+        if not isinstance(record, dict) or record.get("op") not in OPS:
+            raise ValueError("not a record (an object with a known 'op')")
+        for key in _PAYLOADS:
+            if key in record:
+                record[key] = _dumps(record[key]).encode("ascii")
+            elif key + "_b64" in record:
+                record[key] = base64.b64decode(record.pop(key + "_b64"), validate=True)
+    except (UnicodeDecodeError, ValueError, RecursionError, TypeError, binascii.Error) as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from None
+    return record
+
+
+def damaged(path: str, where: str, reason: str) -> str:
+    """The message for a damaged record that is not the last one."""
+    return (
+        f"{path} {where} is damaged ({reason}); the store was not used, so nothing"
+        " was lost or reset. Restore the file from a backup, or remove that line by hand if"
+        " you accept losing what it recorded"
+    )
