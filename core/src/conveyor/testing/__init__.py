@@ -23,6 +23,7 @@ it the reopen checks are skipped.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -59,12 +60,14 @@ __all__ = [
     "pytest_configure",
 ]
 
-CLOCK_LEAD = 60.0
-"""How far ahead of the real time ``conveyor_clock`` starts.
+CLOCK_LEAD = 60
+"""How many seconds ahead of the real time ``conveyor_clock`` starts.
 
 The facade stamps a task pushed without ``run_at`` with the real time; a
 backend reading the manual clock must see such a task as ready, so the clock
-starts ahead of it.
+starts ahead of it. It starts on a whole second: a datetime keeps microseconds,
+and a reading with finer digits would round, through a stored ``run_at`` of
+"now", to a moment the stopped clock never reaches.
 """
 
 
@@ -89,7 +92,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 @pytest.fixture
 def conveyor_clock() -> ManualClock | None:
     """A manual clock for the backend under test (``None`` if it cannot take one)."""
-    return ManualClock(time.time() + CLOCK_LEAD)
+    return ManualClock(math.floor(time.time()) + CLOCK_LEAD)
 
 
 @pytest.fixture

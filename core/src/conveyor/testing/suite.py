@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+from conveyor.testing.model import TestModel
 from conveyor.testing.suite_ack import TestAck, TestResumeAbandoned
 from conveyor.testing.suite_backend import TestBackend
+from conveyor.testing.suite_expose import (
+    TestListAllTasks,
+    TestListQueues,
+    TestListTasks,
+    TestListWorkers,
+    TestMetrics,
+)
+from conveyor.testing.suite_manage import (
+    TestFetchById,
+    TestRegisterWorker,
+    TestReschedule,
+    TestResumeById,
+    TestUpdate,
+    TestVacuum,
+)
+from conveyor.testing.suite_shared import TestGetQueue, TestMakeShared, TestReopen
 from conveyor.testing.suite_sink import TestPush, TestPushWeak
+from conveyor.testing.suite_wait import TestCheckStatus, TestWaitFor
 
 __all__ = [
     "TestAck",
     "TestBackend",
+    "TestCheckStatus",
+    "TestFetchById",
+    "TestGetQueue",
+    "TestListAllTasks",
+    "TestListQueues",
+    "TestListTasks",
+    "TestListWorkers",
+    "TestMakeShared",
+    "TestMetrics",
+    "TestModel",
     "TestPush",
     "TestPushWeak",
+    "TestRegisterWorker",
+    "TestReopen",
+    "TestReschedule",
     "TestResumeAbandoned",
+    "TestResumeById",
+    "TestUpdate",
+    "TestVacuum",
+    "TestWaitFor",
 ]
