@@ -1,0 +1,354 @@
+"""The Redis backend: atomic, fenced claims and acks in Lua; idle pollers block on the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+from redis.exceptions import RedisError
+
+from conveyor import (
+    ConveyorError,
+    InvalidTransition,
+    StaleLease,
+    Status,
+    Task,
+    TaskId,
+    TaskNotFound,
+    WorkerInfo,
+    hookimpl,
+)
+from conveyor.lease import new_token
+from conveyor.outcome import Done, Kill, Outcome, Release, Retry
+from conveyor_redis.config import RedisConfig, config_from_url
+from conveyor_redis.connection import Connection, reconnect_delay, retrying
+from conveyor_redis.expose import ExposeHooks
+from conveyor_redis.keys import Keys
+from conveyor_redis.records import meta_bytes, micros, pairs, priority_key, to_task
+from conveyor_redis.waiting import WaitHooks
+
+__all__ = ["RedisBackend"]
+
+log = logging.getLogger("conveyor.redis")
+
+PUSH_CHUNK = 500
+"""Tasks per script call; a bigger push runs several calls in one MULTI/EXEC."""
+BATCH = 500
+"""Tasks per call of the maintenance operations (abandon, vacuum), to keep each script short."""
+
+
+class RedisBackend(WaitHooks, ExposeHooks):
+    """One queue on a Redis server; ``make_shared`` gives more queues over the same pool."""
+
+    Config = RedisConfig
+    config_from_url = staticmethod(config_from_url)
+
+    def __init__(self, config: RedisConfig | None = None, shared: Connection | None = None):
+        self.config = config or RedisConfig()
+        self.connection = shared or Connection(self.config)
+        self.connection.users += 1
+        self.client = self.connection.client
+        self.script = self.connection.script
+        self.keys = Keys(self.config.prefix)
+        self.clock = self.config.clock
+        # Tasks handed to each worker by this object and not yet acked: how many
+        # more a poll may claim in one round trip without exceeding the worker's slots.
+        self._outstanding: dict[str, int] = {}
+        self._closed = False
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return int(self.clock.time() * 1_000_000)
+
+    async def _run(self, op: str, *args: Any) -> Any:
+        return await self.script(args=(op, self.keys.base, self._now(), *args))
+
+    async def _call(self, op: str, *args: Any) -> Any:
+        """``_run`` for operations that are safe to send twice, resent after a dropped link."""
+        return await retrying(lambda _: self._run(op, *args))
+
+    def _lease_until(self, now: int) -> int:
+        return now + int(self.config.lease_seconds * 1_000_000)
+
+    # --- Backend ---------------------------------------------------------------------
+
+    @hookimpl
+    async def poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
+        buffer: deque[Task[bytes]] = deque()
+        idle = False
+        failures = 0
+        try:
+            while True:
+                if buffer:
+                    yield buffer.popleft()
+                    continue
+                try:
+                    due = await self._claim(worker, buffer)
+                    if not buffer and idle:
+                        # Only after reporting idle once: block on the server for a
+                        # push (or the next due time) rather than spin.
+                        await self._block(due)
+                        due = await self._claim(worker, buffer)
+                    failures = 0
+                except (RedisError, OSError) as exc:
+                    failures += 1
+                    delay = reconnect_delay(failures)
+                    log.warning(
+                        "redis %s unreachable while polling queue %r (%s); retrying in %.1f s",
+                        self.connection.where(), self.config.queue, exc, delay,
+                    )  # fmt: skip
+                    yield None
+                    await asyncio.sleep(delay)
+                    continue
+                if buffer:
+                    idle = False
+                    continue
+                idle = True
+                yield None
+        finally:
+            if buffer:
+                await self._release_unstarted(buffer)
+
+    async def _claim(self, worker: WorkerInfo, into: deque[Task[bytes]]) -> int | None:
+        """Claim up to the worker's free slots into ``into``; else the next due time."""
+        name = worker.name
+        want = max(1, worker.concurrency - self._outstanding.get(name, 0))
+        now = self._now()
+        tokens = [new_token() for _ in range(want)]
+        reply = await self.script(
+            args=(
+                "claim", self.keys.base, now, self.keys.queue(self.config.queue), name,
+                self.keys.held(name), self._lease_until(now), *tokens,
+            )
+        )  # fmt: skip
+        if isinstance(reply, bytes):
+            return int(reply) if reply else None
+        for i in range(0, len(reply), 2):
+            into.append(to_task(reply[i].decode(), pairs(reply[i + 1])))
+        self._outstanding[name] = self._outstanding.get(name, 0) + len(reply) // 2
+        return None
+
+    async def _block(self, due: int | None) -> None:
+        """Wait on the queue's wake list for a push, up to ``idle_wait`` or the next due time."""
+        timeout = self.config.idle_wait
+        if due is not None:
+            timeout = min(timeout, (due - self._now()) / 1_000_000)
+        if timeout < 0.001:
+            return
+        await self.client.blpop([self.keys.wake(self.config.queue)], timeout=timeout)
+
+    async def _release_unstarted(self, buffer: deque[Task[bytes]]) -> None:
+        """Hand back tasks claimed ahead for free slots the worker never filled."""
+        while buffer:
+            task = buffer.popleft()
+            try:
+                await asyncio.shield(self.ack(task, Release("worker stopped before starting it")))
+            except (ConveyorError, RedisError) as exc:
+                log.warning("could not release unstarted task %s: %s", task.id, exc)
+
+    @hookimpl
+    async def heartbeat(self, worker: WorkerInfo) -> None:
+        name = worker.name
+
+        async def beat(_: bool) -> Any:
+            now = self._now()
+            async with self.client.pipeline(transaction=False) as pipe:
+                args = (self.keys.base, now, name, self.keys.held(name), self._lease_until(now))
+                await self.script(args=("heartbeat", *args), client=pipe)
+                # Any live worker resumes the tasks of dead ones, periodically.
+                await self.script(args=("abandon", self.keys.base, now, BATCH), client=pipe)
+                return await pipe.execute()
+
+        replies = await retrying(beat)
+        if replies[1] >= BATCH:
+            await self.resume_abandoned()
+
+    @hookimpl
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.connection.release()
+
+    # --- Ack ---------------------------------------------------------------------------
+
+    @hookimpl
+    async def ack(self, task: Task[bytes], outcome: Outcome) -> None:
+        value: bytes | str = b""
+        run_at = 0
+        has_value = "0"
+        if type(outcome) is Done:
+            kind = "done"
+            if outcome.result is not None:
+                value, has_value = outcome.result, "1"
+        elif type(outcome) is Retry:
+            kind, value, run_at = "retry", outcome.error, micros(outcome.run_at)
+        elif type(outcome) is Kill:
+            kind, value = "kill", outcome.error
+        elif type(outcome) is Release:
+            kind = "release"
+        else:
+            raise TypeError(f"unknown outcome {outcome!r}")
+        name = task.lock_by or ""
+        if name in self._outstanding:
+            self._outstanding[name] = max(0, self._outstanding[name] - 1)
+        token = task.lease_token or ""
+        reply = await retrying(
+            lambda resent: self._run(
+                "ack", task.id, token, kind, value, run_at, has_value, "1" if resent else "0"
+            )
+        )
+        self._check_reply(task, reply, "ack")
+
+    def _check_reply(self, task: Task[Any], reply: Sequence[bytes], what: str) -> None:
+        head = reply[0]
+        if head == b"ok":
+            return
+        if head == b"gone":
+            raise StaleLease(f"task {task.id} no longer exists; the {what} was refused")
+        if head == b"stale":
+            status, holder = reply[1].decode(), reply[2].decode()
+            if status in (Status.RUNNING.value, Status.QUEUED.value):
+                raise StaleLease(
+                    f"task {task.id} is now held by {holder!r} under another lease;"
+                    f" the {what} from {task.lock_by!r} is out of date and was refused"
+                )
+            raise StaleLease(
+                f"task {task.id} is {status}, no longer held by {task.lock_by!r};"
+                f" this {what} is out of date and was refused"
+            )
+        if head == b"notfound":
+            raise TaskNotFound(f"no task {task.id} to {what}")
+        if head == b"transition":
+            raise InvalidTransition(Status(reply[1].decode()), Status.PENDING)
+        raise ConveyorError(f"unexpected reply {reply!r} from the {what} script")
+
+    # --- TaskSink ----------------------------------------------------------------------
+
+    @hookimpl
+    async def push(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
+        keys = self.keys
+        chunks: list[list[Any]] = []
+        for start in range(0, len(tasks), PUSH_CHUNK):
+            flat: list[Any] = []
+            for t in tasks[start : start + PUSH_CHUNK]:
+                flat += (
+                    t.id, t.queue, keys.queue(t.queue), micros(t.run_at), t.priority,
+                    priority_key(t.priority), t.max_attempts, t.args, meta_bytes(t.meta),
+                )  # fmt: skip
+            chunks.append(flat)
+
+        async def send(_: bool) -> None:
+            # Safe to resend: the script skips ids already stored.
+            if len(chunks) == 1:
+                await self._run("push", *chunks[0])
+                return
+            # All or none: the chunks run back to back in one MULTI/EXEC.
+            async with self.client.pipeline(transaction=True) as pipe:
+                now = self._now()
+                for flat in chunks:
+                    await self.script(args=("push", keys.base, now, *flat), client=pipe)
+                await pipe.execute()
+
+        try:
+            await retrying(send)
+        except (RedisError, OSError) as exc:
+            raise ConveyorError(
+                f"push of {len(tasks)} task(s) to redis {self.connection.where()} failed:"
+                f" {type(exc).__name__}: {exc}. If the connection dropped after sending, they"
+                " may be stored; pushing the same Task ids again is safe (stored ids are skipped)"
+            ) from exc
+        return [t.id for t in tasks]
+
+    @hookimpl
+    async def push_weak(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
+        return await self.push(tasks)
+
+    # --- task management -----------------------------------------------------------------
+
+    @hookimpl
+    async def fetch_by_id(self, task_id: TaskId) -> Task[bytes] | None:
+        h = await retrying(lambda _: self.client.hgetall(self.keys.task(task_id)))
+        return to_task(task_id, h) if h else None
+
+    @hookimpl
+    async def update(self, task: Task[bytes]) -> None:
+        keys = self.keys
+        fields: list[Any] = [
+            "q", task.queue, "qk", keys.queue(task.queue), "s", task.status.value,
+            "a", task.attempt, "x", task.max_attempts, "r", micros(task.run_at),
+            "p", task.priority, "pk", priority_key(task.priority), "d", task.args,
+            "meta", meta_bytes(task.meta),
+        ]  # fmt: skip
+        if task.result is not None:
+            fields += ["res", task.result]
+        if task.last_error is not None:
+            fields += ["err", task.last_error]
+        if task.status in (Status.RUNNING, Status.QUEUED) and task.lease_token:
+            until = task.lease_until or datetime.fromtimestamp(self.clock.time(), UTC)
+            fields += ["by", task.lock_by or "", "tok", task.lease_token, "lu", micros(until)]
+            fields += ["hk", keys.held(task.lock_by or "")]
+        for _ in range(10):
+            stored = await self.client.hget(keys.task(task.id), "s")
+            if stored is None:
+                raise TaskNotFound(f"no task {task.id} to update")
+            old = Status(stored.decode())
+            if task.status is not old:
+                old.check(task.status)
+            reply = await self._call("update", task.id, old.value, *fields)
+            if reply[0] != b"conflict":
+                self._check_reply(task, reply, "update")
+                return
+        raise ConveyorError(f"task {task.id} kept changing while it was being updated; try again")
+
+    @hookimpl
+    async def reschedule(self, task: Task[bytes], run_at: datetime) -> None:
+        token, when = task.lease_token or "", micros(run_at)
+        reply = await retrying(
+            lambda resent: self._run("reschedule", task.id, token, when, "1" if resent else "0")
+        )
+        self._check_reply(task, reply, "reschedule")
+
+    @hookimpl
+    async def vacuum(self) -> int:
+        removed = 0
+        for raw in await self.client.smembers(self.keys.queues):
+            stem = self.keys.queue(raw.decode())
+            for status in (Status.DONE, Status.KILLED):
+                while True:
+                    n = int(await self._call("vacuum", stem, status.value, BATCH))
+                    removed += n
+                    if n < BATCH:
+                        break
+        return removed
+
+    @hookimpl
+    async def resume_by_id(self, task_id: TaskId) -> bool:
+        return bool(await self._call("resume", task_id))
+
+    @hookimpl
+    async def resume_abandoned(self) -> int:
+        touched = 0
+        while True:
+            n = int(await self._call("abandon", BATCH))
+            touched += n
+            if n < BATCH:
+                return touched
+
+    # --- ConfigExt, MakeShared ---------------------------------------------------------------
+
+    @hookimpl
+    def get_queue(self) -> str:
+        return self.config.queue
+
+    @hookimpl
+    def make_shared(self, queue: str) -> object:
+        return RedisBackend(attrs.evolve(self.config, queue=queue), self.connection)
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {self.connection.where()} queue={self.config.queue!r}>"

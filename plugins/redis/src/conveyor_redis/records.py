@@ -1,0 +1,89 @@
+"""Task hashes as stored (see ``tasks.lua``) to and from ``conveyor.Task``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from conveyor import ConveyorError, PayloadError, Status, Task, TaskId, TaskResult
+
+__all__ = ["micros", "from_micros", "priority_key", "meta_bytes", "to_task", "pairs", "to_result"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_STATUS = {s.value.encode(): s for s in Status}
+_INT64 = 1 << 63
+
+
+def micros(when: datetime) -> int:
+    """Exact integer microseconds since the epoch (stored times never go through a float)."""
+    return (when - _EPOCH) // _MICRO
+
+
+def from_micros(value: bytes | int) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def priority_key(priority: int) -> str:
+    """16 hex digits that sort higher priorities first."""
+    if not -_INT64 <= priority < _INT64:
+        raise ConveyorError(
+            f"priority {priority} is outside the 64-bit range the Redis backend stores;"
+            f" use a value from {-_INT64} to {_INT64 - 1}"
+        )
+    return f"{_INT64 - 1 - priority:016x}"
+
+
+def meta_bytes(meta: Mapping[str, Any]) -> bytes:
+    """Task meta as compact JSON (``b""`` for none)."""
+    if not meta:
+        return b""
+    try:
+        return json.dumps(dict(meta), separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"task meta must be JSON-able for the Redis backend: {exc}") from None
+
+
+def pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    """A flat ``HGETALL`` reply as a dict."""
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def to_task(task_id: str, h: Mapping[bytes, bytes]) -> Task[bytes]:
+    """A task from its hash fields."""
+    lu = h.get(b"lu")
+    raw_meta = h.get(b"meta")
+    meta: Mapping[str, Any] = json.loads(raw_meta) if raw_meta else {}
+    return Task(
+        TaskId.parse(task_id),
+        h.get(b"d", b""),
+        h[b"q"].decode(),
+        _STATUS[h[b"s"]],
+        int(h[b"a"]),
+        int(h[b"x"]),
+        from_micros(h[b"r"]),
+        int(h[b"p"]),
+        h.get(b"res"),
+        _text(h.get(b"err")),
+        _text(h.get(b"by")) or None,
+        _text(h.get(b"tok")) or None,
+        from_micros(lu) if lu else None,
+        meta,
+    )
+
+
+def to_result(
+    task_id: TaskId, status: bytes, result: bytes | None, error: bytes | None
+) -> TaskResult[bytes] | None:
+    """The result of a finished task, ``None`` while it is not finished."""
+    state = _STATUS[status]
+    if not state.is_final:
+        return None
+    return TaskResult(task_id, state, result, _text(error) if state is Status.KILLED else None)
