@@ -68,12 +68,16 @@ class Feeder:
         self._outstanding = 0
         self._room: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._pushed_all: asyncio.Event | None = None
 
     def start(self) -> None:
         """Start reading, once, on the running event loop."""
         if self._task is None and not self.finished:
             self._room = asyncio.Event()
             self._room.set()
+            self._pushed_all = asyncio.Event()
+            self._pushed_all.set()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="conveyor-pipe")
 
     def delivered(self) -> None:
@@ -91,7 +95,9 @@ class Feeder:
 
     async def _wait_room(self) -> int:
         assert self._room is not None
-        while self._outstanding >= self.read_ahead:
+        while self._outstanding >= self.read_ahead or self._closing:
+            if self._closing:
+                raise asyncio.CancelledError
             self._room.clear()
             await self._room.wait()
         return self.read_ahead - self._outstanding
@@ -142,7 +148,16 @@ class Feeder:
                 return
 
     async def _push(self, batch: list[Any]) -> bool:
-        """Push ``batch``; an item that cannot be encoded is skipped and logged, alone."""
+        """Push ``batch`` (finished even if the pipe closes meanwhile: read items are not
+        dropped); an item that cannot be encoded is skipped and logged, alone."""
+        assert self._pushed_all is not None
+        self._pushed_all.clear()
+        try:
+            return await self._push_batch(batch)
+        finally:
+            self._pushed_all.set()
+
+    async def _push_batch(self, batch: list[Any]) -> bool:
         try:
             stored = len(await self.into.push_many(batch))
         except ValueError:
@@ -179,7 +194,10 @@ class Feeder:
     async def aclose(self) -> None:
         """Stop reading and close the source if it is a generator."""
         self.finished = True
+        self._closing = True
         if self._task is not None and not self._task.done():
+            if self._pushed_all is not None and not self._pushed_all.is_set():
+                await self._pushed_all.wait()  # a push under way completes first
             self._task.cancel()
             try:
                 await self._task
