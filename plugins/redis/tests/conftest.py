@@ -26,11 +26,11 @@ import pytest
 import pytest_asyncio
 import redis
 import redis.asyncio as aioredis
+from conveyor_redis.keys import Keys
 
 import conveyor
 from conveyor import Backend, ManualClock
 from conveyor.testing import *  # noqa: F403 - the conformance suite's fixtures and hooks
-from conveyor_redis.keys import Keys
 
 
 def _free_port() -> int:
