@@ -18,7 +18,6 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "CONVEYOR_BACKEND"}
     env.pop("FORCE_COLOR", None)
     env["NO_COLOR"] = "1"
-    env["COLUMNS"] = "100"
     env.update(extra or {})
     return env
 

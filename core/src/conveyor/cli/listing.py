@@ -110,7 +110,13 @@ async def _tasks(args: argparse.Namespace) -> int:
         what = f" {page.status.value}" if page.status else ""
         console.print(f"No{what} tasks on page {page.page}.")
         return 0
-    table = new_table("id", "queue", "status", "attempt", "prio", "run at", "args", "result/error")
+    table = new_table("id", "queue", "status", "tries", "pri", "run at", "args", "outcome")
+    # On a narrow screen ids stay whole (they are copied), dates fold at the space,
+    # payloads fold last: every column keeps a readable minimum.
+    table.collapse_padding = True
+    table.columns[0].no_wrap = True
+    for column, least in zip(table.columns[1:], (5, 6, 5, 3, 10, 6, 6), strict=True):
+        column.min_width = least
     for task in found:
         table.add_row(
             str(task.id),

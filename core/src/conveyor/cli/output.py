@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from conveyor.expose import QueueInfo, RunningWorker, Statistic, StatType
 from conveyor.task import Task
 
 __all__ = [
+    "WIDE",
     "stdout",
     "stderr",
     "new_table",
@@ -34,9 +36,16 @@ __all__ = [
 ]
 
 
+WIDE = 200
+"""Line width when output goes to a file or pipe and ``COLUMNS`` is unset: tables stay whole."""
+
+
 def stdout() -> Console:
-    """A console on standard output (colour and width only when it is a terminal)."""
-    return Console(highlight=False)
+    """A console on standard output: the terminal's width, else ``COLUMNS``, else ``WIDE``."""
+    console = Console(highlight=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = WIDE
+    return console
 
 
 def stderr() -> Console:
