@@ -217,6 +217,7 @@ class Worker:
             await shutdown.requested.wait()
             await shutdown.drain(lanes, run.idle_lanes())
         finally:
+            shutdown.stopping = True
             for lane in lanes:
                 lane.cancel()
             heart.cancel()
@@ -331,6 +332,11 @@ class _Run:
                 lock.release()
             if task is None:
                 return
+            if shutdown.stopping:
+                # Claimed as the stop came (a cancellation can be lost in a poll's wait
+                # on Python 3.11): hand it back unrun.
+                await self._ack(task, Release("the worker is stopping"), None)
+                return
             if not resumed.is_set():
                 # Claimed while pausing: hand it back unrun rather than run it paused.
                 await self._ack(task, Release("worker paused"), None)
@@ -366,13 +372,7 @@ class _Run:
                 delay = full_jitter(errors, worker.error_backoff, worker.error_backoff_max)
                 self._backend_error(f"poll failed (retrying in {delay:.2f} s)", exc)
                 await asyncio.sleep(delay)
-                old, self.iterator = self.iterator, self.hooks.poll(worker.info)
-                closer = getattr(old, "aclose", None)
-                if closer is not None:
-                    try:
-                        await closer()
-                    except Exception:
-                        logger.debug("closing a failed poll iterator", exc_info=True)
+                await self._restart_poll()
                 continue
             if item is not None:
                 self.poll_context.found += 1
@@ -387,6 +387,9 @@ class _Run:
                     return None
                 # Something may still retry or finish: wait for it rather than poll idly.
                 await self._settle_one()
+                # A fresh stream answers at once (its first None is immediate), where the
+                # old one would first wait for a push that a burst does not expect.
+                await self._restart_poll()
                 continue
             self.poll_context.empty()
             if self.ticks is not None and not self.burst:
@@ -395,6 +398,15 @@ class _Run:
                 except StopAsyncIteration:
                     self.ticks = None  # the strategy ended: leave the pace to the backend
         return None
+
+    async def _restart_poll(self) -> None:
+        old, self.iterator = self.iterator, self.hooks.poll(self.worker.info)
+        closer = getattr(old, "aclose", None)
+        if closer is not None:
+            try:
+                await closer()
+            except Exception:
+                logger.debug("closing a poll iterator failed", exc_info=True)
 
     async def _settle_one(self) -> None:
         self.settled = self.loop.create_future()
