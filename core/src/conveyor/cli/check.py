@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from typing import Any
 
 from conveyor.cli.errors import CliError
@@ -26,9 +25,12 @@ def configure(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Hand the arguments (and a ``--backend`` given before ``check``) to ``conveyor.check``."""
     try:
-        check_main = importlib.import_module("conveyor.check").main
-    except (ImportError, AttributeError) as exc:
-        raise CliError(f"conveyor check is not available in this installation: {exc}") from None
+        from conveyor.check import main as check_main
+    except ImportError as exc:  # pytest (the suite's runner) is not installed
+        raise CliError(
+            f"conveyor check needs the test suite's dependencies ({exc});"
+            " install them with: pip install 'conveyor[testing]'"
+        ) from None
     argv = list(args.rest)
     if args.backend is not None:
         argv = ["--backend", args.backend, *argv]
