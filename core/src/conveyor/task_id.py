@@ -10,6 +10,9 @@ import time
 __all__ = ["TaskId", "TaskIdLike"]
 
 _ALPHABET = frozenset("0123456789abcdefghijklmnopqrstuv")
+_PAIRS = [
+    a + b for a in "0123456789abcdefghijklmnopqrstuv" for b in "0123456789abcdefghijklmnopqrstuv"
+]
 _LENGTH = 26
 
 
@@ -51,8 +54,17 @@ class TaskId(str):
 
     @classmethod
     def _from_int(cls, value: int) -> TaskId:
-        text = base64.b32hexencode(value.to_bytes(16, "big"))[:_LENGTH].decode("ascii")
-        return str.__new__(cls, text.lower())
+        # The base32hex text of the 16 bytes, lower case, without padding: 130 bits
+        # (the value shifted left by 2) read as 13 pairs of characters. A table of
+        # pairs is ~3x faster than base64.b32hexencode, which is pure Python.
+        v, t = value << 2, _PAIRS
+        text = (
+            t[v >> 120 & 1023] + t[v >> 110 & 1023] + t[v >> 100 & 1023] + t[v >> 90 & 1023]
+            + t[v >> 80 & 1023] + t[v >> 70 & 1023] + t[v >> 60 & 1023] + t[v >> 50 & 1023]
+            + t[v >> 40 & 1023] + t[v >> 30 & 1023] + t[v >> 20 & 1023] + t[v >> 10 & 1023]
+            + t[v & 1023]
+        )  # fmt: skip
+        return str.__new__(cls, text)
 
     def _to_int(self) -> int:
         raw = base64.b32hexdecode(self.upper() + "======")
