@@ -152,7 +152,7 @@ class Race:
         self.strategies = strategies
 
     async def ticks(self, context: PollContext) -> AsyncIterator[None]:
-        """Merge the tick streams; ends when every one of them has ended."""
+        """Merge the tick streams (ticks at the same moment make one); end when all have ended."""
         streams = [s.ticks(context) for s in self.strategies]
         waiting: dict[asyncio.Future[None], AsyncIterator[None]] = {
             asyncio.ensure_future(anext(stream)): stream for stream in streams
