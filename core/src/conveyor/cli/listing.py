@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.capability import Capability
@@ -13,6 +14,7 @@ from conveyor.cli.output import (
     emit_json,
     new_table,
     queue_json,
+    relative,
     sort_stats,
     stat_json,
     stat_title,
@@ -110,13 +112,14 @@ async def _tasks(args: argparse.Namespace) -> int:
         what = f" {page.status.value}" if page.status else ""
         console.print(f"No{what} tasks on page {page.page}.")
         return 0
-    table = new_table("id", "queue", "status", "tries", "pri", "run at", "args", "outcome")
+    table = new_table("id", "queue", "status", "tries", "pri", "runs", "args", "outcome")
     # On a narrow screen ids stay whole (they are copied), dates fold at the space,
     # payloads fold last: every column keeps a readable minimum.
     table.collapse_padding = True
     table.columns[0].no_wrap = True
     for column, least in zip(table.columns[1:], (5, 6, 5, 3, 10, 6, 6), strict=True):
         column.min_width = least
+    now = datetime.now(UTC)
     for task in found:
         table.add_row(
             str(task.id),
@@ -124,7 +127,7 @@ async def _tasks(args: argparse.Namespace) -> int:
             task.status.value,
             f"{task.attempt}/{task.max_attempts}",
             str(task.priority),
-            when(task.run_at),
+            relative(task.run_at, now),
             compact(task.args, 40),
             _outcome(task, 40),
         )
@@ -188,8 +191,12 @@ async def _queues(args: argparse.Namespace) -> int:
             if stat.title not in titles:
                 titles.append(stat.title)
     table = new_table("queue", *(stat_title(t) for t in titles), "workers")
+    table.columns[0].no_wrap = True
+    table.collapse_padding = True
     for column in table.columns[1:]:
         column.justify = "right"
+        # Headers like "Pending jobs" may wrap between words, never inside one.
+        column.min_width = max(len(word) for word in str(column.header).split())
     for queue in found:
         by_title = {s.title: stat_value(s) for s in queue.stats}
         table.add_row(queue.name, *(by_title.get(t, "-") for t in titles), str(len(queue.workers)))

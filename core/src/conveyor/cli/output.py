@@ -30,6 +30,7 @@ __all__ = [
     "worker_json",
     "when",
     "compact",
+    "relative",
     "stat_title",
     "stat_value",
     "sort_stats",
@@ -139,6 +140,19 @@ def when(value: datetime | None) -> str:
     if value is None:
         return "-"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def relative(value: datetime, now: datetime | None = None) -> str:
+    """A time as a short distance from now: ``now``, ``in 5m``, ``3h ago``."""
+    seconds = (value - (now or datetime.now(UTC))).total_seconds()
+    size = abs(seconds)
+    if size < 1:
+        return "now"
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if size >= length:
+            amount = f"{int(size // length)}{unit}"
+            break
+    return f"in {amount}" if seconds > 0 else f"{amount} ago"
 
 
 def compact(value: Any, limit: int = 60) -> str:
