@@ -149,12 +149,21 @@ class MemoryBackend:
         if stored is None:
             raise StaleLease(f"task {task.id} no longer exists; the ack was refused")
         check_lease(stored, task)
-        store.held.get(stored.lock_by or "", set()).discard(task.id)
-        clear: dict[str, Any] = {"lock_by": None, "lease_token": None, "lease_until": None}
+        held = store.held.get(stored.lock_by or "")
+        if held is not None:
+            held.discard(task.id)
         if type(outcome) is Done:
-            store.tasks[task.id] = _with(stored, Status.DONE, result=outcome.result, **clear)
-            store.finished(task.id)
-        elif type(outcome) is Retry:
+            # The common case, spelled out: a task finished, result stored, lease cleared.
+            store.tasks[task.id] = Task(
+                stored.id, stored.args, stored.queue, stored.status.check(Status.DONE),
+                stored.attempt, stored.max_attempts, stored.run_at, stored.priority,
+                outcome.result, stored.last_error, None, None, None, stored.meta,
+            )  # fmt: skip
+            if store.finished_waiters:
+                store.finished(task.id)
+            return
+        clear: dict[str, Any] = {"lock_by": None, "lease_token": None, "lease_until": None}
+        if type(outcome) is Retry:
             if stored.attempt >= stored.max_attempts:
                 store.tasks[task.id] = _with(
                     stored, Status.KILLED, last_error=outcome.error, **clear
