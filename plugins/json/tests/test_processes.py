@@ -1,0 +1,183 @@
+"""Real processes on one store file: SIGKILLed pushers and workers, many at once."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conveyor_json.errors import TornTailWarning
+
+import conveyor
+from conveyor import ManualClock, Status, TaskContext, Worker
+
+PUSHER = """
+import asyncio, sys, conveyor
+async def main():
+    backend = conveyor.open(sys.argv[1])
+    limit = int(sys.argv[2])
+    for i in range(limit if limit else 10**9):
+        tid = await backend.push({"n": i, "by": sys.argv[3]})
+        print(tid, flush=True)
+    await backend.aclose()
+asyncio.run(main())
+"""
+
+STUCK_WORKER = """
+import asyncio, sys, conveyor
+async def main():
+    backend = conveyor.open(sys.argv[1])
+    async def handler(args, ctx):
+        print(ctx.id, ctx.attempt, flush=True)
+        await asyncio.Event().wait()   # mid-task until killed
+    await conveyor.Worker(backend, handler, name="doomed", concurrency=5).run()
+asyncio.run(main())
+"""
+
+DRAINER = """
+import asyncio, os, sys, conveyor
+async def main():
+    backend = conveyor.open(sys.argv[1])
+    log = open(sys.argv[2], "a", buffering=1)
+    def handler(args, ctx):
+        log.write(f"{ctx.id} {ctx.attempt}\\n")
+    await conveyor.Worker(backend, handler, name=sys.argv[3], concurrency=8).run()
+    log.close()
+asyncio.run(main())
+"""
+
+
+def spawn(script: str, *args: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def read_lines(proc: subprocess.Popen[str], count: int) -> list[str]:
+    assert proc.stdout is not None
+    got = []
+    while len(got) < count:
+        line = proc.stdout.readline()
+        if not line:
+            assert proc.stderr is not None
+            raise AssertionError(f"child ended early: {proc.stderr.read()[-2000:]}")
+        got.append(line.strip())
+    return got
+
+
+def kill(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"json://{tmp_path}/tasks.json"
+
+
+@pytest.fixture
+def later() -> ManualClock:
+    """A clock an hour ahead: every lease taken by a real-time process has expired."""
+    return ManualClock(time.time() + 3600)
+
+
+@pytest.fixture
+def quiet_torn_tail() -> Iterator[None]:
+    # A process killed mid-push may leave a torn last record; dropping it is expected here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TornTailWarning)
+        yield
+
+
+@pytest.mark.usefixtures("quiet_torn_tail")
+async def test_pushes_survive_a_sigkill_right_after_they_return(url: str) -> None:
+    await conveyor.open(url).aclose()  # create the store before the child uses it
+    child = spawn(PUSHER, url, 0, "child")
+    acknowledged = read_lines(child, 200)
+    kill(child)
+    async with conveyor.open(url) as backend:
+        for tid in acknowledged:
+            task = await backend.fetch_by_id(tid)
+            assert task is not None and task.status is Status.PENDING
+        # and the store takes writes after the crash
+        await backend.push({"after": "crash"})
+
+
+async def test_a_killed_workers_tasks_are_resumed_and_rerun(url: str, later: ManualClock) -> None:
+    async with conveyor.open(url) as backend:
+        ids = await backend.push_many({"n": i} for i in range(20))
+    child = spawn(STUCK_WORKER, url)
+    in_flight = {line.split()[0] for line in read_lines(child, 5)}
+    kill(child)
+
+    async with conveyor.open(url, clock=later) as backend:
+        for tid in in_flight:
+            task = await backend.fetch_by_id(tid)
+            assert task is not None and task.status is Status.RUNNING and task.lock_by == "doomed"
+        ran: list[tuple[str, int]] = []
+
+        def handler(args: Any, ctx: TaskContext) -> None:
+            ran.append((ctx.id, ctx.attempt))
+
+        # The worker resumes abandoned tasks on start, then drains everything.
+        await Worker(backend, handler, concurrency=4, handle_signals=False).run(burst=True)
+        assert sorted(tid for tid, _ in ran) == sorted(ids)
+        for tid, attempt in ran:
+            assert attempt == (2 if tid in in_flight else 1), tid
+        done = await backend.check_status(ids)
+        assert len(done) == 20 and all(r.status is Status.DONE for r in done)
+
+
+async def test_four_pushers_and_two_workers_share_one_file(url: str, tmp_path: Path) -> None:
+    per_pusher = 150
+    backend = conveyor.open(url)
+    logs = [tmp_path / f"drainer{k}.log" for k in range(2)]
+    drainers = [spawn(DRAINER, url, log, f"drainer-{k}") for k, log in enumerate(logs)]
+    deadline = time.monotonic() + 120
+    while len(await backend.list_workers()) < 2:  # both workers up before the pushes start
+        assert time.monotonic() < deadline, "drainers did not start in 120 s"
+        await asyncio.sleep(0.05)
+    pushers = [spawn(PUSHER, url, per_pusher, f"p{k}") for k in range(4)]
+    pushed: list[str] = []
+    for proc in pushers:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        pushed += out.split()
+    assert len(pushed) == len(set(pushed)) == 4 * per_pusher
+
+    async with backend:
+        # Wait (bounded, not timed) for the drainers: every pushed task reaches DONE.
+        deadline = time.monotonic() + 120
+        while len(await backend.check_status(pushed)) < len(pushed):
+            assert time.monotonic() < deadline, "drainers did not finish in 120 s"
+            await asyncio.sleep(0.1)
+        for proc in drainers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in drainers:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+        runs = collections.Counter()
+        for log in logs:
+            for line in log.read_text().splitlines():
+                tid, _attempt = line.split()
+                runs[tid] += 1
+        assert set(runs) == set(pushed)  # nothing lost, nothing invented
+        for tid in pushed:
+            task = await backend.fetch_by_id(tid)
+            assert task is not None and task.status is Status.DONE
+            # a handler ran once per attempt the store counted, never twice for one claim
+            assert runs[tid] == task.attempt == 1
+        shared = {line.split()[0] for line in logs[0].read_text().splitlines()}
+        assert shared and len(shared) < len(pushed)  # both workers took part
