@@ -9,22 +9,23 @@ from typing import Any
 
 from conveyor.cli.errors import CliError
 
-__all__ = ["parse_json", "when_arg", "seconds_arg", "whole_arg", "attempts_arg"]
+__all__ = ["QUOTING", "parse_json", "when_arg", "seconds_arg", "whole_arg", "attempts_arg"]
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON (only finite numbers are)")
 
 
-def parse_json(text: str | bytes, what: str) -> Any:
-    """``text`` as a JSON value; ``CliError`` saying where it is malformed and how to quote it."""
+QUOTING = """ (strings need double quotes: '"hello"' or '{"to": "a@example.com"}')"""
+
+
+def parse_json(text: str | bytes, what: str, *, hint: str = "") -> Any:
+    """``text`` as a JSON value; ``CliError`` saying where it is malformed (then ``hint``)."""
     try:
         return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise CliError(
-            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            """ (strings need double quotes: '"hello"' or '{"to": "a@example.com"}')"""
-        ) from None
+        where = f"line {exc.lineno} column {exc.colno}" if exc.lineno > 1 else f"column {exc.colno}"
+        raise CliError(f"{what} is not valid JSON: {exc.msg} at {where}{hint}") from None
     except (ValueError, RecursionError) as exc:
         raise CliError(f"{what} is not valid JSON: {exc}") from None
 

@@ -10,7 +10,7 @@ from conveyor.capability import Capability
 from conveyor.cli.bulk import MAX_LINE_BYTES, push_file
 from conveyor.cli.errors import CliError
 from conveyor.cli.parser import backend_option
-from conveyor.cli.payload import attempts_arg, parse_json, seconds_arg, when_arg, whole_arg
+from conveyor.cli.payload import QUOTING, attempts_arg, parse_json, seconds_arg, when_arg, whole_arg
 from conveyor.cli.session import opened
 
 __all__ = ["configure", "run"]
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         count = asyncio.run(_bulk(args, options))
         print(count)
         return 0
-    payload = parse_json(args.payload, "PAYLOAD_JSON")
+    payload = parse_json(args.payload, "PAYLOAD_JSON", hint=QUOTING)
     print(asyncio.run(_one(args.backend, payload, options)))
     return 0
 
