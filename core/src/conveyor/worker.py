@@ -1,9 +1,7 @@
 """The worker: polls a backend, runs a handler on each task, acknowledges the outcome.
 
-Hot path: ``concurrency`` long-lived lanes share the backend's poll iterator
-behind a lock; a lane polls only when it is free (back-pressure), runs an
-``async`` handler inline (no ``asyncio.Task`` per job) and a plain function in
-a thread pool, then acks. Events are built only when someone listens.
+``Worker`` holds the configuration and the lifecycle (run, stop, pause,
+resume, events); ``conveyor.lanes`` is the machinery of one run.
 """
 
 from __future__ import annotations
@@ -13,46 +11,36 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
 
 from conveyor.backend import Backend
-from conveyor.backoff import full_jitter
-from conveyor.capability import Capability
 from conveyor.clock import SYSTEM_CLOCK, Clock
-from conveyor.context import TaskContext, WorkerInfo
-from conveyor.errors import PayloadError, StaleLease
+from conveyor.context import WorkerInfo
 from conveyor.events import (
-    Error,
     Event,
-    Heartbeat,
-    Idle,
     Listener,
     Start,
     Stop,
-    Success,
     WorkerState,
     deliver,
 )
 from conveyor.handler import HandlerSpec, inspect_handler
+from conveyor.lanes import Lanes
 from conveyor.lease import DEFAULT_LEASE_SECONDS
-from conveyor.middleware import Invocation, Middleware, Next
-from conveyor.middleware.retry import RetryPolicy, describe
-from conveyor.outcome import Done, Kill, Outcome, Release, Retry
-from conveyor.poll_strategy import PollContext, PollStrategy
+from conveyor.middleware import Middleware
+from conveyor.middleware.retry import RetryPolicy
+from conveyor.poll_strategy import PollStrategy
 from conveyor.shutdown import Shutdown
-from conveyor.task import Task
 
-__all__ = ["Worker", "DEFAULT_CONCURRENCY"]
+__all__ = ["Worker", "WorkerState", "DEFAULT_CONCURRENCY"]
 
 logger = logging.getLogger("conveyor.worker")
 
 DEFAULT_CONCURRENCY = 10
-_OUTCOMES = (Done, Retry, Kill, Release)
-_DONE_EMPTY = Done(None)
 
 
 def _default_name() -> str:
@@ -200,7 +188,7 @@ class Worker:
             executor = ThreadPoolExecutor(
                 self.concurrency, thread_name_prefix=f"conveyor-{self.name}"
             )
-        run = _Run(self, hooks, loop, executor, burst, shutdown)
+        run = Lanes(self, hooks, loop, executor, burst, shutdown)
         await run.prepare()
         lanes = [
             loop.create_task(run.lane(i), name=f"{self.name}:lane{i}")
@@ -235,301 +223,3 @@ class Worker:
 
     def __repr__(self) -> str:
         return f"<Worker {self.name!r} {self.state.value} concurrency={self.concurrency}>"
-
-
-class _Run:
-    """The state of one ``Worker.run``: the shared poll iterator and the lanes over it."""
-
-    def __init__(
-        self,
-        worker: Worker,
-        hooks: Any,
-        loop: asyncio.AbstractEventLoop,
-        executor: ThreadPoolExecutor | None,
-        burst: bool,
-        shutdown: Shutdown,
-    ) -> None:
-        self.worker = worker
-        self.hooks = hooks
-        self.loop = loop
-        self.executor = executor
-        self.burst = burst
-        self.shutdown = shutdown
-        self.acks = worker.backend.supports(Capability.ACK)
-        self.lock = asyncio.Lock()
-        self.iterator: AsyncIterator[Task[bytes] | None] = hooks.poll(worker.info)
-        self.current: list[Task[bytes] | None] = [None] * worker.concurrency
-        self.settled: asyncio.Future[None] | None = None
-        self.poll_context = PollContext(worker.info)
-        self.ticks: AsyncIterator[None] | None = None
-        if worker.poll_strategy is not None:
-            self.ticks = worker.poll_strategy.ticks(self.poll_context)
-        self.call = self._chain()
-
-    async def prepare(self) -> None:
-        """Register the worker and bring back dead workers' tasks before the first poll."""
-        backend = self.worker.backend
-        for capability, call in (
-            (Capability.REGISTER_WORKER, lambda: self.hooks.register_worker(self.worker.info)),
-            (Capability.RESUME_ABANDONED, self.hooks.resume_abandoned),
-        ):
-            if backend.supports(capability):
-                try:
-                    await call()
-                except Exception as exc:
-                    self._backend_error(f"{capability.value} failed", exc)
-
-    def idle_lanes(self) -> Callable[[int], bool]:
-        """Which lanes hold no task (safe to cancel at once when stopping)."""
-        return lambda index: self.current[index] is None
-
-    async def close(self) -> None:
-        for iterator in (self.iterator, self.ticks):
-            closer = getattr(iterator, "aclose", None)
-            if closer is not None:
-                try:
-                    await closer()
-                except Exception as exc:
-                    logger.debug("closing an iterator of worker %s: %r", self.worker.name, exc)
-
-    def _backend_error(self, what: str, exc: BaseException) -> None:
-        logger.warning("worker %s: %s: %s", self.worker.name, what, describe(exc), exc_info=exc)
-        if self.worker._listeners:
-            self.worker._emit(Error(self.worker.name, exc))
-
-    # --- the chain ------------------------------------------------------------------------
-
-    def _chain(self) -> Next:
-        spec, loop, executor = self.worker.spec, self.loop, self.executor
-        function = spec.function
-        call: Next
-        if spec.is_async:
-            if spec.wants_context:
-                call = lambda inv: function(inv.args, inv.context)  # noqa: E731
-            else:
-                call = lambda inv: function(inv.args)  # noqa: E731
-        elif spec.wants_context:
-            call = lambda inv: loop.run_in_executor(executor, function, inv.args, inv.context)  # noqa: E731
-        else:
-            call = lambda inv: loop.run_in_executor(executor, function, inv.args)  # noqa: E731
-        for item in reversed(self.worker._chain_items):
-            call = _link(item, call)
-        return call
-
-    # --- lanes ----------------------------------------------------------------------------
-
-    async def lane(self, index: int) -> None:
-        """Poll when free, run, ack; until the worker stops."""
-        shutdown, resumed, lock = self.shutdown, self.worker._resumed, self.lock
-        while not shutdown.stopping:
-            if not resumed.is_set():
-                await resumed.wait()
-                continue
-            await lock.acquire()
-            try:
-                task = await self._next()
-            finally:
-                lock.release()
-            if task is None:
-                return
-            if shutdown.stopping:
-                # Claimed as the stop came (a cancellation can be lost in a poll's wait
-                # on Python 3.11): hand it back unrun.
-                await self._ack(task, Release("the worker is stopping"), None)
-                return
-            if not resumed.is_set():
-                # Claimed while pausing: hand it back unrun rather than run it paused.
-                await self._ack(task, Release("worker paused"), None)
-                continue
-            self.current[index] = task
-            shutdown.in_flight += 1
-            try:
-                await self._run(task)
-            finally:
-                self.current[index] = None
-                shutdown.in_flight -= 1
-                settled = self.settled
-                if settled is not None and not settled.done():
-                    settled.set_result(None)
-
-    async def _next(self) -> Task[bytes] | None:
-        """The next claimed task, or ``None`` when this lane should end. Called under the lock."""
-        worker, shutdown = self.worker, self.shutdown
-        errors = 0
-        while not shutdown.stopping:
-            try:
-                item = await self.iterator.__anext__()
-            except StopAsyncIteration:
-                # The stream ended: nothing more will come. A burst is over; a run waits for stop.
-                if self.burst:
-                    await self._await_settled()
-                    shutdown.request()
-                else:
-                    await shutdown.requested.wait()
-                return None
-            except Exception as exc:
-                errors += 1
-                delay = full_jitter(errors, worker.error_backoff, worker.error_backoff_max)
-                self._backend_error(f"poll failed (retrying in {delay:.2f} s)", exc)
-                await asyncio.sleep(delay)
-                await self._restart_poll()
-                continue
-            if item is not None:
-                self.poll_context.found += 1
-                return item
-            errors = 0
-            if worker._listeners:
-                worker._emit(Idle(worker.name))
-            if self.burst:
-                self.poll_context.empty()
-                if shutdown.in_flight == 0:
-                    shutdown.request()
-                    return None
-                # Something may still retry or finish: wait for it rather than poll idly.
-                await self._settle_one()
-                # A fresh stream answers at once (its first None is immediate), where the
-                # old one would first wait for a push that a burst does not expect.
-                await self._restart_poll()
-                continue
-            self.poll_context.empty()
-            if self.ticks is not None and not self.burst:
-                try:
-                    await self.ticks.__anext__()
-                except StopAsyncIteration:
-                    self.ticks = None  # the strategy ended: leave the pace to the backend
-        return None
-
-    async def _restart_poll(self) -> None:
-        old, self.iterator = self.iterator, self.hooks.poll(self.worker.info)
-        closer = getattr(old, "aclose", None)
-        if closer is not None:
-            try:
-                await closer()
-            except Exception:
-                logger.debug("closing a poll iterator failed", exc_info=True)
-
-    async def _settle_one(self) -> None:
-        self.settled = self.loop.create_future()
-        await self.settled
-
-    async def _await_settled(self) -> None:
-        while self.shutdown.in_flight:
-            await self._settle_one()
-
-    async def _run(self, task: Task[bytes]) -> None:
-        worker = self.worker
-        spec = worker.spec
-        try:
-            args = worker.backend.codec.decode(task.args, spec.args_type)
-        except PayloadError as exc:
-            await self._ack(task, Kill(f"payload cannot be decoded: {exc}"), exc)
-            return
-        context = None
-        if spec.wants_context or not (worker._direct and spec.is_async):
-            context = TaskContext(
-                task.id, task.attempt, task.max_attempts, task.queue, task.meta, worker.name
-            )
-        acked = False
-        try:
-            try:
-                if worker._direct and spec.is_async:
-                    function = spec.function
-                    result = await (function(args, context) if context else function(args))
-                else:
-                    result = await self.call(Invocation(task, args, context))  # type: ignore[arg-type]
-            except Exception as exc:
-                outcome = worker._policy.outcome(exc, task.attempt, worker.clock)
-                acked = True
-                await self._ack(task, outcome, exc)
-                return
-            if type(result) in _OUTCOMES:
-                outcome = result
-                error = None if type(result) is Done else RuntimeError(result.error)
-                acked = True
-                await self._ack(task, outcome, error)
-                return
-            if result is None:
-                outcome = _DONE_EMPTY
-            else:
-                try:
-                    outcome = Done(worker.backend.codec.encode(result))
-                except PayloadError as exc:
-                    acked = True
-                    await self._ack(
-                        task, Kill(f"the handler's result cannot be stored: {exc}"), exc
-                    )
-                    return
-            worker.succeeded += 1
-            acked = True
-            if self.acks:
-                await self._ack_done(task, outcome)
-            if worker._listeners:
-                worker._emit(Success(worker.name, task, result))
-        except asyncio.CancelledError:
-            if not acked:
-                await self._ack(
-                    task, Release("the worker shut down before the task finished"), None
-                )
-            raise
-
-    async def _ack_done(self, task: Task[bytes], outcome: Outcome) -> None:
-        try:
-            await self.hooks.ack(task, outcome)
-        except StaleLease as exc:
-            logger.warning("worker %s: %s", self.worker.name, exc)
-        except Exception as exc:
-            self._backend_error(f"ack of task {task.id} failed", exc)
-
-    async def _ack(self, task: Task[bytes], outcome: Outcome, error: BaseException | None) -> None:
-        worker = self.worker
-        if type(outcome) is not Done and type(outcome) is not Release:
-            worker.failed += 1
-            if type(outcome) is Retry and task.attempt < task.max_attempts:
-                fate = f"retry at {outcome.run_at:%H:%M:%S.%f}"
-            else:
-                fate = "killed"
-            logger.warning(
-                "worker %s: task %s attempt %d/%d failed (%s): %s",
-                worker.name, task.id, task.attempt, task.max_attempts, fate,
-                outcome.error,  # type: ignore[union-attr]
-            )  # fmt: skip
-        if self.acks:
-            await self._ack_done(task, outcome)
-        if worker._listeners and error is not None:
-            worker._emit(Error(worker.name, error, task, outcome))
-
-    # --- heartbeat --------------------------------------------------------------------------
-
-    async def heart(self) -> None:
-        """Extend leases every ``heartbeat_interval``; resume abandoned tasks now and then."""
-        worker, hooks, loop = self.worker, self.hooks, self.loop
-        resumes = worker.backend.supports(Capability.RESUME_ABANDONED)
-        next_resume = loop.time() + worker.resume_interval
-        failures = 0
-        while True:
-            if failures:
-                delay = full_jitter(failures, worker.error_backoff, worker.heartbeat_interval)
-            else:
-                delay = worker.heartbeat_interval
-            await asyncio.sleep(delay)
-            try:
-                await hooks.heartbeat(worker.info)
-                if resumes and loop.time() >= next_resume:
-                    next_resume = loop.time() + worker.resume_interval
-                    count = await hooks.resume_abandoned()
-                    if count:
-                        logger.info("worker %s resumed %d abandoned task(s)", worker.name, count)
-            except Exception as exc:
-                failures += 1
-                self._backend_error("heartbeat failed", exc)
-                continue
-            failures = 0
-            if worker._listeners:
-                worker._emit(Heartbeat(worker.name))
-
-
-def _link(item: Middleware, call_next: Next) -> Next:
-    def step(invocation: Invocation) -> Awaitable[Any]:
-        return item(invocation, call_next)
-
-    return step
