@@ -72,6 +72,24 @@ def _with(task: Task[bytes], status: Status, **changes: Any) -> Task[bytes]:
     )  # fmt: skip
 
 
+def _settled(
+    task: Task[bytes],
+    status: Status,
+    result: Any,
+    last_error: str | None,
+    *,
+    run_at: datetime | None = None,
+    attempt: int | None = None,
+) -> Task[bytes]:
+    """``task`` moved to ``status`` (checked) with its lease cleared."""
+    return Task(
+        task.id, task.args, task.queue, task.status.check(status),
+        task.attempt if attempt is None else attempt, task.max_attempts,
+        task.run_at if run_at is None else run_at, task.priority, result, last_error,
+        None, None, None, task.meta,
+    )  # fmt: skip
+
+
 class MemoryBackend:
     """One queue of a ``MemoryStore``; ``make_shared`` gives more queues over the same store."""
 
@@ -152,34 +170,32 @@ class MemoryBackend:
         held = store.held.get(stored.lock_by or "")
         if held is not None:
             held.discard(task.id)
+        # Built directly rather than with attrs.evolve: this runs once per task.
         if type(outcome) is Done:
-            # The common case, spelled out: a task finished, result stored, lease cleared.
-            store.tasks[task.id] = Task(
-                stored.id, stored.args, stored.queue, stored.status.check(Status.DONE),
-                stored.attempt, stored.max_attempts, stored.run_at, stored.priority,
-                outcome.result, stored.last_error, None, None, None, stored.meta,
-            )  # fmt: skip
-            if store.finished_waiters:
-                store.finished(task.id)
-            return
-        clear: dict[str, Any] = {"lock_by": None, "lease_token": None, "lease_until": None}
-        if type(outcome) is Retry:
+            store.tasks[task.id] = _settled(stored, Status.DONE, outcome.result, stored.last_error)
+            store.finished(task.id)
+        elif type(outcome) is Retry:
             if stored.attempt >= stored.max_attempts:
-                store.tasks[task.id] = _with(
-                    stored, Status.KILLED, last_error=outcome.error, **clear
-                )
+                store.tasks[task.id] = _settled(stored, Status.KILLED, stored.result, outcome.error)
                 store.finished(task.id)
             else:
-                new = _with(
-                    stored, Status.FAILED, run_at=outcome.run_at, last_error=outcome.error, **clear
+                new = _settled(
+                    stored,
+                    Status.FAILED,
+                    stored.result,
+                    outcome.error,
+                    run_at=outcome.run_at,
                 )
                 store.tasks[task.id] = new
                 store.enqueue(new)
         elif type(outcome) is Kill:
-            store.tasks[task.id] = _with(stored, Status.KILLED, last_error=outcome.error, **clear)
+            store.tasks[task.id] = _settled(stored, Status.KILLED, stored.result, outcome.error)
             store.finished(task.id)
         elif type(outcome) is Release:
-            new = _with(stored, Status.PENDING, attempt=max(0, stored.attempt - 1), **clear)
+            new = _settled(
+                stored, Status.PENDING, stored.result, stored.last_error,
+                attempt=max(0, stored.attempt - 1),
+            )  # fmt: skip
             store.tasks[task.id] = new
             store.enqueue(new)
         else:
