@@ -171,15 +171,22 @@ def _suite_rows() -> dict[str, str]:
     return rows
 
 
+MESSAGE_LIMIT = 200
+"""Characters of a failure message a row keeps (its first line; the rest is pytest's detail)."""
+
+
 def _message(report: Any) -> str:
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None:
-        return str(crash.message)
-    text = str(longrepr).strip().splitlines()
-    return text[-1] if text else "failed"
+        text = str(crash.message)
+    else:
+        lines = str(longrepr).strip().splitlines()
+        text = lines[-1] if lines else "failed"
+    first = text.strip().splitlines()[0] if text.strip() else "failed"
+    return first if len(first) <= MESSAGE_LIMIT else first[: MESSAGE_LIMIT - 1] + "…"
 
 
 class _Collector:
@@ -193,7 +200,8 @@ class _Collector:
         if previous is not None and previous[0] == "fail":
             return  # the first failure of a test is the one to report
         if report.failed:
-            self.outcomes[report.nodeid] = ("fail", _message(report))
+            test = report.nodeid.rsplit("::", 1)[-1]
+            self.outcomes[report.nodeid] = ("fail", f"{test}: {_message(report)}")
         elif report.skipped:
             self.outcomes[report.nodeid] = ("skip", _message(report))
         elif report.when == "call":
