@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import importlib.util
 import os
 import sys
 import tempfile
@@ -360,6 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.examples is not None and args.examples < 1:
         print("conveyor check: --examples must be at least 1", file=sys.stderr)
         return 2
+    for needed in ("pytest", "pytest_asyncio", "hypothesis"):
+        if importlib.util.find_spec(needed) is None:
+            print(
+                f"conveyor check: {needed} is not installed; the suite needs conveyor's"
+                " testing extra: pip install 'conveyor[testing]'",
+                file=sys.stderr,
+            )
+            return 2
     try:
         report = run_check(
             url, select=args.select, model_examples=args.examples, include_slow=args.slow
