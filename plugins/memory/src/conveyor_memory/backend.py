@@ -173,7 +173,8 @@ class MemoryBackend:
         # Built directly rather than with attrs.evolve: this runs once per task.
         if type(outcome) is Done:
             store.tasks[task.id] = _settled(stored, Status.DONE, outcome.result, stored.last_error)
-            store.finished(task.id)
+            if store.finished_waiters:
+                store.finished(task.id)
         elif type(outcome) is Retry:
             if stored.attempt >= stored.max_attempts:
                 store.tasks[task.id] = _settled(stored, Status.KILLED, stored.result, outcome.error)
