@@ -272,18 +272,20 @@ class Journal:
         return (info.st_dev, info.st_ino) != self.ident or info.st_size != self.offset
 
     def _append(self, new: list[dict[str, Any]]) -> None:
-        lines = [records.encode(r) for r in new]
-        for record, line in zip(new, lines, strict=True):
-            if len(line) > records.MAX_LINE:
-                raise StoreError(
-                    f"record for task {record.get('id')} is {len(line):,} bytes, over the"
-                    f" {records.MAX_LINE:,}-byte limit of a store line; store less per task"
-                )
-        data = b"".join(lines)
-        view = memoryview(data)
+        data = b"".join([records.encode(r) for r in new])
+        if len(data) > records.MAX_LINE:
+            for record in new:
+                if len(records.encode(record)) > records.MAX_LINE:
+                    raise StoreError(
+                        f"record for task {record.get('id')} is over the {records.MAX_LINE:,}"
+                        " byte limit of a store line; store less per task"
+                    )
         try:
-            while view:
-                view = view[os.write(self.fd, view) :]
+            written = os.write(self.fd, data)
+            if written < len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self.fd, view) :]
         except OSError as exc:
             self.broken = (
                 f"writing to {self.path} failed ({exc.strerror}); what reached the disk is"
@@ -292,8 +294,9 @@ class Journal:
             raise StoreBroken(self.broken) from exc
         self.offset += len(data)
         self.written += 1
+        apply = self.state.apply
         for record in new:
-            self.state.apply(record)
+            apply(record)
 
     # --- durability ---------------------------------------------------------------
 
