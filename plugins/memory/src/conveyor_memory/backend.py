@@ -109,9 +109,15 @@ class MemoryBackend:
         store, queue = self.store, self.config.queue
         lease, clock = self.config.lease_seconds, store.clock
         held = store.held.setdefault(worker.name, set())
+        take, tasks, fromtimestamp, now = (
+            store.take,
+            store.tasks,
+            datetime.fromtimestamp,
+            clock.time,
+        )
         idle = False
         while True:
-            task = store.take(queue)
+            task = take(queue)
             if task is None:
                 if idle:
                     # Only after reporting idle once: wait for a push rather than spin.
@@ -122,13 +128,13 @@ class MemoryBackend:
                     yield None
                     continue
             idle = False
-            until = datetime.fromtimestamp(clock.time() + lease, UTC)
+            until = fromtimestamp(now() + lease, UTC)
             claimed = Task(
                 task.id, task.args, task.queue, Status.RUNNING, task.attempt + 1,
                 task.max_attempts, task.run_at, task.priority, None, task.last_error,
                 worker.name, new_token(), until, task.meta,
             )  # fmt: skip
-            store.tasks[task.id] = claimed
+            tasks[task.id] = claimed
             held.add(task.id)
             yield claimed
 

@@ -17,6 +17,7 @@ _READY = (Status.PENDING, Status.FAILED)
 
 
 _SEQ_BITS = 64
+_SEQ_MASK = (1 << _SEQ_BITS) - 1
 
 
 def ready_key(priority: int, seq: int) -> int:
@@ -93,11 +94,11 @@ class MemoryStore:
                 key = ready_key(-neg, seq)
                 ids[key] = tid
                 heapq.heappush(ready, key)
-        mask = (1 << _SEQ_BITS) - 1
+        pop = heapq.heappop
         while ready:
-            key = heapq.heappop(ready)
+            key = pop(ready)
             tid = ids.pop(key)
-            if entry.get(tid) == key & mask:
+            if entry.get(tid) == key & _SEQ_MASK:
                 del entry[tid]
                 return self.tasks[tid]
         return None
