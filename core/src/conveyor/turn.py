@@ -34,7 +34,7 @@ class Turn:
                 await future
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
-                    self._wake()  # woken, but leaving: pass the wake-up on
+                    self.wake()  # woken, but leaving: pass the wake-up on
                 else:
                     try:
                         self.waiters.remove(future)
@@ -46,9 +46,10 @@ class Turn:
         """Give the turn up and wake one waiter."""
         self.busy = False
         if self.waiters:
-            self._wake()
+            self.wake()
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Wake the first waiter still waiting."""
         waiters = self.waiters
         while waiters:
             future = waiters.popleft()

@@ -114,6 +114,7 @@ class Worker:
         )
         self._resumed = asyncio.Event()
         self._resumed.set()
+        self._paused = False
         self._stop_requested = False
         self._shutdown: Shutdown | None = None
 
@@ -157,12 +158,14 @@ class Worker:
         """Take no new tasks until ``resume()``; tasks in flight carry on."""
         if self.state is WorkerState.RUNNING:
             self.state = WorkerState.PAUSED
+        self._paused = True
         self._resumed.clear()
 
     def resume(self) -> None:
         """Take tasks again after ``pause()``."""
         if self.state is WorkerState.PAUSED:
             self.state = WorkerState.RUNNING
+        self._paused = False
         self._resumed.set()
 
     @property
