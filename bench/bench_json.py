@@ -117,6 +117,21 @@ async def push_latency(path: Path, stored: int, samples: int) -> float:
     return statistics.median(times)
 
 
+def fsync_latency(folder: Path, samples: int = 200) -> float:
+    """The disk's median write+fdatasync time: what one group commit waits for at least."""
+    fd = os.open(folder / "probe.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    times = []
+    try:
+        for _ in range(samples):
+            start = time.perf_counter()
+            os.write(fd, b"x" * 200 + b"\n")
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+    return statistics.median(times)
+
+
 # --- huey ---------------------------------------------------------------------------
 
 
@@ -180,6 +195,7 @@ async def main() -> int:
     print(f"bench_json: load average before {os.getloadavg()}, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         folder = Path(tmp)
+        print(f"disk: median write+fdatasync {fsync_latency(folder) * 1e6:,.0f} us")
         print("conveyor json (fsync on: each push/ack returns after fdatasync, group commit)")
         one = await push_rate(folder / "p1.json", n_push // 4, 1)
         line("durable push, 1 producer", one, "pushes/s")
@@ -218,6 +234,8 @@ async def main() -> int:
     ]
     for name, ok in verdicts:
         print(f"  target {name}: {'met' if ok else 'NOT met'}")
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+        print(f"disk: median write+fdatasync {fsync_latency(Path(tmp)) * 1e6:,.0f} us (after)")
     print(f"bench_json: load average after {os.getloadavg()}")
     return 0
 

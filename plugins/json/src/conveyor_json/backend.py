@@ -53,7 +53,8 @@ def _put(task: Task[bytes]) -> dict[str, Any]:
 def _lease_check(entry: Entry | None, task: Task[bytes]) -> Entry:
     if entry is None:
         raise StaleLease(f"task {task.id} no longer exists; the write was refused")
-    check_lease(entry.task(), task)
+    if entry.status is not Status.RUNNING or entry.token != task.lease_token:
+        check_lease(entry.task(), task)  # raises, with the core's explanation
     return entry
 
 

@@ -35,6 +35,7 @@ Section = Callable[[State], tuple[list[dict[str, Any]], T]]
 """A critical section: reads the caught-up state, returns the records to append and a result."""
 
 _CHUNK = 1 << 20
+_HEADER_MAX = 4096
 _MODE = 0o600
 _SYNCS_IN_FLIGHT = 2
 _pool: ThreadPoolExecutor | None = None
@@ -118,7 +119,7 @@ class Journal:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise StoreError(f"cannot open store {self.path}: it is not a regular file")
-            head = os.pread(fd, min(records.MAX_LINE, info.st_size), 0)
+            head = os.pread(fd, min(_HEADER_MAX, info.st_size), 0)
             first, newline, _ = head.partition(b"\n")
             records.check_header(self.path, first)
             if not newline:

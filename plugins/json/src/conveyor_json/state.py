@@ -41,10 +41,6 @@ def _int(value: Any) -> int:
     return value
 
 
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else _int(value)
-
-
 def _opt_str(value: Any) -> str | None:
     if value is not None and type(value) is not str:
         raise ValueError(f"expected a string, got {value!r}")
@@ -77,18 +73,32 @@ class Entry:
 
     def set(self, record: dict[str, Any]) -> None:
         """Take the mutable fields (status, attempt, run_at, lease, outcome) from ``record``."""
+        get = record.get
         self.status = _STATUS[record["s"]]
-        self.attempt = _int(record["a"])
-        run_at_us = _int(record["at"])
+        attempt, run_at_us = record["a"], record["at"]
+        result, error, lock_by, token, until = (
+            get("res"), get("err"), get("by"), get("tok"), get("until")
+        )  # fmt: skip
+        # One check for the common shapes; the precise complaint only when it fails.
+        if not (
+            type(attempt) is int
+            and type(run_at_us) is int
+            and (result is None or type(result) is bytes)
+            and (error is None or type(error) is str)
+            and (lock_by is None or type(lock_by) is str)
+            and (token is None or type(token) is str)
+            and (until is None or type(until) is int)
+        ):
+            raise ValueError(f"a field of the record has the wrong type: {record!r:.200}")
+        self.attempt = attempt
         if run_at_us != getattr(self, "run_at_us", None):
             self.run_at_us = run_at_us
             self.run_at = from_us(run_at_us)
-        result = record.get("res")
-        self.result: bytes | None = result if type(result) is bytes else None
-        self.error = _opt_str(record.get("err"))
-        self.lock_by = _opt_str(record.get("by"))
-        self.token = _opt_str(record.get("tok"))
-        self.until = _opt_int(record.get("until"))
+        self.result: bytes | None = result
+        self.error: str | None = error
+        self.lock_by: str | None = lock_by
+        self.token: str | None = token
+        self.until: int | None = until
 
     def task(self) -> Task[bytes]:
         """The task as hooks hand it out."""
