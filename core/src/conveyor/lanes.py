@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.backoff import full_jitter
 from conveyor.capability import Capability
 from conveyor.context import TaskContext
+from conveyor.control import RetryAfter
 from conveyor.errors import PayloadError, StaleLease
 from conveyor.events import Error, Heartbeat, Idle, Success
 from conveyor.middleware import Invocation, Middleware, Next
@@ -123,14 +124,14 @@ class Lanes:
     async def lane(self, index: int) -> None:
         """Poll when free, run, ack; until the worker stops.
 
-        The common case (an ``async`` handler taking only its args, no middleware
-        but the default retry policy) is inlined here: one coroutine frame per
-        lane, not per task.
+        The common case (an ``async`` handler and no middleware but the default
+        retry policy) is inlined here: one coroutine frame per lane, not per task.
         """
         worker, shutdown, turn = self.worker, self.shutdown, self.turn
         resumed, current = worker._resumed, self.current
         spec = worker.spec
-        fast = worker._direct and spec.is_async and not spec.wants_context
+        fast = worker._direct and spec.is_async
+        wants_context, name = spec.wants_context, worker.name
         function, args_type = spec.function, spec.args_type
         decode = worker.backend.codec.decode
         ack = self.hooks.ack if self.acks else None
@@ -173,7 +174,14 @@ class Lanes:
                         try:
                             try:
                                 args = decode(task.args, args_type)
-                                result = await function(args)
+                                if wants_context:
+                                    context = TaskContext(
+                                        task.id, task.attempt, task.max_attempts,
+                                        task.queue, task.meta, name,
+                                    )  # fmt: skip
+                                    result = await function(args, context)
+                                else:
+                                    result = await function(args)
                             except Exception as exc:
                                 acked = True
                                 await self._failed(task, exc)
@@ -353,7 +361,10 @@ class Lanes:
                 fate = f"retry at {outcome.run_at:%H:%M:%S.%f}"
             else:
                 fate = "killed"
-            logger.warning(
+            # A RetryAfter is the handler's own plan, not a fault: keep it out of warnings.
+            level = logging.INFO if isinstance(error, RetryAfter) else logging.WARNING
+            logger.log(
+                level,
                 "worker %s: task %s attempt %d/%d failed (%s): %s",
                 worker.name, task.id, task.attempt, task.max_attempts, fate,
                 outcome.error,  # type: ignore[union-attr]

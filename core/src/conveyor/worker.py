@@ -110,7 +110,7 @@ class Worker:
             self.name,
             backend.queue,
             concurrency,
-            layers=" > ".join(type(m).__name__ for m in self._chain_items),
+            layers=" > ".join(type(m).__name__ for m in self.layers),
         )
         self._resumed = asyncio.Event()
         self._resumed.set()
@@ -134,9 +134,13 @@ class Worker:
             policy = RetryPolicy(clock=self.clock)
             items.insert(0, policy)
         items += list(self.backend.middleware())
-        # Only the default policy: apply it inline, sparing a coroutine per task.
-        direct = len(items) == 1 and items[0] is policy
-        return items, policy, direct
+        self.layers = tuple(items)
+        if items[0] is policy:
+            # Outermost, the policy sees whatever the chain raises: the lanes apply it to
+            # that exception themselves (same outcome, one coroutine less per task, and
+            # events keep the original exception).
+            items = items[1:]
+        return items, policy, not items
 
     def on(self, listener: Listener) -> Listener:
         """Add an event listener (usable as a decorator); it receives every event."""
