@@ -113,7 +113,7 @@ async def _async_worker(system: str, counter: Counter, url: str, name: str) -> N
         async def job(ctx: Any, *, n: int, ts: float) -> None:
             counter.hit(ts)
 
-        worker = Worker(queue, functions=[job], concurrency=10)
+        worker = Worker(queue, functions=[("job", job)], concurrency=10)
         print("ready", flush=True)
         await worker.start()
     elif system == "taskiq":
