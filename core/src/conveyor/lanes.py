@@ -135,88 +135,83 @@ class Lanes:
         function, args_type = spec.function, spec.args_type
         decode = worker.backend.codec.decode
         ack = self.hooks.ack if self.acks else None
-        ran = succeeded = 0
-        try:
-            while not shutdown.stopping:
-                if worker._paused:
-                    await resumed.wait()
-                    continue
-                if turn.busy:
-                    await turn.wait()
-                    continue
-                turn.busy = True
+        ran = 0
+        while not shutdown.stopping:
+            if worker._paused:
+                await resumed.wait()
+                continue
+            if turn.busy:
+                await turn.wait()
+                continue
+            turn.busy = True
+            try:
                 try:
+                    task = await self.iterator.__anext__()
+                except Exception as exc:  # StopAsyncIteration included
+                    task = await self._next(exc)
+                else:
+                    if task is None:
+                        task = await self._next(None)
+            finally:
+                turn.busy = False
+                if turn.waiters:
+                    turn.wake()
+            if task is None:
+                return
+            if shutdown.stopping or worker._paused:
+                # Claimed as a stop or pause came (on Python 3.11 a cancellation can be
+                # lost in a poll's wait): hand it back unrun.
+                await self._ack(task, Release("the worker is stopping or paused"), None)
+                continue
+            current[index] = task
+            shutdown.in_flight += 1
+            try:
+                if not fast:
+                    await self._run(task)
+                else:
+                    acked = False
                     try:
-                        task = await self.iterator.__anext__()
-                    except Exception as exc:  # StopAsyncIteration included
-                        task = await self._next(exc)
-                    else:
-                        if task is None:
-                            task = await self._next(None)
-                finally:
-                    turn.busy = False
-                    if turn.waiters:
-                        turn.wake()
-                if task is None:
-                    return
-                if shutdown.stopping or worker._paused:
-                    # Claimed as a stop or pause came (on Python 3.11 a cancellation can be
-                    # lost in a poll's wait): hand it back unrun.
-                    await self._ack(task, Release("the worker is stopping or paused"), None)
-                    continue
-                current[index] = task
-                shutdown.in_flight += 1
-                try:
-                    if not fast:
-                        await self._run(task)
-                    else:
-                        acked = False
                         try:
-                            try:
-                                args = decode(task.args, args_type)
-                                if wants_context:
-                                    context = TaskContext(
-                                        task.id, task.attempt, task.max_attempts,
-                                        task.queue, task.meta, name,
-                                    )  # fmt: skip
-                                    result = await function(args, context)
-                                else:
-                                    result = await function(args)
-                            except Exception as exc:
-                                acked = True
-                                await self._failed(task, exc)
+                            args = decode(task.args, args_type)
+                            if wants_context:
+                                context = TaskContext(
+                                    task.id, task.attempt, task.max_attempts,
+                                    task.queue, task.meta, name,
+                                )  # fmt: skip
+                                result = await function(args, context)
                             else:
-                                acked = True
-                                if result is None:
-                                    succeeded += 1
-                                    if ack is not None:
-                                        try:
-                                            await ack(task, _DONE_EMPTY)
-                                        except Exception as exc:
-                                            self._ack_error(task, exc)
-                                    if worker._listeners:
-                                        worker._emit(Success(worker.name, task, None))
-                                else:
-                                    await self._finish(task, result)
-                        except asyncio.CancelledError:
-                            if not acked:
-                                await self._ack(task, Release(_SHUT_DOWN), None)
-                            raise
-                finally:
-                    current[index] = None
-                    shutdown.in_flight -= 1
-                    settled = self.settled
-                    if settled is not None and not settled.done():
-                        settled.set_result(None)
-                ran += 1
-                if not ran & 255:
-                    worker.succeeded += succeeded
-                    succeeded = 0
-                    # A lane whose handlers never await would otherwise hold the loop for the
-                    # whole backlog: let heartbeats, signals and other lanes in now and then.
-                    await asyncio.sleep(0)
-        finally:
-            worker.succeeded += succeeded
+                                result = await function(args)
+                        except Exception as exc:
+                            acked = True
+                            await self._failed(task, exc)
+                        else:
+                            acked = True
+                            if result is None:
+                                worker.succeeded += 1
+                                if ack is not None:
+                                    try:
+                                        await ack(task, _DONE_EMPTY)
+                                    except Exception as exc:
+                                        self._ack_error(task, exc)
+                                if worker._listeners:
+                                    worker._emit(Success(worker.name, task, None))
+                            else:
+                                await self._finish(task, result)
+                    except asyncio.CancelledError:
+                        if not acked:
+                            await self._ack(task, Release(_SHUT_DOWN), None)
+                        raise
+            finally:
+                current[index] = None
+                shutdown.in_flight -= 1
+                settled = self.settled
+                if settled is not None and not settled.done():
+                    settled.set_result(None)
+            ran += 1
+            if not ran & 255:
+                # A lane whose handlers never await would otherwise hold the loop for the
+                # whole backlog: let heartbeats, signals and other lanes in now and then.
+                await asyncio.sleep(0)
 
     async def _next(self, first: BaseException | None) -> Task[bytes] | None:
         """After an empty poll (``first is None``) or a poll error: wait as fits, poll again.
