@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conveyor.testing.model import TestModel
+from conveyor.testing import model as _model
 from conveyor.testing.suite_ack import TestAck, TestResumeAbandoned
 from conveyor.testing.suite_backend import TestBackend
 from conveyor.testing.suite_expose import (
@@ -48,3 +48,6 @@ __all__ = [
     "TestVacuum",
     "TestWaitFor",
 ]
+
+# Bound last so it is collected last: the slowest part, and the hardest failure to read.
+TestModel = _model.TestModel
