@@ -15,10 +15,13 @@ from conveyor.outcome import Outcome
 class Flaky:
     """A memory backend whose ``poll`` (and ``heartbeat``) raise the first few times."""
 
-    def __init__(self, poll_failures: int, heartbeat_failures: int = 0) -> None:
+    def __init__(
+        self, poll_failures: int, heartbeat_failures: int = 0, ack_failures: int = 0
+    ) -> None:
         self.inner = conveyor.open("memory")
         self.poll_failures = poll_failures
         self.heartbeat_failures = heartbeat_failures
+        self.ack_failures = ack_failures
         self.polls_started = 0
 
     @hookimpl
@@ -39,6 +42,9 @@ class Flaky:
 
     @hookimpl
     async def ack(self, task: Task[bytes], outcome: Outcome) -> None:
+        if self.ack_failures:
+            self.ack_failures -= 1
+            raise ConnectionError("ack lost")
         await self.inner.hooks.ack(task, outcome)
 
     @hookimpl
@@ -67,6 +73,21 @@ async def test_a_poll_that_raises_three_times_then_recovers_keeps_the_worker() -
     backend_errors = [e for e in events if isinstance(e, Error) and e.task is None]
     assert [str(e.error) for e in backend_errors] == ["store unreachable"] * 3
     assert flaky.polls_started == 4
+
+
+async def test_a_failing_ack_is_retried() -> None:
+    flaky = Flaky(poll_failures=0, ack_failures=1)
+    backend = Backend(flaky, name="flaky")
+    task_id = await backend.push(3)
+    events: list[Event] = []
+
+    async def square(n: int) -> int:
+        return n * n
+
+    await Worker(backend, square, error_backoff=0.001, listeners=[events.append]).run(burst=True)
+    task = await backend.fetch_by_id(task_id)
+    assert task is not None and (task.status, task.result) == (Status.DONE, 9)
+    assert [str(e.error) for e in events if isinstance(e, Error)] == ["ack lost"]
 
 
 async def test_failing_heartbeats_are_retried() -> None:

@@ -38,6 +38,7 @@ logger = logging.getLogger("conveyor.worker")
 _OUTCOMES = (Done, Retry, Kill, Release)
 _DONE_EMPTY = Done(None)
 _SHUT_DOWN = "the worker shut down before the task finished"
+_ACK_TRIES = 3
 
 
 class Lanes:
@@ -192,7 +193,7 @@ class Lanes:
                                     try:
                                         await ack(task, _DONE_EMPTY)
                                     except Exception as exc:
-                                        self._ack_error(task, exc)
+                                        await self._ack_failed(task, _DONE_EMPTY, exc)
                                 if worker._listeners:
                                     worker._emit(Success(worker.name, task, None))
                             else:
@@ -337,16 +338,30 @@ class Lanes:
             try:
                 await self.hooks.ack(task, outcome)
             except Exception as exc:
-                self._ack_error(task, exc)
+                await self._ack_failed(task, outcome, exc)
         if worker._listeners:
             worker._emit(Success(worker.name, task, result))
 
-    def _ack_error(self, task: Task[bytes], error: Exception) -> None:
-        if isinstance(error, StaleLease):
-            # The task was resumed and handed to another worker: its result is theirs now.
-            logger.warning("worker %s: %s", self.worker.name, error)
-        else:
+    async def _ack_failed(self, task: Task[bytes], outcome: Outcome, error: Exception) -> None:
+        """An ack raised: a stale lease is final; anything else is retried a few times."""
+        worker = self.worker
+        for attempt in range(1, _ACK_TRIES + 1):
+            if isinstance(error, StaleLease):
+                # The task was resumed and handed to another worker: its result is theirs.
+                logger.warning("worker %s: %s", worker.name, error)
+                return
+            if attempt == _ACK_TRIES:
+                break
             self._backend_error(f"ack of task {task.id} failed", error)
+            await asyncio.sleep(full_jitter(attempt, worker.error_backoff, 1.0))
+            try:
+                await self.hooks.ack(task, outcome)
+                return
+            except Exception as exc:
+                error = exc
+        # Given up: the task stays claimed until this worker's leases lapse (it stops or
+        # dies), then resume_abandoned brings it back.
+        self._backend_error(f"ack of task {task.id} failed {_ACK_TRIES} times, giving up", error)
 
     async def _ack(self, task: Task[bytes], outcome: Outcome, error: BaseException | None) -> None:
         worker = self.worker
@@ -368,7 +383,7 @@ class Lanes:
             try:
                 await self.hooks.ack(task, outcome)
             except Exception as exc:
-                self._ack_error(task, exc)
+                await self._ack_failed(task, outcome, exc)
         if worker._listeners and error is not None:
             worker._emit(Error(worker.name, error, task, outcome))
 
