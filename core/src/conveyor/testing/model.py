@@ -14,15 +14,17 @@ sent to the test's event loop, where the backend lives.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
 import attrs
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -47,6 +49,9 @@ __all__ = ["QueueMachine", "TestModel", "EXAMPLES_ENV", "run_model"]
 EXAMPLES_ENV = "CONVEYOR_MODEL_EXAMPLES"
 """Environment variable: how many examples the model runs (default 20; ``make soak`` more)."""
 
+DRAIN_LIMIT = 10_000
+"""Claims the model makes to empty the queue before an example; more means poll never idles."""
+
 T = TypeVar("T")
 C = Capability
 
@@ -65,11 +70,35 @@ class Model:
     result: bytes | None = None
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _recorded(method: F) -> F:
+    """Keep the first failure of a run: Hypothesis may replace it with a Flaky error.
+
+    The backend lives across examples (one ``conveyor_backend`` per test), so a
+    backend broken badly enough to defeat the reset between examples makes a
+    replay behave differently; the first failure is the one worth reporting.
+    """
+
+    @functools.wraps(method)
+    def run(self: QueueMachine, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if not self.failures:
+                self.failures.append(exc)
+            raise
+
+    return run  # type: ignore[return-value]
+
+
 class QueueMachine(RuleBasedStateMachine):
     """The model; ``suite`` and ``loop`` are bound per test by ``run_model``."""
 
     suite: ClassVar[Suite]
     loop: ClassVar[asyncio.AbstractEventLoop]
+    failures: ClassVar[list[Exception]]
 
     stale = Bundle("stale")
 
@@ -96,6 +125,7 @@ class QueueMachine(RuleBasedStateMachine):
         clock = self.suite.clock
         return clock.time() if clock is not None else time.time()
 
+    @_recorded
     def _drain(self) -> None:
         """Start from a queue with nothing ready and nothing held (earlier examples' leftovers)."""
         backend, clock = self.suite.backend, self.suite.clock
@@ -103,7 +133,11 @@ class QueueMachine(RuleBasedStateMachine):
             clock.advance(86_400 * 2)
             if self.has(C.RESUME_ABANDONED):
                 self.call(backend.resume_abandoned())
+        cleared = 0
         while (task := self.call(claim(backend, self.worker))) is not None:
+            cleared += 1
+            # bounded: a backend that hands out what it already handed out never runs dry
+            assert cleared <= DRAIN_LIMIT, f"poll never reported idle after {DRAIN_LIMIT} claims"
             if self.has(C.ACK):
                 self.call(backend.hooks.ack(task, Kill("conformance model: cleared")))
         if self.has(C.VACUUM):
@@ -125,6 +159,7 @@ class QueueMachine(RuleBasedStateMachine):
         delay=st.sampled_from([None, None, 10.5, 45.25]),
         max_attempts=st.integers(1, 3),
     )
+    @_recorded
     def push(self, priority: int, delay: float | None, max_attempts: int) -> None:
         if delay is not None and self.suite.clock is None:
             delay = 3600.0  # without a clock a delayed task simply never comes due here
@@ -141,6 +176,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.pushed += 1
 
     @rule(target=stale)
+    @_recorded
     def take(self) -> Task[bytes] | None:
         task = self.call(claim(self.suite.backend, self.worker))
         ready = self.ready()
@@ -179,6 +215,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has(C.ACK) and self.running())
     @rule(data=st.data())
+    @_recorded
     def ack_done(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(self.running()))
         model = self._ack(task_id, Done(self.suite.backend.codec.encode(str(task_id))))
@@ -186,6 +223,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has(C.ACK) and self.running())
     @rule(data=st.data(), delay=st.sampled_from([0.0, 20.0]))
+    @_recorded
     def ack_retry(self, data: st.DataObject, delay: float) -> None:
         task_id = data.draw(st.sampled_from(self.running()))
         if self.suite.clock is None and delay:
@@ -199,12 +237,14 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has(C.ACK) and self.running())
     @rule(data=st.data())
+    @_recorded
     def ack_kill(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(self.running()))
         self._ack(task_id, Kill("model kill")).status = Status.KILLED
 
     @precondition(lambda self: self.has(C.ACK) and self.running())
     @rule(data=st.data())
+    @_recorded
     def release(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(self.running()))
         model = self._ack(task_id, Release())
@@ -212,6 +252,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has(C.ACK))
     @rule(old=consumes(stale))
+    @_recorded
     def stale_token_is_refused(self, old: Task[bytes] | None) -> None:
         if old is None:
             return
@@ -230,12 +271,14 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.suite.clock is not None)
     @rule(seconds=st.sampled_from([4.25, 17.75, 51.5]))  # never summing to a deadline exactly
+    @_recorded
     def advance(self, seconds: float) -> None:
         assert self.suite.clock is not None
         self.suite.clock.advance(seconds)
 
     @precondition(lambda self: self.suite.clock is not None and self.running())
     @rule()
+    @_recorded
     def expire_leases(self) -> None:
         assert self.suite.clock is not None
         deadlines = [self.tasks[t].held for t in self.running()]
@@ -244,6 +287,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has(C.RESUME_ABANDONED, C.ACK))
     @rule()
+    @_recorded
     def resume_abandoned(self) -> None:
         now = self.now()
         expired = []
@@ -260,6 +304,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has(C.RESCHEDULE, C.ACK) and self.running())
     @rule(data=st.data(), delay=st.sampled_from([0.0, 30.0]))
+    @_recorded
     def reschedule(self, data: st.DataObject, delay: float) -> None:
         task_id = data.draw(st.sampled_from(self.running()))
         model = self.tasks[task_id]
@@ -272,6 +317,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has(C.RESUME_BY_ID, C.ACK) and self.tasks)
     @rule(data=st.data())
+    @_recorded
     def resume_by_id(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(sorted(self.tasks)))
         model = self.tasks[task_id]
@@ -288,6 +334,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has(C.VACUUM))
     @rule()
+    @_recorded
     def vacuum(self) -> None:
         final = [tid for tid, m in self.tasks.items() if m.status.is_final]
         count = self.call(self.suite.backend.vacuum())
@@ -298,6 +345,7 @@ class QueueMachine(RuleBasedStateMachine):
     # --- invariants -------------------------------------------------------------------------
 
     @invariant()
+    @_recorded
     def stored_state_matches(self) -> None:
         if not self.has(C.FETCH_BY_ID):
             return
@@ -317,17 +365,28 @@ class QueueMachine(RuleBasedStateMachine):
 
 def run_model(suite: Suite, loop: asyncio.AbstractEventLoop, examples: int, steps: int) -> None:
     """Run the model against ``suite``'s backend (call from a thread, not the loop)."""
-    machine = type("QueueModel", (QueueMachine,), {"suite": suite, "loop": loop})
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=examples,
-            stateful_step_count=steps,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        ),
+    failures: list[Exception] = []
+    machine = type(
+        "QueueModel", (QueueMachine,), {"suite": suite, "loop": loop, "failures": failures}
     )
+    try:
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=examples,
+                stateful_step_count=steps,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
+    except Flaky as exc:
+        if not failures:
+            raise
+        raise AssertionError(
+            f"{failures[0]} (the model's first failure; Hypothesis then reported"
+            f" {type(exc).__name__}: the backend's state defeated the reset between examples)"
+        ) from failures[0]
 
 
 def _examples(default: int) -> int:
