@@ -420,3 +420,33 @@ def test_bad_handlers_are_refused_with_the_reason(backend: Backend) -> None:
         Worker(backend, lambda a, b, c: None)
     with pytest.raises(ValueError, match="concurrency"):
         Worker(backend, lambda a: None, concurrency=0)
+
+
+async def test_concurrency_bounds_tasks_in_flight_and_sync_handlers_run_in_parallel(
+    backend: Backend,
+) -> None:
+    for n in range(10):
+        await backend.push(n)
+    barrier = threading.Barrier(5, timeout=10)
+
+    def meet(_: int) -> str:
+        barrier.wait()  # only passes if five handlers run at once
+        return "met"
+
+    await Worker(backend, meet, concurrency=5).run(burst=True)
+    done = await backend.list_tasks(status=Status.DONE)
+    assert len(done) == 10 and {t.result for t in done} == {"met"}
+
+    running = peak = 0
+    for n in range(30):
+        await backend.push(n)
+
+    async def track(_: int) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.001)
+        running -= 1
+
+    await Worker(backend, track, concurrency=4).run(burst=True)
+    assert peak == 4
