@@ -27,6 +27,7 @@ from conveyor import (
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.lease import check_lease, new_token
 from conveyor.outcome import Done, Kill, Outcome, Release, Retry
+from conveyor_memory.record import make_task
 from conveyor_memory.store import MemoryStore
 
 __all__ = ["MemoryBackend", "MemoryConfig"]
@@ -82,7 +83,7 @@ def _settled(
     attempt: int | None = None,
 ) -> Task[bytes]:
     """``task`` moved to ``status`` (checked) with its lease cleared."""
-    return Task(
+    return make_task(
         task.id, task.args, task.queue, task.status.check(status),
         task.attempt if attempt is None else attempt, task.max_attempts,
         task.run_at if run_at is None else run_at, task.priority, result, last_error,
@@ -129,7 +130,7 @@ class MemoryBackend:
                     continue
             idle = False
             until = fromtimestamp(now() + lease, UTC)
-            claimed = Task(
+            claimed = make_task(
                 task.id, task.args, task.queue, Status.RUNNING, task.attempt + 1,
                 task.max_attempts, task.run_at, task.priority, None, task.last_error,
                 worker.name, new_token(), until, task.meta,
