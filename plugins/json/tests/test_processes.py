@@ -7,6 +7,7 @@ import collections
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -56,12 +57,22 @@ asyncio.run(main())
 
 
 def spawn(script: str, *args: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    # stderr goes to a file, never a pipe nobody reads: a chatty child must not block.
+    errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the child
+    proc = subprocess.Popen(
         [sys.executable, "-c", script, *map(str, args)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
     )
+    proc.errors = errors  # type: ignore[attr-defined]
+    return proc
+
+
+def stderr_of(proc: subprocess.Popen[str]) -> str:
+    errors = proc.errors  # type: ignore[attr-defined]
+    errors.seek(0)
+    return str(errors.read())[-3000:]
 
 
 def read_lines(proc: subprocess.Popen[str], count: int) -> list[str]:
@@ -70,8 +81,8 @@ def read_lines(proc: subprocess.Popen[str], count: int) -> list[str]:
     while len(got) < count:
         line = proc.stdout.readline()
         if not line:
-            assert proc.stderr is not None
-            raise AssertionError(f"child ended early: {proc.stderr.read()[-2000:]}")
+            proc.wait(timeout=30)
+            raise AssertionError(f"child ended early ({proc.returncode}): {stderr_of(proc)}")
         got.append(line.strip())
     return got
 
@@ -79,7 +90,13 @@ def read_lines(proc: subprocess.Popen[str], count: int) -> list[str]:
 def kill(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL, stderr_of(proc)
+
+
+def finish(proc: subprocess.Popen[str]) -> str:
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr_of(proc)
+    return out
 
 
 @pytest.fixture
@@ -125,7 +142,8 @@ async def test_a_killed_workers_tasks_are_resumed_and_rerun(url: str, later: Man
     async with conveyor.open(url, clock=later) as backend:
         for tid in in_flight:
             task = await backend.fetch_by_id(tid)
-            assert task is not None and task.status is Status.RUNNING and task.lock_by == "doomed"
+            assert task is not None and task.status is Status.RUNNING, (task, stderr_of(child))
+            assert task.lock_by == "doomed"
         ran: list[tuple[str, int]] = []
 
         def handler(args: Any, ctx: TaskContext) -> None:
@@ -133,9 +151,9 @@ async def test_a_killed_workers_tasks_are_resumed_and_rerun(url: str, later: Man
 
         # The worker resumes abandoned tasks on start, then drains everything.
         await Worker(backend, handler, concurrency=4, handle_signals=False).run(burst=True)
-        assert sorted(tid for tid, _ in ran) == sorted(ids)
+        assert sorted(tid for tid, _ in ran) == sorted(ids), (ran, in_flight)
         for tid, attempt in ran:
-            assert attempt == (2 if tid in in_flight else 1), tid
+            assert attempt == (2 if tid in in_flight else 1), (tid, ran, in_flight)
         done = await backend.check_status(ids)
         assert len(done) == 20 and all(r.status is Status.DONE for r in done)
 
@@ -152,22 +170,19 @@ async def test_four_pushers_and_two_workers_share_one_file(url: str, tmp_path: P
     pushers = [spawn(PUSHER, url, per_pusher, f"p{k}") for k in range(4)]
     pushed: list[str] = []
     for proc in pushers:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        pushed += out.split()
+        pushed += finish(proc).split()
     assert len(pushed) == len(set(pushed)) == 4 * per_pusher
 
     async with backend:
         # Wait (bounded, not timed) for the drainers: every pushed task reaches DONE.
         deadline = time.monotonic() + 120
         while len(await backend.check_status(pushed)) < len(pushed):
-            assert time.monotonic() < deadline, "drainers did not finish in 120 s"
+            assert time.monotonic() < deadline, [stderr_of(p) for p in drainers]
             await asyncio.sleep(0.1)
         for proc in drainers:
             proc.send_signal(signal.SIGTERM)
         for proc in drainers:
-            _, err = proc.communicate(timeout=60)
-            assert proc.returncode == 0, err
+            finish(proc)
         runs = collections.Counter()
         for log in logs:
             for line in log.read_text().splitlines():
