@@ -179,7 +179,14 @@ class MemoryBackend:
             held.discard(task.id)
         # Built directly rather than with attrs.evolve: this runs once per task.
         if type(outcome) is Done:
-            store.tasks[task.id] = _settled(stored, Status.DONE, outcome.result, stored.last_error)
+            # The common case, spelled out: RUNNING -> DONE needs no table lookup.
+            if stored.status is not Status.RUNNING:
+                stored.status.check(Status.DONE)
+            store.tasks[task.id] = make_task(
+                stored.id, stored.args, stored.queue, Status.DONE, stored.attempt,
+                stored.max_attempts, stored.run_at, stored.priority, outcome.result,
+                stored.last_error, None, None, None, stored.meta,
+            )  # fmt: skip
             if store.finished_waiters:
                 store.finished(task.id)
         elif type(outcome) is Retry:
