@@ -124,13 +124,15 @@ class JsonCodec:
             raise PayloadError(f"payload does not fit {name}: " + "; ".join(lines)) from None
 
     def _check_limits(self, data: bytes) -> None:
-        if len(data) > self.max_size:
+        size = len(data)
+        if size > self.max_size:
             raise PayloadError(
-                f"payload is {len(data):,} bytes, over the limit of {self.max_size:,};"
+                f"payload is {size:,} bytes, over the limit of {self.max_size:,};"
                 " store large data elsewhere and pass a reference, or raise max_size"
             )
-        # Cheap bound first: depth can never exceed the number of opening brackets.
-        if data.count(b"[") + data.count(b"{") <= self.max_depth:
+        # Cheap bounds first: depth can never exceed the number of opening brackets,
+        # nor the number of bytes.
+        if size <= self.max_depth or data.count(b"[") + data.count(b"{") <= self.max_depth:
             return
         depth = deepest = 0
         for bracket in _BRACKET.findall(_STRING.sub(b'""', data)):
