@@ -296,26 +296,38 @@ class Journal:
         self.offset += len(data)
         self.written += 1
         apply = self.state.apply
-        for record in new:
-            apply(record)
+        try:
+            for record in new:
+                apply(record)
+        except (KeyError, ValueError, TypeError) as exc:
+            # Written but not understood: replaying the file would fail the same way.
+            self.broken = (
+                f"a record just written to {self.path} cannot be read back ({exc!r});"
+                " this is a bug in conveyor-json, please report it with the file"
+            )
+            raise StoreBroken(self.broken) from exc
 
     # --- durability ---------------------------------------------------------------
 
     async def durable(self, mark: int) -> None:
         """Return once everything up to write ``mark`` is on disk (group commit).
 
-        An fsync starts as soon as there is something to sync and none is
-        running; writes made meanwhile share the next one, and the CPU work of
-        the next operations overlaps the disk wait of the current fsync.
+        An fsync starts at once when none is running; otherwise the next one
+        starts after the operations already runnable have written, and runs
+        beside the current one (the kernel merges concurrent fsyncs).
         """
         if not self.fsync or self.synced >= mark:
             return
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self._sync_waiters.append((mark, waiter))
-        if not self._sync_soon:
-            # Start it after the coroutines already runnable have written: one
-            # fsync for all of them rather than one for the first and one for the rest.
+        if not self._syncing:
+            # The disk is idle: start now, and let the next operations' CPU work
+            # overlap this fsync's wait.
+            self._start_sync()
+        elif not self._sync_soon:
+            # One is running: start the next after the coroutines already runnable
+            # have written, so that one fsync covers all of them.
             self._sync_soon = True
             loop.call_soon(self._start_sync)
         await waiter
