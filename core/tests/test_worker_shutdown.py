@@ -186,3 +186,18 @@ async def test_an_idle_worker_stops_promptly(backend: Backend) -> None:
     worker.stop()
     await asyncio.wait_for(running, timeout=5)
     assert worker.state is conveyor.WorkerState.STOPPED
+
+
+async def test_the_worker_puts_back_the_signal_handlers_it_found(backend: Backend) -> None:
+    import signal as signals
+
+    before = {s: signals.getsignal(s) for s in (signals.SIGINT, signals.SIGTERM)}
+    await backend.push("x")
+    during: list[Any] = []
+
+    async def handle(_: str) -> None:
+        during.append(signals.getsignal(signals.SIGTERM))
+
+    await Worker(backend, handle).run(burst=True)
+    assert len(during) == 1 and during[0] is not before[signals.SIGTERM]  # the worker's own
+    assert {s: signals.getsignal(s) for s in before} == before

@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["Shutdown", "SIGNALS"]
 
@@ -31,6 +32,7 @@ class Shutdown:
         self.forced = asyncio.Event()
         self.stopping = False
         self.in_flight = 0
+        self._previous: dict[int, Any] = {}
 
     def request(self) -> None:
         """Stop taking tasks."""
@@ -58,16 +60,22 @@ class Shutdown:
         """Handle SIGINT and SIGTERM on ``loop``; only possible in the main thread."""
         if threading.current_thread() is not threading.main_thread():
             return False
+        self._previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
         try:
             for signum in SIGNALS:
                 loop.add_signal_handler(signum, self.on_signal, signum)
         except (NotImplementedError, RuntimeError, ValueError):
+            self.remove_signals(loop)
             return False
         return True
 
     def remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Put back the handlers that were there before (asyncio.run's Ctrl-C, say)."""
         for signum in SIGNALS:
             loop.remove_signal_handler(signum)
+            previous = self._previous.get(signum)
+            if previous is not None:
+                signal.signal(signum, previous)
 
     async def drain(
         self, lanes: Sequence[asyncio.Task[None]], is_idle: Callable[[int], bool]
