@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 from conveyor_json import (
     FORMAT,
@@ -256,3 +257,20 @@ async def test_automatic_compaction_bounds_the_file_and_keeps_results(tmp_path: 
         assert result.status is Status.DONE and result.result == {"answer": 42}
         [registered] = await again.list_workers()
         assert registered.id == "beater"
+
+
+async def test_an_update_the_file_could_not_hold_is_refused_before_writing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tasks.json"
+    async with conveyor.open(f"json://{path}") as backend:
+        tid = await backend.push({"n": 1})
+        task = await backend.fetch_by_id(tid)
+        assert task is not None
+        with pytest.raises(TypeError, match="whole numbers"):
+            await backend.update(attrs.evolve(task, priority="high"))
+        with pytest.raises(TypeError, match="expected a string"):
+            await backend.update(attrs.evolve(task, last_error=42))
+    async with conveyor.open(f"json://{path}") as again:
+        stored = await again.fetch_by_id(tid)
+        assert stored is not None and stored.priority == 0
