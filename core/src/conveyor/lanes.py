@@ -19,7 +19,7 @@ from conveyor.capability import Capability
 from conveyor.context import TaskContext
 from conveyor.control import RetryAfter
 from conveyor.errors import PayloadError, StaleLease
-from conveyor.events import Error, Heartbeat, Idle, Success
+from conveyor.events import Error, Idle, Success
 from conveyor.middleware import Invocation, Middleware, Next
 from conveyor.middleware.retry import describe
 from conveyor.outcome import Done, Kill, Outcome, Release, Retry
@@ -81,7 +81,7 @@ class Lanes:
                 try:
                     await call()
                 except Exception as exc:
-                    self._backend_error(f"{capability.value} failed", exc)
+                    self.backend_error(f"{capability.value} failed", exc)
 
     def idle_lanes(self) -> Callable[[int], bool]:
         """Which lanes hold no task (safe to cancel at once when stopping)."""
@@ -96,7 +96,7 @@ class Lanes:
                 except Exception as exc:
                     logger.debug("closing an iterator of worker %s: %r", self.worker.name, exc)
 
-    def _backend_error(self, what: str, exc: BaseException) -> None:
+    def backend_error(self, what: str, exc: BaseException) -> None:
         logger.warning("worker %s: %s: %s", self.worker.name, what, describe(exc), exc_info=exc)
         if self.worker._listeners:
             self.worker._emit(Error(self.worker.name, exc))
@@ -235,7 +235,7 @@ class Lanes:
             if pending is not None:
                 errors += 1
                 delay = full_jitter(errors, worker.error_backoff, worker.error_backoff_max)
-                self._backend_error(f"poll failed (retrying in {delay:.2f} s)", pending)
+                self.backend_error(f"poll failed (retrying in {delay:.2f} s)", pending)
                 await asyncio.sleep(delay)
                 await self._restart_poll()
             else:
@@ -352,7 +352,7 @@ class Lanes:
                 return
             if attempt == _ACK_TRIES:
                 break
-            self._backend_error(f"ack of task {task.id} failed", error)
+            self.backend_error(f"ack of task {task.id} failed", error)
             await asyncio.sleep(full_jitter(attempt, worker.error_backoff, 1.0))
             try:
                 await self.hooks.ack(task, outcome)
@@ -361,7 +361,7 @@ class Lanes:
                 error = exc
         # Given up: the task stays claimed until this worker's leases lapse (it stops or
         # dies), then resume_abandoned brings it back.
-        self._backend_error(f"ack of task {task.id} failed {_ACK_TRIES} times, giving up", error)
+        self.backend_error(f"ack of task {task.id} failed {_ACK_TRIES} times, giving up", error)
 
     async def _ack(self, task: Task[bytes], outcome: Outcome, error: BaseException | None) -> None:
         worker = self.worker
@@ -386,35 +386,6 @@ class Lanes:
                 await self._ack_failed(task, outcome, exc)
         if worker._listeners and error is not None:
             worker._emit(Error(worker.name, error, task, outcome))
-
-    # --- heartbeat --------------------------------------------------------------------------
-
-    async def heart(self) -> None:
-        """Extend leases every ``heartbeat_interval``; resume abandoned tasks now and then."""
-        worker, hooks, loop = self.worker, self.hooks, self.loop
-        resumes = worker.backend.supports(Capability.RESUME_ABANDONED)
-        next_resume = loop.time() + worker.resume_interval
-        failures = 0
-        while True:
-            if failures:
-                delay = full_jitter(failures, worker.error_backoff, worker.heartbeat_interval)
-            else:
-                delay = worker.heartbeat_interval
-            await asyncio.sleep(delay)
-            try:
-                await hooks.heartbeat(worker.info)
-                if resumes and loop.time() >= next_resume:
-                    next_resume = loop.time() + worker.resume_interval
-                    count = await hooks.resume_abandoned()
-                    if count:
-                        logger.info("worker %s resumed %d abandoned task(s)", worker.name, count)
-            except Exception as exc:
-                failures += 1
-                self._backend_error("heartbeat failed", exc)
-                continue
-            failures = 0
-            if worker._listeners:
-                worker._emit(Heartbeat(worker.name))
 
 
 def _link(item: Middleware, call_next: Next) -> Next:

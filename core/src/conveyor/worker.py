@@ -29,6 +29,7 @@ from conveyor.events import (
     deliver,
 )
 from conveyor.handler import HandlerSpec, inspect_handler
+from conveyor.heartbeat import beat
 from conveyor.lanes import Lanes
 from conveyor.lease import DEFAULT_LEASE_SECONDS
 from conveyor.middleware import Middleware
@@ -201,7 +202,7 @@ class Worker:
             loop.create_task(run.lane(i), name=f"{self.name}:lane{i}")
             for i in range(self.concurrency)
         ]
-        heart = loop.create_task(run.heart(), name=f"{self.name}:heartbeat")
+        heart = loop.create_task(beat(run), name=f"{self.name}:heartbeat")
         installed = shutdown.install_signals(loop) if self.handle_signals else False
         if self._listeners:
             self._emit(Start(self.name))
