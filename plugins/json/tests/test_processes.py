@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import random
 import signal
 import subprocess
 import sys
@@ -25,8 +26,9 @@ import asyncio, sys, conveyor
 async def main():
     backend = conveyor.open(sys.argv[1])
     limit = int(sys.argv[2])
+    attempts = int(sys.argv[4]) if len(sys.argv) > 4 else None
     for i in range(limit if limit else 10**9):
-        tid = await backend.push({"n": i, "by": sys.argv[3]})
+        tid = await backend.push({"n": i, "by": sys.argv[3]}, max_attempts=attempts)
         print(tid, flush=True)
     await backend.aclose()
 asyncio.run(main())
@@ -196,3 +198,55 @@ async def test_four_pushers_and_two_workers_share_one_file(url: str, tmp_path: P
             assert runs[tid] == task.attempt == 1
         shared = {line.split()[0] for line in logs[0].read_text().splitlines()}
         assert shared and len(shared) < len(pushed)  # both workers took part
+
+
+CHAOS_WORKER = """
+import asyncio, random, sys, conveyor
+async def main():
+    backend = conveyor.open(sys.argv[1])
+    log = open(sys.argv[2], "a", buffering=1)
+    async def handler(args, ctx):
+        log.write(f"{ctx.id} {ctx.attempt}\\n")
+        await asyncio.sleep(random.random() / 100)
+    await conveyor.Worker(backend, handler, concurrency=8).run()
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("quiet_torn_tail")
+async def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(
+    tmp_path: Path, later: ManualClock
+) -> None:
+    url = f"json://{tmp_path}/tasks.json?lease_seconds=1"
+    await conveyor.open(url).aclose()
+    log = tmp_path / "runs.log"
+    pusher = spawn(PUSHER, url, 600, "chaos", 100)
+    rng = random.Random(5)
+    for _ in range(12):
+        victim = spawn(CHAOS_WORKER, url, log)
+        await asyncio.sleep(0.3 + rng.random())
+        kill(victim)
+    pushed = finish(pusher).split()
+
+    async with conveyor.open(url, clock=later) as backend:
+        lines = log.read_text().splitlines()
+        assert lines, "the killed workers ran nothing: the test did not test anything"
+
+        def handler(args: Any, ctx: TaskContext) -> None:
+            lines.append(f"{ctx.id} {ctx.attempt}")
+
+        await Worker(backend, handler, concurrency=8, handle_signals=False).run(burst=True)
+        runs = collections.Counter(lines)
+        assert max(runs.values()) == 1  # no attempt was ever handed to two workers
+        attempts_run = collections.defaultdict(set)
+        for line in lines:
+            tid, attempt = line.split()
+            attempts_run[tid].add(int(attempt))
+        assert set(attempts_run) == set(pushed)
+        for tid in pushed:
+            task = await backend.fetch_by_id(tid)
+            assert task is not None and task.status is Status.DONE, task
+            # the successful attempt ran exactly once; earlier ones at most once each
+            assert task.attempt in attempts_run[tid]
+            assert max(attempts_run[tid]) == task.attempt
