@@ -123,27 +123,35 @@ class JsonBackend:
             yield self.journal.state.tasks[tid].task()
 
     async def _wait_ready(self, queue: str) -> None:
-        """Wait for a push to ``queue``: this process's at once, others' within
-        ``poll_interval``; at most ``idle_wait`` or until the next delayed task is due."""
-        journal, loop = self.journal, asyncio.get_running_loop()
-        timeout = self.config.idle_wait
-        due = journal.state.next_due_us(queue)
-        if due is not None:
-            timeout = max(0.0, min(timeout, due / 1e6 - self.clock.time()))
-        deadline = loop.time() + timeout
-        while (left := deadline - loop.time()) > 0:
+        """Wait for a task of ``queue`` to become ready: pushed by this process (woken at
+        once) or another (seen within ``poll_interval``), or a delayed one coming due;
+        at most ``idle_wait``."""
+        journal, loop, clock = self.journal, asyncio.get_running_loop(), self.clock
+        deadline = loop.time() + self.config.idle_wait
+        while True:
+            due = journal.state.next_due_us(queue)
+            left = deadline - loop.time()
+            if due is not None:
+                left = min(left, due / 1e6 - clock.time())
+            if left <= 0:
+                return
             waiter = loop.create_future()
             journal.ready_waiters.setdefault(queue, []).append(waiter)
             try:
                 await asyncio.wait_for(waiter, min(left, self.config.poll_interval))
                 return
             except TimeoutError:
-                if journal.changed():
-                    return
+                pass
             finally:
                 waiters = journal.ready_waiters.get(queue)
                 if waiters and waiter in waiters:
                     waiters.remove(waiter)
+            if journal.changed():
+                # Another process wrote: catch up, and stop waiting only if it made
+                # something of this queue ready (not for its heartbeats or other queues).
+                state = await self._read()
+                if state.next_ready(queue, _now_us(clock)) is not None:
+                    return
 
     @hookimpl
     async def heartbeat(self, worker: WorkerInfo) -> None:
