@@ -80,10 +80,6 @@ class JsonBackend:
         """The store file, as an absolute path."""
         return self.journal.path
 
-    async def _write(self, records: Records) -> None:
-        _, mark = await self.journal.run(lambda _: (records, None))
-        await self.journal.durable(mark)
-
     async def _read(self) -> State:
         """The state, caught up with other processes' writes."""
         await self.journal.run(lambda _: ([], None))
@@ -189,7 +185,9 @@ class JsonBackend:
     @hookimpl
     async def push(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
         records = [_put(task) for task in tasks]
-        await self._write(records)
+        journal = self.journal
+        _, mark = await journal.run(lambda _: (records, None))
+        await journal.durable(mark)
         return [task.id for task in tasks]
 
     @hookimpl

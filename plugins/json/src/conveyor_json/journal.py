@@ -207,7 +207,6 @@ class Journal:
         gate (a thread holds the lock for us while we wait, which a second
         coroutine on this same descriptor must not mistake for its own).
         """
-        self._usable()
         gate = self._gate
         if (gate is None or not gate.locked()) and self._try_lock():
             return self._locked(section)

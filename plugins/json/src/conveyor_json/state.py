@@ -56,17 +56,22 @@ class Entry:
     )  # fmt: skip
 
     def __init__(self, record: dict[str, Any], seq: int) -> None:
-        self.id = TaskId.parse(record["id"])
-        args = record["args"]
-        if type(args) is not bytes:
-            raise ValueError("a task record needs args")
-        self.args: bytes = args
-        self.queue: str = _opt_str(record["q"]) or ""
-        self.max_attempts = _int(record["ma"])
-        self.priority = _int(record["p"])
+        tid, args, queue = record["id"], record["args"], record["q"]
+        max_attempts, priority = record["ma"], record["p"]
         meta = record.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise ValueError(f"meta must be an object, got {meta!r}")
+        if not (
+            type(args) is bytes
+            and type(queue) is str
+            and type(max_attempts) is int
+            and type(priority) is int
+            and isinstance(meta, dict)
+        ):
+            raise ValueError(f"a task record has a missing or mistyped field: {record!r:.200}")
+        self.id = tid if type(tid) is TaskId else TaskId.parse(tid)
+        self.args: bytes = args
+        self.queue: str = queue
+        self.max_attempts: int = max_attempts
+        self.priority: int = priority
         self.meta: dict[str, Any] = meta
         self.seq = seq
         self.set(record)
