@@ -274,3 +274,24 @@ async def test_an_update_the_file_could_not_hold_is_refused_before_writing(
     async with conveyor.open(f"json://{path}") as again:
         stored = await again.fetch_by_id(tid)
         assert stored is not None and stored.priority == 0
+
+
+async def test_a_failed_automatic_compaction_does_not_fail_the_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "store"
+    folder.mkdir()
+    url = f"json://{folder}/tasks.json"
+    async with conveyor.open(url, compact_threshold=5) as backend:
+        worker = WorkerInfo("beater", "default")
+        await backend.register_worker(worker)
+        with read_only(folder):
+            for _ in range(20):
+                await backend.heartbeat(worker)  # each superseded: compaction is due
+            tid = await backend.push({"still": "stored"})
+        assert "compacting" in caplog.text and "will retry later" in caplog.text
+        for _ in range(40):
+            await backend.heartbeat(worker)  # writable again: the retry compacts
+    assert len(lines(folder / "tasks.json")) < 1 + 20
+    async with conveyor.open(url) as again:
+        assert await again.fetch_by_id(tid) is not None

@@ -72,6 +72,7 @@ class Journal:
         self._syncing: set[asyncio.Future[None]] = set()
         self._sync_target = 0
         self._sync_soon = False
+        self._compact_floor = 0
         self._sync_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._gate: asyncio.Lock | None = None
         folder = os.path.dirname(self.path)
@@ -233,8 +234,9 @@ class Journal:
             new, result = section(self.state)
             if new:
                 self._append(new)
-                if self.state.dead > max(self.compact_threshold, len(self.state.tasks)):
-                    self.compact(keep_final=True)
+                dead = self.state.dead
+                if dead > max(self.compact_threshold, len(self.state.tasks), self._compact_floor):
+                    self._auto_compact(dead)
             return result, self.written
         finally:
             fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
@@ -317,6 +319,8 @@ class Journal:
         """
         if not self.fsync or self.synced >= mark:
             return
+        if self.broken is not None:
+            raise StoreBroken(self.broken)
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self._sync_waiters.append((mark, waiter))
@@ -333,14 +337,13 @@ class Journal:
 
     def _start_sync(self) -> None:
         self._sync_soon = False
+        if self.broken is not None:
+            self._settle()  # fails every waiter: nothing more will be synced
+            return
         # Several fsyncs may be in flight: the kernel merges concurrent ones into
         # one journal commit, so a new group need not wait for the previous
-        # group's fsync to finish (measured: 4 in flight ~10x the rate of 1).
-        if (
-            len(self._syncing) >= _SYNCS_IN_FLIGHT
-            or self._sync_target >= self.written
-            or self.broken
-        ):
+        # group's fsync to finish.
+        if len(self._syncing) >= _SYNCS_IN_FLIGHT or self._sync_target >= self.written:
             return
         target = self._sync_target = self.written
         future = asyncio.get_running_loop().run_in_executor(_sync_pool(), os.fdatasync, self.fd)
@@ -391,6 +394,15 @@ class Journal:
             self._retired.append(fd)
 
     # --- compaction -----------------------------------------------------------------
+
+    def _auto_compact(self, dead: int) -> None:
+        # The operation that got here is written already: a failed compaction must
+        # not fail it. Try again once the journal has grown as much again.
+        try:
+            self.compact(keep_final=True)
+        except StoreError as exc:
+            self._compact_floor = dead * 2
+            log.warning("compacting %s failed, will retry later: %s", self.path, exc)
 
     def compact(self, keep_final: bool) -> int:
         """Rewrite the journal as its live records (under the lock); return tasks dropped."""
