@@ -313,9 +313,9 @@ class Journal:
     async def durable(self, mark: int) -> None:
         """Return once everything up to write ``mark`` is on disk (group commit).
 
-        An fsync starts at once when none is running; otherwise the next one
-        starts after the operations already runnable have written, and runs
-        beside the current one (the kernel merges concurrent fsyncs).
+        The fsync starts once the operations already runnable have written; if
+        one is running, the next runs beside it (the kernel merges concurrent
+        fsyncs), at most ``_SYNCS_IN_FLIGHT`` at once.
         """
         if not self.fsync or self.synced >= mark:
             return
@@ -324,13 +324,10 @@ class Journal:
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self._sync_waiters.append((mark, waiter))
-        if not self._syncing:
-            # The disk is idle: start now, and let the next operations' CPU work
-            # overlap this fsync's wait.
-            self._start_sync()
-        elif not self._sync_soon:
-            # One is running: start the next after the coroutines already runnable
-            # have written, so that one fsync covers all of them.
+        if not self._sync_soon:
+            # Start it after the coroutines already runnable have written, so that
+            # one fsync covers all of them. (Starting at once and overlapping the
+            # next writes with it measured ~10% slower: twice the thread hand-offs.)
             self._sync_soon = True
             loop.call_soon(self._start_sync)
         await waiter
