@@ -2,7 +2,14 @@
 
 from conveyor_json.backend import JsonBackend
 from conveyor_json.config import JsonConfig
-from conveyor_json.errors import CorruptStore, ForeignFile, NewerFormat, StoreBroken, StoreError
+from conveyor_json.errors import (
+    CorruptStore,
+    ForeignFile,
+    NewerFormat,
+    StoreBroken,
+    StoreError,
+    TornTailWarning,
+)
 from conveyor_json.records import FORMAT, VERSION
 
 __all__ = [
@@ -15,4 +22,5 @@ __all__ = [
     "NewerFormat",
     "StoreBroken",
     "StoreError",
+    "TornTailWarning",
 ]
