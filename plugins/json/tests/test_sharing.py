@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conveyor_json import StoreBroken, journal
+from conveyor_json import StoreBroken, commit
 
 import conveyor
 from conveyor import Done, ManualClock, StaleLease, Status, WorkerInfo
@@ -131,7 +131,7 @@ async def test_push_returns_only_after_an_fsync_covering_it(
         real(fd)
         synced_sizes.append(size)
 
-    monkeypatch.setattr(journal.os, "fdatasync", recording)
+    monkeypatch.setattr(commit.os, "fdatasync", recording)
     path = tmp_path / "tasks.json"
     async with conveyor.open(url) as backend:
 
@@ -157,7 +157,7 @@ async def test_an_fsync_error_is_fatal_for_the_handle(
         raise OSError(errno.EIO, "Input/output error")
 
     async with conveyor.open(url) as backend:
-        monkeypatch.setattr(journal.os, "fdatasync", failing)
+        monkeypatch.setattr(commit.os, "fdatasync", failing)
         with pytest.raises(StoreBroken, match=r"fsync of .* failed .*Input/output error"):
             await backend.push({"n": 1})
         with pytest.raises(StoreBroken):

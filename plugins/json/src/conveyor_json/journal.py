@@ -18,11 +18,11 @@ import os
 import stat
 import warnings
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from conveyor import BackendClosed, TaskId
 from conveyor_json import records
+from conveyor_json.commit import GroupCommit
 from conveyor_json.errors import CorruptStore, StoreBroken, StoreError, TornTailWarning
 from conveyor_json.state import FINAL, State
 
@@ -37,16 +37,6 @@ Section = Callable[[State], tuple[list[dict[str, Any]], T]]
 _CHUNK = 1 << 20
 _HEADER_MAX = 4096
 _MODE = 0o600
-_SYNCS_IN_FLIGHT = 2
-_pool: ThreadPoolExecutor | None = None
-
-
-def _sync_pool() -> ThreadPoolExecutor:
-    """Threads that only fsync, so a slow disk never starves the loop's default executor."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_SYNCS_IN_FLIGHT, thread_name_prefix="conveyor-json-fsync")
-    return _pool
 
 
 class Journal:
@@ -63,17 +53,11 @@ class Journal:
         self.fd = -1
         self.ident = (0, 0)
         self.offset = 0
-        self.written = 0
-        self.synced = 0
         self.state = State()
         self.ready_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.final_waiters: dict[TaskId, list[asyncio.Future[None]]] = {}
-        self._retired: list[int] = []
-        self._syncing: set[asyncio.Future[None]] = set()
-        self._sync_target = 0
-        self._sync_soon = False
+        self.commit = GroupCommit(self, fsync)
         self._compact_floor = 0
-        self._sync_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._gate: asyncio.Lock | None = None
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
@@ -139,7 +123,7 @@ class Journal:
 
     def _adopt(self, fd: int, ident: tuple[int, int], offset: int) -> None:
         if self.fd >= 0:
-            self._retire(self.fd)
+            self.commit.retire(self.fd)
         self.fd, self.ident, self.offset = fd, ident, offset
 
     def _read(self, fd: int, state: State, start: int, end: int, *, opening: bool) -> int:
@@ -237,7 +221,7 @@ class Journal:
                 dead = self.state.dead
                 if dead > max(self.compact_threshold, len(self.state.tasks), self._compact_floor):
                     self._auto_compact(dead)
-            return result, self.written
+            return result, self.commit.written
         finally:
             fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
 
@@ -295,7 +279,7 @@ class Journal:
             )
             raise StoreBroken(self.broken) from exc
         self.offset += len(data)
-        self.written += 1
+        self.commit.wrote()
         apply = self.state.apply
         try:
             for record in new:
@@ -308,87 +292,9 @@ class Journal:
             )
             raise StoreBroken(self.broken) from exc
 
-    # --- durability ---------------------------------------------------------------
-
     async def durable(self, mark: int) -> None:
-        """Return once everything up to write ``mark`` is on disk (group commit).
-
-        The fsync starts once the operations already runnable have written; if
-        one is running, the next runs beside it (the kernel merges concurrent
-        fsyncs), at most ``_SYNCS_IN_FLIGHT`` at once.
-        """
-        if not self.fsync or self.synced >= mark:
-            return
-        if self.broken is not None:
-            raise StoreBroken(self.broken)
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-        self._sync_waiters.append((mark, waiter))
-        if not self._sync_soon:
-            # Start it after the coroutines already runnable have written, so that
-            # one fsync covers all of them. (Starting at once and overlapping the
-            # next writes with it measured ~10% slower: twice the thread hand-offs.)
-            self._sync_soon = True
-            loop.call_soon(self._start_sync)
-        await waiter
-
-    def _start_sync(self) -> None:
-        self._sync_soon = False
-        if self.broken is not None:
-            self._settle()  # fails every waiter: nothing more will be synced
-            return
-        # Several fsyncs may be in flight: the kernel merges concurrent ones into
-        # one journal commit, so a new group need not wait for the previous
-        # group's fsync to finish.
-        if len(self._syncing) >= _SYNCS_IN_FLIGHT or self._sync_target >= self.written:
-            return
-        target = self._sync_target = self.written
-        future = asyncio.get_running_loop().run_in_executor(_sync_pool(), os.fdatasync, self.fd)
-        self._syncing.add(future)
-        future.add_done_callback(lambda done: self._synced(done, target))
-
-    def _synced(self, done: asyncio.Future[None], target: int) -> None:
-        self._syncing.discard(done)
-        error = done.exception()
-        if error is not None:
-            # Never retried: after a failed fsync the kernel may have dropped the
-            # dirty pages, so a retry that succeeds would prove nothing.
-            reason = error.strerror if isinstance(error, OSError) else repr(error)
-            self.broken = (
-                f"fsync of {self.path} failed ({reason}); acknowledged writes may not be"
-                " on disk, so this handle refuses further use. Reopen the store"
-            )
-        else:
-            # An fsync covers everything written before it started, whichever ends first.
-            self.synced = max(self.synced, target)
-        self._settle()
-        if self._retired and not self._syncing:
-            for fd in self._retired:
-                os.close(fd)
-            self._retired.clear()
-        if self._sync_waiters:
-            self._start_sync()
-
-    def _settle(self) -> None:
-        """Release the waiters whose writes are synced (or all, with an error)."""
-        waiters, keep = self._sync_waiters, []
-        for mark, waiter in waiters:
-            if waiter.done():
-                continue
-            if self.broken is not None:
-                waiter.set_exception(StoreBroken(self.broken))
-            elif mark <= self.synced:
-                waiter.set_result(None)
-            else:
-                keep.append((mark, waiter))
-        self._sync_waiters = keep
-
-    def _retire(self, fd: int) -> None:
-        """Close ``fd`` now, or once an fsync running on it has finished."""
-        if not self._syncing:
-            os.close(fd)
-        else:
-            self._retired.append(fd)
+        """Return once write ``mark`` (from ``run``) is on disk (see ``GroupCommit``)."""
+        await self.commit.durable(mark)
 
     # --- compaction -----------------------------------------------------------------
 
@@ -420,10 +326,7 @@ class Journal:
         for tid in dropped:
             del state.tasks[tid]
         state.records = len(lines) - 1
-        # The new file was fsync'd before it replaced the old one.
-        self.synced = self._sync_target = self.written
-        if self._sync_waiters:
-            self._settle()
+        self.commit.everything_synced()  # the new file was fsync'd before it replaced the old
         return len(dropped)
 
     def _replace_with(self, lines: Iterable[bytes], *, mode: int) -> None:
@@ -471,8 +374,7 @@ class Journal:
         """Wait for a running fsync, then close the file and the lock file."""
         if self.closed:
             return
-        while self._syncing:
-            await asyncio.wait(list(self._syncing))
+        await self.commit.drain()
         self.closed = True
         self._close_fds()
         # Drop the index now: it refers back to this handle, so it would otherwise
@@ -480,14 +382,15 @@ class Journal:
         self.state = State()
 
     def _close_fds(self) -> None:
-        for fd in (self.fd, getattr(self, "lock_fd", -1), *self._retired):
+        for fd in (self.fd, getattr(self, "lock_fd", -1)):
             if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
         self.fd = -1
-        self._retired.clear()
+        if hasattr(self, "commit"):
+            self.commit.close_retired()
 
 
 def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
