@@ -9,8 +9,7 @@ import pytest
 
 import conveyor
 from conveyor import Backend, ManualClock
-
-pytest_plugins = ["conveyor.testing"]
+from conveyor.testing import *  # noqa: F403 - the suite (pytest_plugins is refused below the top level)
 
 
 @pytest.fixture
