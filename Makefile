@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml core/pyproject.toml $(addsuffix /pyproject.toml,$(PLUGI
 	$(PY) -m pip install --quiet --group dev -e ./core $(addprefix -e ./,$(PLUGINS))
 	touch $(STAMP)
 
+# The CLI on the embedded default (a JSON store in a temporary folder): push
+# 10,000 tasks, drain them with a worker, print the stats.
 demo: $(STAMP)
-	$(PY) demo.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo_cli.sh
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -207,7 +207,11 @@ class Worker:
         if self._listeners:
             self._emit(Start(self.name))
         logger.info(
-            "worker %s started on %s (concurrency %d)", self.name, self.backend, self.concurrency
+            "worker %s started on %s queue %r (concurrency %d)",
+            self.name,
+            self.backend.name,
+            self.backend.queue,
+            self.concurrency,
         )
         try:
             await shutdown.requested.wait()
