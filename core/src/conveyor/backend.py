@@ -11,6 +11,7 @@ import pluggy
 
 from conveyor import hookspecs
 from conveyor.capability import Capability
+from conveyor.clock import SYSTEM_CLOCK, Clock, at
 from conveyor.codec import Codec, JsonCodec
 from conveyor.context import WorkerInfo
 from conveyor.errors import ConveyorError, PayloadError, TaskNotFound, UnsupportedCapability
@@ -20,7 +21,7 @@ from conveyor.markers import PROJECT
 from conveyor.middleware import Middleware
 from conveyor.plugin import HOOK_NAMES, capabilities_of, implemented_hooks
 from conveyor.status import Status
-from conveyor.task import DEFAULT_MAX_ATTEMPTS, Task, TaskResult, utc, utcnow
+from conveyor.task import DEFAULT_MAX_ATTEMPTS, Task, TaskResult, utc
 from conveyor.task_id import TaskId, TaskIdLike
 
 __all__ = ["Backend", "PUSH_CHUNK"]
@@ -69,6 +70,10 @@ class Backend:
         for index, observer in enumerate(self._observers):
             manager.register(observer, name=f"observer:{index}:{type(observer).__name__}")
         self.capabilities: frozenset[Capability] = capabilities_of(implemented)
+        # Pushes are stamped on the backend's own clock, so "now" means the same
+        # instant to the facade and to the store (a ManualClock in tests).
+        clock: Any = getattr(getattr(plugin, "config", None), "clock", None)
+        self.clock: Clock = clock if isinstance(clock, Clock) else SYSTEM_CLOCK
         self.hooks = Hooks(manager, implemented, self._unsupported)
         self._closed = False
 
@@ -104,6 +109,10 @@ class Backend:
         clone.__dict__.update(self.__dict__)
         clone.args_type = args_type
         return clone
+
+    def now(self) -> datetime:
+        """The backend clock's current time, as an aware UTC datetime."""
+        return at(self.clock.time())
 
     # --- TaskSink -------------------------------------------------------------
 
@@ -218,11 +227,11 @@ class Backend:
             seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
             if not seconds >= 0:
                 raise ValueError(f"delay must be zero or more seconds, not {delay!r}")
-            when = utcnow() + timedelta(seconds=seconds)
+            when = self.now() + timedelta(seconds=seconds)
         elif run_at is not None:
             when = utc(run_at)
         else:
-            when = utcnow()
+            when = self.now()
         attempts = DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
         if type(attempts) is not int or attempts < 1:
             raise ValueError(f"max_attempts must be a whole number of at least 1, not {attempts!r}")
@@ -295,9 +304,9 @@ class Backend:
             raise ValueError("pass run_at or delay, not both")
         if delay is not None:
             seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-            when = utcnow() + timedelta(seconds=seconds)
+            when = self.now() + timedelta(seconds=seconds)
         else:
-            when = utc(run_at) if run_at is not None else utcnow()
+            when = utc(run_at) if run_at is not None else self.now()
         args = target.args if isinstance(target.args, bytes) else self.codec.encode(target.args)
         await self.hooks.reschedule(target.with_args(args, target.result), when)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock", "ManualClock", "SYSTEM_CLOCK"]
+__all__ = ["Clock", "SystemClock", "ManualClock", "SYSTEM_CLOCK", "at"]
 
 
 @runtime_checkable
@@ -56,10 +57,23 @@ class ManualClock:
 
     def now(self) -> datetime:
         """The reading as an aware UTC datetime."""
-        return datetime.fromtimestamp(self._now, UTC)
+        return at(self._now)
 
     def __repr__(self) -> str:
         return f"ManualClock({self._now!r})"
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    """Epoch ``seconds`` as an aware UTC datetime, rounded *down* to the microsecond.
+
+    ``datetime.fromtimestamp`` rounds to the nearest microsecond, so a task
+    stamped "now" could land a fraction after the clock's reading and never be
+    ready under a stopped clock. Flooring keeps ``at(t).timestamp() <= t``.
+    """
+    return _EPOCH + timedelta(microseconds=math.floor(seconds * 1_000_000))

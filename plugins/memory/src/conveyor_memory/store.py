@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from conveyor import Status, Task, TaskId
-from conveyor.clock import Clock
+from conveyor.clock import Clock, at
 
 __all__ = ["MemoryStore", "QueueState", "ready_key"]
 
@@ -114,4 +114,4 @@ class MemoryStore:
                 waiter.set_result(None)
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.time(), UTC)
+        return at(self.clock.time())
