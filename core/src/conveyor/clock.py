@@ -76,4 +76,7 @@ def at(seconds: float) -> datetime:
     stamped "now" could land a fraction after the clock's reading and never be
     ready under a stopped clock. Flooring keeps ``at(t).timestamp() <= t``.
     """
-    return _EPOCH + timedelta(microseconds=math.floor(seconds * 1_000_000))
+    micros = math.floor(seconds * 1_000_000)
+    if micros / 1_000_000 > seconds:  # the product itself rounded up across a boundary
+        micros -= 1
+    return _EPOCH + timedelta(microseconds=micros)

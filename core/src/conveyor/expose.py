@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 
 import attrs
 
 from conveyor.status import Status
 
-__all__ = ["Filter", "QueueInfo", "RunningWorker", "Statistic", "StatType", "MAX_PAGE_SIZE"]
+__all__ = [
+    "Filter",
+    "QueueInfo",
+    "RunningWorker",
+    "Statistic",
+    "StatType",
+    "MAX_PAGE_SIZE",
+    "status_statistics",
+]
 
 MAX_PAGE_SIZE = 1000
 
@@ -86,3 +95,21 @@ class RunningWorker:
     started_at: datetime
     last_heartbeat: datetime
     layers: str = ""
+
+
+def status_statistics(counts: Mapping[Status, int]) -> list[Statistic]:
+    """The standard metrics rows from per-status task counts.
+
+    ``<STATUS>_JOBS`` for each status, ``TOTAL_JOBS`` and ``SUCCESS_RATE``
+    (done out of finished), so every backend reports the same titles.
+    """
+    by_status = {status: counts.get(status, 0) for status in Status}
+    rows = [
+        Statistic(f"{status.value.upper()}_JOBS", StatType.NUMBER, str(n), i + 1)
+        for i, (status, n) in enumerate(by_status.items())
+    ]
+    rows.append(Statistic("TOTAL_JOBS", StatType.NUMBER, str(sum(by_status.values())), 7))
+    finished = by_status[Status.DONE] + by_status[Status.KILLED]
+    rate = 100.0 * by_status[Status.DONE] / finished if finished else 0.0
+    rows.append(Statistic("SUCCESS_RATE", StatType.PERCENTAGE, f"{rate:.1f}", 8))
+    return rows

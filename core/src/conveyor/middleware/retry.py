@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
 from conveyor.backoff import full_jitter
-from conveyor.clock import SYSTEM_CLOCK, Clock
+from conveyor.clock import SYSTEM_CLOCK, Clock, at
 from conveyor.control import Abort, RetryAfter
 from conveyor.middleware import Invocation, Next
 from conveyor.outcome import Kill, Outcome, Retry
@@ -63,4 +62,4 @@ class RetryPolicy:
             delay = error.delay
         else:
             delay = full_jitter(attempt, self.base, self.max_delay)
-        return Retry(datetime.fromtimestamp(clock.time() + delay, UTC), describe(error))
+        return Retry(at(clock.time() + delay), describe(error))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from conveyor import Filter, Statistic, StatType, Status, Task, TaskResult
+from conveyor import Filter, Statistic, Status, Task, TaskResult
+from conveyor.expose import status_statistics
 from conveyor_json.state import Entry
 
 __all__ = ["page_of", "metrics_of", "result_of"]
@@ -23,16 +24,7 @@ def metrics_of(entries: Iterable[Entry]) -> list[Statistic]:
     counts = dict.fromkeys(Status, 0)
     for entry in entries:
         counts[entry.status] += 1
-    total = sum(counts.values())
-    finished = counts[Status.DONE] + counts[Status.KILLED]
-    rows = [
-        Statistic(f"{status.value.upper()}_JOBS", StatType.NUMBER, str(n), i + 1)
-        for i, (status, n) in enumerate(counts.items())
-    ]
-    rows.append(Statistic("TOTAL_JOBS", StatType.NUMBER, str(total), 7))
-    rate = 100.0 * counts[Status.DONE] / finished if finished else 0.0
-    rows.append(Statistic("SUCCESS_RATE", StatType.PERCENTAGE, f"{rate:.1f}", 8))
-    return rows
+    return status_statistics(counts)
 
 
 def result_of(entry: Entry) -> TaskResult[bytes]:

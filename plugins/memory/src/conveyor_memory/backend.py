@@ -15,7 +15,6 @@ from conveyor import (
     RunningWorker,
     StaleLease,
     Statistic,
-    StatType,
     Status,
     Task,
     TaskId,
@@ -25,6 +24,7 @@ from conveyor import (
     hookimpl,
 )
 from conveyor.clock import SYSTEM_CLOCK, Clock
+from conveyor.expose import status_statistics
 from conveyor.lease import check_lease, new_token
 from conveyor.outcome import Done, Kill, Outcome, Release, Retry
 from conveyor_memory.record import make_task
@@ -375,16 +375,7 @@ class MemoryBackend:
         for task in self.store.tasks.values():
             if queue is None or task.queue == queue:
                 counts[task.status] += 1
-        total = sum(counts.values())
-        finished = counts[Status.DONE] + counts[Status.KILLED]
-        rows = [
-            Statistic(f"{status.value.upper()}_JOBS", StatType.NUMBER, str(n), i + 1)
-            for i, (status, n) in enumerate(counts.items())
-        ]
-        rows.append(Statistic("TOTAL_JOBS", StatType.NUMBER, str(total), 7))
-        rate = 100.0 * counts[Status.DONE] / finished if finished else 0.0
-        rows.append(Statistic("SUCCESS_RATE", StatType.PERCENTAGE, f"{rate:.1f}", 8))
-        return rows
+        return status_statistics(counts)
 
     # --- WaitForCompletion -------------------------------------------------------------
 

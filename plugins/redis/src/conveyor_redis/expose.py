@@ -11,12 +11,12 @@ from conveyor import (
     QueueInfo,
     RunningWorker,
     Statistic,
-    StatType,
     Status,
     Task,
     WorkerInfo,
     hookimpl,
 )
+from conveyor.expose import status_statistics
 from conveyor_redis.records import from_micros, micros, to_task
 
 if TYPE_CHECKING:
@@ -124,14 +124,4 @@ class ExposeHooks:
                     keys.status(status) if queue is None else keys.queue_status(queue, status)
                 )
             counts: list[int] = await pipe.execute()
-        by_status = dict(zip(Status, counts, strict=True))
-        total = sum(counts)
-        finished = by_status[Status.DONE] + by_status[Status.KILLED]
-        rows = [
-            Statistic(f"{status.value.upper()}_JOBS", StatType.NUMBER, str(n), i + 1)
-            for i, (status, n) in enumerate(by_status.items())
-        ]
-        rows.append(Statistic("TOTAL_JOBS", StatType.NUMBER, str(total), 7))
-        rate = 100.0 * by_status[Status.DONE] / finished if finished else 0.0
-        rows.append(Statistic("SUCCESS_RATE", StatType.PERCENTAGE, f"{rate:.1f}", 8))
-        return rows
+        return status_statistics(dict(zip(Status, counts, strict=True)))
