@@ -182,7 +182,7 @@ class Lanes:
                                 result = await function(args, context)
                             else:
                                 result = await function(args)
-                        except Exception as exc:
+                        except _HANDLER_ERRORS as exc:
                             acked = True
                             await self._failed(task, exc)
                         else:
@@ -298,7 +298,7 @@ class Lanes:
                     task.id, task.attempt, task.max_attempts, task.queue, task.meta, worker.name
                 )
                 result = await self.call(Invocation(task, args, context))
-            except Exception as exc:
+            except _HANDLER_ERRORS as exc:
                 acked = True
                 await self._failed(task, exc)
                 return
@@ -309,7 +309,7 @@ class Lanes:
                 await self._ack(task, Release(_SHUT_DOWN), None)
             raise
 
-    async def _failed(self, task: Task[bytes], error: Exception) -> None:
+    async def _failed(self, task: Task[bytes], error: BaseException) -> None:
         if isinstance(error, PayloadError):
             # The args do not decode to what the handler takes: retrying cannot fix that.
             await self._ack(task, Kill(f"payload cannot be decoded: {error}"), error)
@@ -386,6 +386,12 @@ class Lanes:
                 await self._ack_failed(task, outcome, exc)
         if worker._listeners and error is not None:
             worker._emit(Error(worker.name, error, task, outcome))
+
+
+# A handler that calls sys.exit() or raises KeyboardInterrupt fails its own task;
+# it must not take a lane (and the event loop) down with it. Real signals reach
+# the worker through its own handlers, not as exceptions from handler code.
+_HANDLER_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 
 def _link(item: Middleware, call_next: Next) -> Next:
