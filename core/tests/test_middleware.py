@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -22,17 +21,6 @@ from conveyor.middleware import (
     Timeout,
 )
 from conveyor.outcome import Kill, Retry
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(time.time() + 60)
-
-
-@pytest.fixture
-async def backend(clock: ManualClock) -> Any:
-    async with conveyor.open("memory", clock=clock) as opened:
-        yield opened
 
 
 def test_retry_policy_maps_errors_to_outcomes(clock: ManualClock) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -18,18 +17,6 @@ from conveyor.events import Error, Event, Idle, Start, Stop, Success
 from conveyor.middleware import Timeout
 
 FAR = 3600.0  # seconds: far enough to pass any retry backoff
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    # Ahead of real time: the facade stamps tasks pushed without run_at with the real time.
-    return ManualClock(time.time() + 60)
-
-
-@pytest.fixture
-async def backend(clock: ManualClock) -> Any:
-    async with conveyor.open("memory", clock=clock) as opened:
-        yield opened
 
 
 @attrs.frozen

@@ -63,11 +63,11 @@ __all__ = [
 CLOCK_LEAD = 60
 """How many seconds ahead of the real time ``conveyor_clock`` starts.
 
-The facade stamps a task pushed without ``run_at`` with the real time; a
-backend reading the manual clock must see such a task as ready, so the clock
-starts ahead of it. It starts on a whole second: a datetime keeps microseconds,
-and a reading with finer digits would round, through a stored ``run_at`` of
-"now", to a moment the stopped clock never reaches.
+The facade stamps pushes with the backend's ``config.clock`` when it has one.
+A backend that reads the manual clock some other way (a custom backend whose
+parts close over it) gets pushes stamped with the real time, which must still
+look ready to it: hence the lead. The whole second is belt and braces beside
+``conveyor.clock.at``, which floors every derived time to the microsecond.
 """
 
 

@@ -200,10 +200,15 @@ if op == 'claim' then
   return out
 end
 
--- Lease check shared by ack and reschedule. Returns nil when the caller holds it.
-local function refuse(f, token)
+-- Lease check shared by ack and reschedule. nil: the caller holds the lease, go on.
+-- Otherwise the reply to return: 'ok' when this is the client resending a write
+-- that already landed (its token is the last one applied), else 'stale'.
+local function refuse(f, token, resent)
   if HELD[f.s] and f.tok == token then
     return nil
+  end
+  if resent == '1' and f.ltok == token then
+    return { 'ok', f.s }
   end
   return { 'stale', f.s or '', f.by or '' }
 end
@@ -224,11 +229,8 @@ if op == 'ack' then
   if not f.s then
     return { 'gone' }
   end
-  local no = refuse(f, token)
+  local no = refuse(f, token, ARGV[10])
   if no then
-    if ARGV[10] == '1' and f.ltok == token then
-      return { 'ok', f.s }
-    end
     return no
   end
   unhold(key, id)
@@ -317,11 +319,8 @@ if op == 'reschedule' then
     return { 'notfound' }
   end
   if token ~= '' then
-    local no = refuse(f, token)
+    local no = refuse(f, token, ARGV[7])
     if no then
-      if ARGV[7] == '1' and f.ltok == token then
-        return { 'ok', f.s }
-      end
       return no
     end
     redis.call('HSET', key, 'ltok', token)
