@@ -68,7 +68,6 @@ class Hooks:
         implemented: frozenset[str],
         unsupported: Callable[[Capability], UnsupportedCapability],
     ) -> None:
-        self.direct: frozenset[str] = frozenset()
         direct = set()
         for name in HOOK_NAMES:
             if name in implemented:
@@ -82,7 +81,8 @@ class Hooks:
             else:
                 function = _raiser(unsupported, Capability(name))
             setattr(self, name, function)
-        self.direct = frozenset(direct)
+        self.direct: frozenset[str] = frozenset(direct)
+        """Hooks called straight on the plugin's method, with no pluggy dispatch."""
 
 
 def _resolve(manager: pluggy.PluginManager, name: str) -> tuple[Callable[..., Any], bool]:
