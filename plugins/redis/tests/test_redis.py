@@ -151,11 +151,12 @@ async def test_an_ack_resent_after_a_lost_reply_is_accepted_once(redis_open: Ope
     assert task is not None
     await stream.aclose()
     await backend.hooks.ack(task, Done(b"1"))
-    # The same ack marked as resent (its first reply lost) is recognised as applied ...
+    base, now = plugin.keys.base, plugin._now()
     args = (task.id, task.lease_token, "done", b"1", 0, "1")
-    assert (await plugin._run("ack", *args, "1"))[0] == b"ok"
+    # The same ack marked as resent (its first reply lost) is recognised as applied ...
+    assert (await plugin.pipeline.script("ack", base, now, "1", *args))[0] == b"ok"
     # ... while sent as new it is a second ack, refused as stale.
-    assert (await plugin._run("ack", *args, "0"))[0] == b"stale"
+    assert (await plugin.pipeline.script("ack", base, now, "0", *args))[0] == b"stale"
     await backend.aclose()
 
 

@@ -26,7 +26,7 @@ from conveyor import (
 from conveyor.lease import new_token
 from conveyor.outcome import Done, Kill, Outcome, Release, Retry
 from conveyor_redis.config import RedisConfig, config_from_url
-from conveyor_redis.connection import Connection, reconnect_delay, retrying
+from conveyor_redis.connection import TRANSIENT, Connection, reconnect_delay, retrying
 from conveyor_redis.expose import ExposeHooks
 from conveyor_redis.keys import Keys
 from conveyor_redis.records import meta_bytes, micros, pairs, priority_key, to_task
@@ -54,6 +54,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
         self.connection.users += 1
         self.client = self.connection.client
         self.script = self.connection.script
+        self.pipeline = self.connection.pipeline
         self.keys = Keys(self.config.prefix)
         self.clock = self.config.clock
         # Tasks handed to each worker by this object and not yet acked: how many
@@ -66,12 +67,17 @@ class RedisBackend(WaitHooks, ExposeHooks):
     def _now(self) -> int:
         return int(self.clock.time() * 1_000_000)
 
-    async def _run(self, op: str, *args: Any) -> Any:
-        return await self.script(args=(op, self.keys.base, self._now(), *args))
-
     async def _call(self, op: str, *args: Any) -> Any:
-        """``_run`` for operations that are safe to send twice, resent after a dropped link."""
-        return await retrying(lambda _: self._run(op, *args))
+        """``op``, sent again (flagged as resent) after a dropped connection.
+
+        The first try is made inline: the retry machinery costs nothing until needed.
+        """
+        script, base = self.pipeline.script, self.keys.base
+        try:
+            return await script(op, base, self._now(), "0", *args)
+        except TRANSIENT:
+            pass
+        return await retrying(lambda _: script(op, base, self._now(), "1", *args), failed=1)
 
     def _lease_until(self, now: int) -> int:
         return now + int(self.config.lease_seconds * 1_000_000)
@@ -121,11 +127,11 @@ class RedisBackend(WaitHooks, ExposeHooks):
         want = max(1, worker.concurrency - self._outstanding.get(name, 0))
         now = self._now()
         tokens = [new_token() for _ in range(want)]
-        reply = await self.script(
-            args=(
-                "claim", self.keys.base, now, self.keys.queue(self.config.queue), name,
-                self.keys.held(name), self._lease_until(now), *tokens,
-            )
+        # Not resent after a lost reply: the claim may have landed, and its tasks come
+        # back when the lease lapses (at-least-once) rather than being claimed twice now.
+        reply = await self.pipeline.script(
+            "claim", self.keys.base, now, "0", self.keys.queue(self.config.queue), name,
+            self.keys.held(name), self._lease_until(now), *tokens,
         )  # fmt: skip
         if isinstance(reply, bytes):
             return int(reply) if reply else None
@@ -144,9 +150,13 @@ class RedisBackend(WaitHooks, ExposeHooks):
         await self.client.blpop([self.keys.wake(self.config.queue)], timeout=timeout)
 
     async def _release_unstarted(self, buffer: deque[Task[bytes]]) -> None:
-        """Hand back tasks claimed ahead for free slots the worker never filled."""
+        """Hand back tasks claimed ahead for free slots the worker never filled.
+
+        Newest first: each goes back to the head of its list, so they end up in
+        the order they were claimed in.
+        """
         while buffer:
-            task = buffer.popleft()
+            task = buffer.pop()
             try:
                 await asyncio.shield(self.ack(task, Release("worker stopped before starting it")))
             except (ConveyorError, RedisError) as exc:
@@ -157,13 +167,13 @@ class RedisBackend(WaitHooks, ExposeHooks):
         name = worker.name
 
         async def beat(_: bool) -> Any:
-            now = self._now()
-            async with self.client.pipeline(transaction=False) as pipe:
-                args = (self.keys.base, now, name, self.keys.held(name), self._lease_until(now))
-                await self.script(args=("heartbeat", *args), client=pipe)
+            now, base, submit = self._now(), self.keys.base, self.pipeline.submit_script
+            until = self._lease_until(now)
+            return await asyncio.gather(
+                submit("heartbeat", base, now, "0", name, self.keys.held(name), until),
                 # Any live worker resumes the tasks of dead ones, periodically.
-                await self.script(args=("abandon", self.keys.base, now, BATCH), client=pipe)
-                return await pipe.execute()
+                submit("abandon", base, now, "0", BATCH),
+            )
 
         replies = await retrying(beat)
         if replies[1] >= BATCH:
@@ -197,13 +207,11 @@ class RedisBackend(WaitHooks, ExposeHooks):
         name = task.lock_by or ""
         if name in self._outstanding:
             self._outstanding[name] = max(0, self._outstanding[name] - 1)
-        token = task.lease_token or ""
-        reply = await retrying(
-            lambda resent: self._run(
-                "ack", task.id, token, kind, value, run_at, has_value, "1" if resent else "0"
-            )
+        reply = await self._call(
+            "ack", task.id, task.lease_token or "", kind, value, run_at, has_value
         )
-        self._check_reply(task, reply, "ack")
+        if reply[0] != b"ok":
+            self._check_reply(task, reply, "ack")
 
     def _check_reply(self, task: Task[Any], reply: Sequence[bytes], what: str) -> None:
         head = reply[0]
@@ -238,25 +246,25 @@ class RedisBackend(WaitHooks, ExposeHooks):
             flat: list[Any] = []
             for t in tasks[start : start + PUSH_CHUNK]:
                 flat += (
-                    t.id, t.queue, keys.queue(t.queue), micros(t.run_at), t.priority,
+                    t.id, t.queue, keys.queue(t.queue), micros(t.run_at),
                     priority_key(t.priority), t.max_attempts, t.args, meta_bytes(t.meta),
                 )  # fmt: skip
             chunks.append(flat)
 
-        async def send(_: bool) -> None:
-            # Safe to resend: the script skips ids already stored.
-            if len(chunks) == 1:
-                await self._run("push", *chunks[0])
-                return
+        async def transaction(resent: bool) -> None:
             # All or none: the chunks run back to back in one MULTI/EXEC.
             async with self.client.pipeline(transaction=True) as pipe:
-                now = self._now()
+                now, flag = self._now(), "1" if resent else "0"
                 for flat in chunks:
-                    await self.script(args=("push", keys.base, now, *flat), client=pipe)
+                    await self.script(args=("push", keys.base, now, flag, *flat), client=pipe)
                 await pipe.execute()
 
         try:
-            await retrying(send)
+            # Safe to resend: a resent push skips the ids already stored.
+            if len(chunks) == 1:
+                await self._call("push", *chunks[0])
+            else:
+                await retrying(transaction)
         except (RedisError, OSError) as exc:
             raise ConveyorError(
                 f"push of {len(tasks)} task(s) to redis {self.connection.where()} failed:"
@@ -273,8 +281,9 @@ class RedisBackend(WaitHooks, ExposeHooks):
 
     @hookimpl
     async def fetch_by_id(self, task_id: TaskId) -> Task[bytes] | None:
-        h = await retrying(lambda _: self.client.hgetall(self.keys.task(task_id)))
-        return to_task(task_id, h) if h else None
+        key = self.keys.task(task_id)
+        flat = await retrying(lambda _: self.pipeline.execute("HGETALL", key))
+        return to_task(task_id, pairs(flat)) if flat else None
 
     @hookimpl
     async def update(self, task: Task[bytes]) -> None:
@@ -282,9 +291,10 @@ class RedisBackend(WaitHooks, ExposeHooks):
         fields: list[Any] = [
             "q", task.queue, "qk", keys.queue(task.queue), "s", task.status.value,
             "a", task.attempt, "x", task.max_attempts, "r", micros(task.run_at),
-            "p", task.priority, "pk", priority_key(task.priority), "d", task.args,
-            "meta", meta_bytes(task.meta),
+            "pk", priority_key(task.priority), "d", task.args,
         ]  # fmt: skip
+        if task.meta:
+            fields += ["meta", meta_bytes(task.meta)]
         if task.result is not None:
             fields += ["res", task.result]
         if task.last_error is not None:
@@ -294,7 +304,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
             fields += ["by", task.lock_by or "", "tok", task.lease_token, "lu", micros(until)]
             fields += ["hk", keys.held(task.lock_by or "")]
         for _ in range(10):
-            stored = await self.client.hget(keys.task(task.id), "s")
+            stored = await self.pipeline.execute("HGET", keys.task(task.id), "s")
             if stored is None:
                 raise TaskNotFound(f"no task {task.id} to update")
             old = Status(stored.decode())
@@ -308,10 +318,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
 
     @hookimpl
     async def reschedule(self, task: Task[bytes], run_at: datetime) -> None:
-        token, when = task.lease_token or "", micros(run_at)
-        reply = await retrying(
-            lambda resent: self._run("reschedule", task.id, token, when, "1" if resent else "0")
-        )
+        reply = await self._call("reschedule", task.id, task.lease_token or "", micros(run_at))
         self._check_reply(task, reply, "reschedule")
 
     @hookimpl

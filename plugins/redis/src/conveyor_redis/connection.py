@@ -1,4 +1,5 @@
-"""The connection pool and loaded script several queues share (``make_shared``)."""
+"""The connections several queues share (``make_shared``): a pool, and one pipelined
+connection for the hot path."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor_redis.config import RedisConfig
+from conveyor_redis.pipelining import AutoPipeline
 
 __all__ = ["Connection", "SCRIPT", "reconnect_delay", "retrying", "TRANSIENT"]
 
@@ -33,24 +35,29 @@ def reconnect_delay(failures: int) -> float:
     return base * random.uniform(0.75, 1.25)
 
 
-async def retrying(call: Callable[[bool], Awaitable[T]], attempts: int = 4) -> T:
+async def retrying(
+    call: Callable[[bool], Awaitable[T]], attempts: int = 4, *, failed: int = 0
+) -> T:
     """``call(resent)`` again after a dropped connection, with a short backoff.
 
     ``resent`` is True from the second try on: the first may have been applied
     with only its reply lost, and the scripts use it to recognise their own write.
+    ``failed``: tries the caller already made itself (its first, inline).
     """
-    for attempt in range(attempts):
+    for attempt in range(failed, attempts):
+        if attempt:
+            await asyncio.sleep(reconnect_delay(attempt))
         try:
             return await call(attempt > 0)
         except TRANSIENT:
             if attempt == attempts - 1:
                 raise
-            await asyncio.sleep(reconnect_delay(attempt + 1))
     raise AssertionError("unreachable")
 
 
 class Connection:
-    """One connection pool, one registered script, counted users."""
+    """A pool (blocking reads, listings, transactions), a pipelined connection (every
+    script call), the script, and a count of the backends using them."""
 
     def __init__(self, config: RedisConfig) -> None:
         # No blind resending by redis-py: an ack resent after a lost reply must say
@@ -69,6 +76,7 @@ class Connection:
         # Typed loosely: redis-py annotates replies as unions of every possible shape.
         self.client: Any = aioredis.Redis(connection_pool=pool)
         self.script: Any = self.client.register_script(SCRIPT)
+        self.pipeline = AutoPipeline(pool, SCRIPT, config.socket_timeout)
         self.users = 0
 
     def where(self) -> str:
@@ -82,4 +90,5 @@ class Connection:
         """One user fewer; the pool is closed when none is left."""
         self.users -= 1
         if self.users <= 0:
+            await self.pipeline.close()
             await self.client.aclose()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from conveyor import (
@@ -33,9 +35,23 @@ class ExposeHooks:
     keys: Keys
     clock: Clock
 
-    async def _page(self, index: str, filter: Filter) -> list[Task[bytes]]:
-        start = filter.offset
-        ids = await self.client.zrange(index, start, start + filter.limit - 1)
+    async def _page(self, indexes: Sequence[str], filter: Filter) -> list[Task[bytes]]:
+        """One page of the ids in ``indexes`` merged in id (creation) order, as tasks.
+
+        A single index is read from the page's offset; several are each read from
+        their start to the page's end and merged, so a deep page costs
+        ``len(indexes) * (offset + limit)`` ids read, never more.
+        """
+        start, end = filter.offset, filter.offset + filter.limit
+        if len(indexes) == 1:
+            ids = await self.client.zrange(indexes[0], start, end - 1)
+        else:
+            # One MULTI/EXEC: a task moving between two indexes is seen in exactly one.
+            async with self.client.pipeline(transaction=True) as pipe:
+                for index in indexes:
+                    pipe.zrange(index, 0, end - 1)
+                lists = await pipe.execute()
+            ids = list(itertools.islice(heapq.merge(*lists), start, end))
         if not ids:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
@@ -44,24 +60,25 @@ class ExposeHooks:
             hashes = await pipe.execute()
         return [to_task(raw.decode(), h) for raw, h in zip(ids, hashes, strict=True) if h]
 
+    def _indexes(self, queues: Iterable[str], status: Status | None) -> list[str]:
+        statuses = list(Status) if status is None else [status]
+        return [self.keys.queue_status(q, s) for q in queues for s in statuses]
+
+    async def _queue_names(self) -> list[str]:
+        return sorted(raw.decode() for raw in await self.client.smembers(self.keys.queues))
+
     @hookimpl
     async def list_tasks(self, queue: str, filter: Filter) -> Sequence[Task[bytes]]:
-        keys = self.keys
-        index = (
-            keys.queue_all(queue)
-            if filter.status is None
-            else keys.queue_status(queue, filter.status)
-        )
-        return await self._page(index, filter)
+        return await self._page(self._indexes([queue], filter.status), filter)
 
     @hookimpl
     async def list_all_tasks(self, filter: Filter) -> Sequence[Task[bytes]]:
-        index = self.keys.all if filter.status is None else self.keys.status(filter.status)
-        return await self._page(index, filter)
+        indexes = self._indexes(await self._queue_names(), filter.status)
+        return await self._page(indexes, filter) if indexes else []
 
     @hookimpl
     async def list_queues(self) -> Sequence[QueueInfo]:
-        names = {raw.decode() for raw in await self.client.smembers(self.keys.queues)}
+        names = set(await self._queue_names())
         workers = await self._workers()
         names.update(w.queue for w in workers)
         return [
@@ -117,11 +134,13 @@ class ExposeHooks:
 
     @hookimpl
     async def metrics(self, queue: str | None) -> Sequence[Statistic]:
-        keys = self.keys
-        async with self.client.pipeline(transaction=False) as pipe:
-            for status in Status:
-                pipe.zcard(
-                    keys.status(status) if queue is None else keys.queue_status(queue, status)
-                )
-            counts: list[int] = await pipe.execute()
-        return status_statistics(dict(zip(Status, counts, strict=True)))
+        queues = [queue] if queue is not None else await self._queue_names()
+        async with self.client.pipeline(transaction=True) as pipe:
+            for index in self._indexes(queues, None):
+                pipe.zcard(index)
+            counts: list[int] = await pipe.execute() if queues else []
+        totals = dict.fromkeys(Status, 0)
+        statuses = list(Status)
+        for i, count in enumerate(counts):
+            totals[statuses[i % len(statuses)]] += count
+        return status_statistics(totals)

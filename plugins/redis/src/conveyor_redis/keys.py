@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote
 
 import attrs
@@ -11,6 +12,7 @@ from conveyor import Status
 __all__ = ["Keys", "escape", "glob_escape"]
 
 
+@functools.lru_cache(maxsize=4096)
 def escape(name: str) -> str:
     """``name`` percent-escaped: only ``A-Z a-z 0-9 _ . - ~`` stay, so no ``:``, ``{``,
     ``}`` or glob character of a queue or worker name ever reaches a key."""
@@ -45,16 +47,6 @@ class Keys:
 
     def queue_status(self, queue: str, status: Status) -> str:
         return f"{self.queue(queue)}s:{status.value}"
-
-    def queue_all(self, queue: str) -> str:
-        return self.queue(queue) + "all"
-
-    def status(self, status: Status) -> str:
-        return f"{self.prefix}:s:{status.value}"
-
-    @property
-    def all(self) -> str:
-        return f"{self.prefix}:all"
 
     @property
     def queues(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,16 @@ from typing import Any
 
 from conveyor import ConveyorError, PayloadError, Status, Task, TaskId, TaskResult
 
-__all__ = ["micros", "from_micros", "priority_key", "meta_bytes", "to_task", "pairs", "to_result"]
+__all__ = [
+    "micros",
+    "from_micros",
+    "priority_key",
+    "priority_of",
+    "meta_bytes",
+    "to_task",
+    "pairs",
+    "to_result",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -26,6 +36,12 @@ def from_micros(value: bytes | int) -> datetime:
     return _EPOCH + timedelta(microseconds=int(value))
 
 
+def priority_of(key: bytes) -> int:
+    """The priority a ``priority_key`` was made from."""
+    return _INT64 - 1 - int(key, 16)
+
+
+@functools.lru_cache(maxsize=1024)
 def priority_key(priority: int) -> str:
     """16 hex digits that sort higher priorities first."""
     if not -_INT64 <= priority < _INT64:
@@ -46,8 +62,10 @@ def meta_bytes(meta: Mapping[str, Any]) -> bytes:
         raise PayloadError(f"task meta must be JSON-able for the Redis backend: {exc}") from None
 
 
-def pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
-    """A flat ``HGETALL`` reply as a dict."""
+def pairs(flat: Sequence[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """An ``HGETALL`` reply as a dict: flat from a script or RESP2, a map from RESP3."""
+    if isinstance(flat, dict):
+        return flat
     it = iter(flat)
     return dict(zip(it, it, strict=True))
 
@@ -66,10 +84,10 @@ def to_task(task_id: str, h: Mapping[bytes, bytes]) -> Task[bytes]:
         h.get(b"d", b""),
         h[b"q"].decode(),
         _STATUS[h[b"s"]],
-        int(h[b"a"]),
+        int(h.get(b"a", 0)),
         int(h[b"x"]),
         from_micros(h[b"r"]),
-        int(h[b"p"]),
+        priority_of(h[b"pk"]),
         h.get(b"res"),
         _text(h.get(b"err")),
         _text(h.get(b"by")) or None,

@@ -1,188 +1,207 @@
 --[[
 conveyor-redis: every change to a task's state, as one script with an operation name.
 
-Call: EVALSHA sha 0 OP PREFIX NOW ARG...   (KEYS are not used for the per-task keys:
+Call: EVALSHA sha 0 OP PREFIX NOW RESENT ARG...   (KEYS are not used for the per-task keys:
 which task keys a call touches is only known inside the script, e.g. the ids
-ZPOPMIN returns. All names are built here from PREFIX and data read from the
+LPOP returns. All names are built here from PREFIX and data read from the
 store; nothing is ever spliced into the script text.)
 
 Key layout. P = the configured prefix plus ':' (default "conveyor:"); Q = a queue
 name, percent-escaped (every byte outside A-Z a-z 0-9 _ . - ~ becomes %XX, so a
 queue name can never forge another key or act as a SCAN glob); I = a task id (26
-characters of 0-9 a-v, sortable by creation time); S = a status name (Pending,
-Queued, Running, Done, Failed, Killed); W = a worker name, escaped like Q.
+characters of 0-9 a-v, sortable by creation time); K = a priority key, 16 hex
+digits of (2^63 - 1 - priority), so lexical order is higher priority first over
+the whole signed 64-bit range (no float score, no precision limit); S = a status
+name (Pending, Queued, Running, Done, Failed, Killed); W = a worker name, escaped like Q.
 
   P t:I            hash    one task, fields below
-  P q:Q:ready      zset    tasks ready now. Score 0, member = PK .. SEQ .. I where
-                           PK = 16 hex digits of (2^63 - 1 - priority) and SEQ = 16
-                           hex digits from INCR P seq: lexical order (which ZPOPMIN
-                           follows for equal scores) is higher priority first, then
-                           FIFO. No float score, so no precision limit on either part.
-  P q:Q:delayed    zset    tasks waiting for run_at. Score run_at (epoch seconds,
-                           a double: sub-microsecond resolution today), member as above.
-                           The claim operation promotes due ones into ready.
-  P q:Q:wake       list    wake tokens for idle pollers blocked in BLPOP; at most 64;
-                           emptied by a claim that finds nothing.
-  P q:Q:all        zset    score 0, member I: every task of Q, oldest first.
-  P q:Q:s:S        zset    score 0, member I: the tasks of Q in status S.
-  P all            zset    score 0, member I: every task.
-  P s:S            zset    score 0, member I: the tasks in status S, every queue.
+  P q:Q:ready:K    list    ids of priority K ready now, oldest first: a push appends
+                           (RPUSH), a claim takes from the head (LPOP), so FIFO within
+                           a priority costs no counter and no sorted insert.
+  P q:Q:prio       zset    score 0, member K: the priorities whose ready list may be
+                           non-empty (never missing one that is not). A claim reads
+                           the lexically first and drops it once its list is empty.
+  P q:Q:delayed    zset    tasks waiting for run_at. Score run_at (integer epoch
+                           microseconds, exact in a double until the year 2255),
+                           member K .. I. A claim moves the due ones to their lists.
+  P q:Q:wake       list    wake tokens for idle pollers blocked in BLPOP. A task made
+                           ready adds one while its list is at most 16 long (past
+                           that, every poller that was idle has had a token); past
+                           64 tokens it is trimmed; a claim that finds nothing empties it.
+  P q:Q:s:S        zset    score 0, member I: the tasks of Q in status S. The only
+                           status index: listings across statuses or queues merge
+                           these (ids sort by creation time).
   P inflight       zset    score = lease deadline, member I: tasks a worker holds.
   P w:W:held       set     ids worker W holds (heartbeats extend these leases).
-  P seq            string  the FIFO counter.
-  P queues         set     raw queue names.
+  P queues         set     raw queue names (added when a queue's list or delayed set
+                           gains its first task, so always holding every queue with work).
   P workers        hash    raw worker name -> JSON description.
   P workers:seen   zset    raw worker name, score = last heartbeat.
   channel P fin:I          published when task I becomes Done or Killed.
 
 Task hash fields: q queue name, qk = P .. 'q:' .. Q .. ':' (the queue's key stem),
-s status, a attempt, x max_attempts, r run_at, p priority, pk priority key, m its
-member in ready/delayed, d args (codec bytes), res result bytes, err last_error,
-by lock_by, tok lease token, lu lease deadline, hk the holder's held-set key,
-meta JSON bytes ('' = none), ltok the token of the attempt acked last (so an ack
-retried after a dropped reply is recognised, not refused as stale).
+s status, a attempt (absent = 0), x max_attempts, r run_at, pk priority key (the
+priority is read back from it), d args (codec bytes), meta JSON bytes (absent =
+none), res result bytes, err last_error, by lock_by, tok lease token, lu lease
+deadline, hk the holder's held-set key, ltok the token of the attempt acked last
+(so an ack retried after a dropped reply is recognised, not refused as stale).
 
 Times are the caller's clock (ARGV NOW), never the server's: tests drive them.
+Operator actions on a waiting task (update, reschedule, resume) take it out of its
+ready list with LREM, which scans that list: they are not on the hot path.
 ]]
 
 local op = ARGV[1]
 local P = ARGV[2]
 local now = tonumber(ARGV[3])
 local NOW = ARGV[3]
+-- The client sends a call again after losing its reply; then it may have been
+-- applied already, and push and the lease checks recognise their own write.
+local resent = ARGV[4] == '1'
 
 local HELD = { Running = true, Queued = true }
+local READY = { Pending = true, Failed = true }
 
 local function tkey(id)
   return P .. 't:' .. id
 end
 
-local function new_member(pk, id)
-  return pk .. string.format('%016x', redis.call('INCR', P .. 'seq')) .. id
-end
-
 local function index_move(id, old_qk, old, new_qk, new)
   if old then
     redis.call('ZREM', old_qk .. 's:' .. old, id)
-    redis.call('ZREM', P .. 's:' .. old, id)
   end
   if new then
     redis.call('ZADD', new_qk .. 's:' .. new, 0, id)
-    redis.call('ZADD', P .. 's:' .. new, 0, id)
   end
 end
 
-local function wake(qk, n)
+local function wake(qk)
   local key = qk .. 'wake'
-  for _ = 1, math.min(n, 64) do
-    redis.call('LPUSH', key, '1')
-  end
-  redis.call('LTRIM', key, 0, 63)
-end
-
--- Put a ready-state task (Pending/Failed) in its queue: ready now, or delayed.
-local function enqueue(key, qk, run_at, member)
-  if tonumber(run_at) <= now then
-    redis.call('ZADD', qk .. 'ready', 0, member)
-  else
-    redis.call('ZADD', qk .. 'delayed', run_at, member)
-  end
-  redis.call('HSET', key, 'm', member)
-  wake(qk, 1)
-end
-
-local function unqueue(key, qk)
-  local m = redis.call('HGET', key, 'm')
-  if m and m ~= '' then
-    redis.call('ZREM', qk .. 'ready', m)
-    redis.call('ZREM', qk .. 'delayed', m)
+  if redis.call('LPUSH', key, '1') > 64 then
+    redis.call('LTRIM', key, 0, 63)
   end
 end
 
-local function unhold(key, id)
-  local hk = redis.call('HGET', key, 'hk')
+-- Make a waiting task claimable: delayed until run_at, or at the tail of its
+-- priority's list (the head when ahead: a released or abandoned task keeps its turn).
+local function enqueue(id, q, qk, pk, run_at, ahead)
+  if tonumber(run_at) > now then
+    if redis.call('ZADD', qk .. 'delayed', run_at, pk .. id) == 1 then
+      redis.call('SADD', P .. 'queues', q)
+    end
+    return
+  end
+  local n = redis.call(ahead and 'LPUSH' or 'RPUSH', qk .. 'ready:' .. pk, id)
+  if n == 1 then
+    redis.call('ZADD', qk .. 'prio', 0, pk)
+    redis.call('SADD', P .. 'queues', q)
+  end
+  if n <= 16 then
+    wake(qk)
+  end
+end
+
+-- Take a waiting task out of its list or the delayed set (scans the list).
+local function unqueue(id, qk, pk)
+  if redis.call('ZREM', qk .. 'delayed', pk .. id) == 0 then
+    redis.call('LREM', qk .. 'ready:' .. pk, 1, id)
+  end
+end
+
+-- hk: the holder's held-set key, as read() returns it; ... more fields to delete.
+local function unhold(key, id, hk, ...)
   redis.call('ZREM', P .. 'inflight', id)
-  if hk and hk ~= '' then
+  if hk then
     redis.call('SREM', hk, id)
   end
-  redis.call('HDEL', key, 'by', 'tok', 'lu', 'hk')
+  redis.call('HDEL', key, 'by', 'tok', 'lu', 'hk', ...)
 end
 
 local function finish(id)
   redis.call('PUBLISH', P .. 'fin:' .. id, '1')
 end
 
--- push: per task 9 values: id q qk run_at priority pk max_attempts args meta.
--- A task whose id exists already is skipped: a push retried after a lost reply
--- stores nothing twice.
+local function read(key)
+  local v = redis.call('HMGET', key, 's', 'tok', 'q', 'qk', 'a', 'x', 'pk', 'ltok', 'by', 'r', 'hk')
+  return { s = v[1], tok = v[2], q = v[3], qk = v[4], a = tonumber(v[5]) or 0,
+    x = tonumber(v[6]), pk = v[7], ltok = v[8], by = v[9], r = v[10], hk = v[11] }
+end
+
+-- push: per task 9 values: id q qk run_at pk max_attempts args meta (meta '' = none).
+-- Resent, a task whose id exists already is skipped, so nothing is stored twice;
+-- a first send carries fresh ids and skips that check.
 if op == 'push' then
-  local stored, woken, queues = 0, {}, {}
-  for i = 4, #ARGV, 9 do
-    local id, q, qk, r = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local stored = 0
+  for i = 5, #ARGV, 8 do
+    local id, q, qk, r, pk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     local key = tkey(id)
-    if redis.call('EXISTS', key) == 0 then
-      local m = new_member(ARGV[i + 5], id)
-      redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'a', 0, 'x', ARGV[i + 6],
-        'r', r, 'p', ARGV[i + 4], 'pk', ARGV[i + 5], 'm', m, 'd', ARGV[i + 7], 'meta', ARGV[i + 8])
-      if tonumber(r) <= now then
-        redis.call('ZADD', qk .. 'ready', 0, m)
+    if not resent or redis.call('EXISTS', key) == 0 then
+      if ARGV[i + 7] == '' then
+        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
+          'pk', pk, 'd', ARGV[i + 6])
       else
-        redis.call('ZADD', qk .. 'delayed', r, m)
+        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
+          'pk', pk, 'd', ARGV[i + 6], 'meta', ARGV[i + 7])
       end
-      redis.call('ZADD', qk .. 'all', 0, id)
-      redis.call('ZADD', P .. 'all', 0, id)
-      index_move(id, nil, nil, qk, 'Pending')
-      woken[qk] = (woken[qk] or 0) + 1
-      queues[q] = true
+      redis.call('ZADD', qk .. 's:Pending', 0, id)
+      enqueue(id, q, qk, pk, r, false)
       stored = stored + 1
     end
-  end
-  for qk, n in pairs(woken) do
-    wake(qk, n)
-  end
-  for q in pairs(queues) do
-    redis.call('SADD', P .. 'queues', q)
   end
   return stored
 end
 
 -- claim: qk worker held_key lease_until token... (one token per task wanted).
--- Promotes due delayed tasks, then pops the best ready ones. Returns
--- {id, HGETALL, id, HGETALL, ...}, or when nothing is ready the next run_at
--- of a delayed task as a string ('' if none) after emptying the wake list.
+-- Moves due delayed tasks to their lists, then takes from the head of the best
+-- priority's list. Returns {id, HGETALL, id, HGETALL, ...}, or when nothing is
+-- ready the next run_at of a delayed task as a string ('' if none) after
+-- emptying the wake list.
 if op == 'claim' then
-  local qk, worker, hk, lu = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-  local want = #ARGV - 7
-  local ready, delayed = qk .. 'ready', qk .. 'delayed'
+  local qk, worker, hk, lu = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  local want = #ARGV - 8
+  local delayed, prio = qk .. 'delayed', qk .. 'prio'
   local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)
   if #due > 0 then
-    local args = {}
+    local lists = {}
     for _, m in ipairs(due) do
-      args[#args + 1] = 0
-      args[#args + 1] = m
+      local pk = string.sub(m, 1, 16)
+      local ids = lists[pk]
+      if not ids then
+        ids = {}
+        lists[pk] = ids
+      end
+      ids[#ids + 1] = string.sub(m, 17)
     end
-    redis.call('ZADD', ready, unpack(args))
+    for pk, ids in pairs(lists) do
+      redis.call('RPUSH', qk .. 'ready:' .. pk, unpack(ids))
+      redis.call('ZADD', prio, 0, pk)
+    end
     redis.call('ZREM', delayed, unpack(due))
   end
   local out, used = {}, 0
   while used < want do
-    local popped = redis.call('ZPOPMIN', ready, want - used)
-    if #popped == 0 then
+    local top = redis.call('ZRANGE', prio, 0, 0)[1]
+    if not top then
       break
     end
-    for j = 1, #popped, 2 do
-      local m = popped[j]
-      local id = string.sub(m, 33)
+    local asked = want - used
+    local ids = redis.call('LPOP', qk .. 'ready:' .. top, asked)
+    if not ids or #ids < asked then
+      redis.call('ZREM', prio, top)
+    end
+    for _, id in ipairs(ids or {}) do
       local key = tkey(id)
       local f = redis.call('HMGET', key, 's', 'a', 'x')
-      if f[1] and tonumber(f[2]) >= tonumber(f[3]) then
+      local attempt = tonumber(f[2]) or 0
+      if f[1] and attempt >= tonumber(f[3]) then
         -- Cannot run again (its attempts were set by hand): give it up, not loop.
         redis.call('HSET', key, 's', 'Killed', 'err', 'no attempts left when claimed')
         index_move(id, qk, f[1], qk, 'Killed')
         finish(id)
       elseif f[1] then
         used = used + 1
-        redis.call('HSET', key, 's', 'Running', 'a', tonumber(f[2]) + 1, 'by', worker,
-          'tok', ARGV[7 + used], 'lu', lu, 'hk', hk)
+        redis.call('HSET', key, 's', 'Running', 'a', attempt + 1, 'by', worker,
+          'tok', ARGV[8 + used], 'lu', lu, 'hk', hk)
         redis.call('HDEL', key, 'res')
         redis.call('ZADD', P .. 'inflight', lu, id)
         redis.call('SADD', hk, id)
@@ -203,59 +222,53 @@ end
 -- Lease check shared by ack and reschedule. nil: the caller holds the lease, go on.
 -- Otherwise the reply to return: 'ok' when this is the client resending a write
 -- that already landed (its token is the last one applied), else 'stale'.
-local function refuse(f, token, resent)
+local function refuse(f, token)
   if HELD[f.s] and f.tok == token then
     return nil
   end
-  if resent == '1' and f.ltok == token then
+  if resent and f.ltok == token then
     return { 'ok', f.s }
   end
   return { 'stale', f.s or '', f.by or '' }
 end
 
-local function read(key)
-  local v = redis.call('HMGET', key, 's', 'tok', 'qk', 'a', 'x', 'pk', 'ltok', 'by', 'm', 'r')
-  return { s = v[1], tok = v[2], qk = v[3], a = tonumber(v[4]), x = tonumber(v[5]), pk = v[6],
-    ltok = v[7], by = v[8], m = v[9], r = v[10] }
-end
-
--- ack: id token kind value run_at has_value resent. kind: done | retry | kill | release.
--- resent = '1' when the client sends it again after losing the reply: then an
--- ack already applied under this very token reports success instead of stale.
+-- ack: id token kind value run_at has_value. kind: done | retry | kill | release.
+-- Resent, an ack already applied under this very token reports success, not stale.
 if op == 'ack' then
-  local id, token, kind, value, run_at = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  local id, token, kind, value, run_at = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
   local key = tkey(id)
   local f = read(key)
   if not f.s then
     return { 'gone' }
   end
-  local no = refuse(f, token, ARGV[10])
+  local no = refuse(f, token)
   if no then
     return no
   end
-  unhold(key, id)
-  redis.call('HSET', key, 'ltok', token)
   local new
   if kind == 'done' then
     new = 'Done'
-    if ARGV[9] == '1' then
-      redis.call('HSET', key, 's', new, 'res', value)
+    if ARGV[10] == '1' then
+      unhold(key, id, f.hk)
+      redis.call('HSET', key, 's', new, 'ltok', token, 'res', value)
     else
-      redis.call('HSET', key, 's', new)
-      redis.call('HDEL', key, 'res')
+      unhold(key, id, f.hk, 'res')
+      redis.call('HSET', key, 's', new, 'ltok', token)
     end
   elseif kind == 'retry' and f.a < f.x then
     new = 'Failed'
-    redis.call('HSET', key, 's', new, 'err', value, 'r', run_at)
-    enqueue(key, f.qk, run_at, new_member(f.pk, id))
+    unhold(key, id, f.hk)
+    redis.call('HSET', key, 's', new, 'ltok', token, 'err', value, 'r', run_at)
+    enqueue(id, f.q, f.qk, f.pk, run_at, false)
   elseif kind == 'retry' or kind == 'kill' then
     new = 'Killed'
-    redis.call('HSET', key, 's', new, 'err', value)
+    unhold(key, id, f.hk)
+    redis.call('HSET', key, 's', new, 'ltok', token, 'err', value)
   else
     new = 'Pending'
-    redis.call('HSET', key, 's', new, 'a', math.max(0, f.a - 1))
-    -- Back to the place it was claimed from: a released task keeps its turn.
-    enqueue(key, f.qk, f.r, f.m)
+    unhold(key, id, f.hk)
+    redis.call('HSET', key, 's', new, 'ltok', token, 'a', math.max(0, f.a - 1))
+    enqueue(id, f.q, f.qk, f.pk, f.r, true)
   end
   index_move(id, f.qk, f.s, f.qk, new)
   if new == 'Done' or new == 'Killed' then
@@ -266,7 +279,7 @@ end
 
 -- heartbeat: worker held_key lease_until. Extends the leases the worker still holds.
 if op == 'heartbeat' then
-  local worker, hk, lu = ARGV[4], ARGV[5], ARGV[6]
+  local worker, hk, lu = ARGV[5], ARGV[6], ARGV[7]
   local kept = 0
   for _, id in ipairs(redis.call('SMEMBERS', hk)) do
     local key = tkey(id)
@@ -286,11 +299,11 @@ end
 -- abandon: limit. Tasks whose lease deadline passed go back (attempt stays
 -- counted), or to Killed at max_attempts. Returns how many were touched.
 if op == 'abandon' then
-  local ids = redis.call('ZRANGEBYSCORE', P .. 'inflight', '-inf', now, 'LIMIT', 0, ARGV[4])
+  local ids = redis.call('ZRANGEBYSCORE', P .. 'inflight', '-inf', now, 'LIMIT', 0, ARGV[5])
   for _, id in ipairs(ids) do
     local key = tkey(id)
     local f = read(key)
-    unhold(key, id)
+    unhold(key, id, f.hk)
     if f.s and HELD[f.s] then
       local why = string.format("worker '%s' stopped renewing its lease (attempt %d)",
         f.by or '?', f.a)
@@ -302,7 +315,7 @@ if op == 'abandon' then
       else
         new = 'Pending'
         redis.call('HSET', key, 's', new, 'err', why)
-        enqueue(key, f.qk, f.r, f.m)
+        enqueue(id, f.q, f.qk, f.pk, f.r, true)
       end
       index_move(id, f.qk, f.s, f.qk, new)
     end
@@ -310,16 +323,16 @@ if op == 'abandon' then
   return #ids
 end
 
--- reschedule: id token run_at resent ('' token = an operator's action, no lease check).
+-- reschedule: id token run_at ('' token = an operator's action, no lease check).
 if op == 'reschedule' then
-  local id, token, run_at = ARGV[4], ARGV[5], ARGV[6]
+  local id, token, run_at = ARGV[5], ARGV[6], ARGV[7]
   local key = tkey(id)
   local f = read(key)
   if not f.s then
     return { 'notfound' }
   end
   if token ~= '' then
-    local no = refuse(f, token, ARGV[7])
+    local no = refuse(f, token)
     if no then
       return no
     end
@@ -328,10 +341,12 @@ if op == 'reschedule' then
   if f.s == 'Done' then
     return { 'transition', f.s }
   end
-  unqueue(key, f.qk)
-  unhold(key, id)
+  if READY[f.s] then
+    unqueue(id, f.qk, f.pk)
+  end
+  unhold(key, id, f.hk)
   redis.call('HSET', key, 's', 'Pending', 'r', run_at)
-  enqueue(key, f.qk, run_at, new_member(f.pk, id))
+  enqueue(id, f.q, f.qk, f.pk, run_at, false)
   if f.s ~= 'Pending' then
     index_move(id, f.qk, f.s, f.qk, 'Pending')
   end
@@ -340,20 +355,22 @@ end
 
 -- resume: id. Failed, Killed or held tasks become Pending and ready now.
 if op == 'resume' then
-  local id = ARGV[4]
+  local id = ARGV[5]
   local key = tkey(id)
   local f = read(key)
   if not (f.s == 'Failed' or f.s == 'Killed' or HELD[f.s]) then
     return 0
   end
-  unqueue(key, f.qk)
-  unhold(key, id)
+  if READY[f.s] then
+    unqueue(id, f.qk, f.pk)
+  end
+  unhold(key, id, f.hk)
   local attempt = f.a
   if f.s == 'Killed' then
     attempt = 0
   end
   redis.call('HSET', key, 's', 'Pending', 'a', attempt, 'r', NOW)
-  enqueue(key, f.qk, NOW, new_member(f.pk, id))
+  enqueue(id, f.q, f.qk, f.pk, NOW, false)
   index_move(id, f.qk, f.s, f.qk, 'Pending')
   return 1
 end
@@ -362,7 +379,7 @@ end
 -- absent from the pairs are deleted (res, err, by, tok, lu, hk). Status moves
 -- between the queue structures accordingly.
 if op == 'update' then
-  local id, expected = ARGV[4], ARGV[5]
+  local id, expected = ARGV[5], ARGV[6]
   local key = tkey(id)
   local f = read(key)
   if not f.s then
@@ -372,24 +389,22 @@ if op == 'update' then
     return { 'conflict', f.s }
   end
   local new = {}
-  for i = 6, #ARGV, 2 do
+  for i = 7, #ARGV, 2 do
     new[ARGV[i]] = ARGV[i + 1]
   end
-  unqueue(key, f.qk)
-  unhold(key, id)
-  redis.call('HDEL', key, 'res', 'err')
+  if READY[f.s] then
+    unqueue(id, f.qk, f.pk)
+  end
+  unhold(key, id, f.hk)
+  redis.call('HDEL', key, 'res', 'err', 'meta')
   local pairs_ = {}
-  for i = 6, #ARGV do
+  for i = 7, #ARGV do
     pairs_[#pairs_ + 1] = ARGV[i]
   end
   redis.call('HSET', key, unpack(pairs_))
-  if new.qk ~= f.qk then
-    redis.call('ZREM', f.qk .. 'all', id)
-    redis.call('ZADD', new.qk .. 'all', 0, id)
-    redis.call('SADD', P .. 'queues', new.q)
-  end
-  if new.s == 'Pending' or new.s == 'Failed' then
-    enqueue(key, new.qk, new.r, new_member(new.pk, id))
+  redis.call('SADD', P .. 'queues', new.q)
+  if READY[new.s] then
+    enqueue(id, new.q, new.qk, new.pk, new.r, false)
   elseif HELD[new.s] and new.tok then
     redis.call('ZADD', P .. 'inflight', new.lu, id)
     redis.call('SADD', new.hk, id)
@@ -402,12 +417,10 @@ end
 
 -- vacuum: qk status limit. Deletes up to limit finished tasks; returns how many.
 if op == 'vacuum' then
-  local qk, status = ARGV[4], ARGV[5]
-  local ids = redis.call('ZRANGE', qk .. 's:' .. status, 0, tonumber(ARGV[6]) - 1)
+  local qk, status = ARGV[5], ARGV[6]
+  local ids = redis.call('ZRANGE', qk .. 's:' .. status, 0, tonumber(ARGV[7]) - 1)
   for _, id in ipairs(ids) do
     redis.call('DEL', tkey(id))
-    redis.call('ZREM', qk .. 'all', id)
-    redis.call('ZREM', P .. 'all', id)
     index_move(id, qk, status, nil, nil)
   end
   return #ids
