@@ -29,7 +29,15 @@ from conveyor_redis.config import RedisConfig, config_from_url
 from conveyor_redis.connection import TRANSIENT, Connection, reconnect_delay, retrying
 from conveyor_redis.expose import ExposeHooks
 from conveyor_redis.keys import Keys
-from conveyor_redis.records import meta_bytes, micros, pairs, priority_key, to_task
+from conveyor_redis.records import (
+    claimed,
+    from_micros,
+    meta_bytes,
+    micros,
+    pairs,
+    priority_key,
+    to_task,
+)
 from conveyor_redis.waiting import WaitHooks
 
 __all__ = ["RedisBackend"]
@@ -129,15 +137,18 @@ class RedisBackend(WaitHooks, ExposeHooks):
         tokens = [new_token() for _ in range(want)]
         # Not resent after a lost reply: the claim may have landed, and its tasks come
         # back when the lease lapses (at-least-once) rather than being claimed twice now.
+        until = self._lease_until(now)
+        queue = self.config.queue
         reply = await self.pipeline.script(
-            "claim", self.keys.base, now, "0", self.keys.queue(self.config.queue), name,
-            self.keys.held(name), self._lease_until(now), *tokens,
+            "claim", self.keys.base, now, "0", self.keys.queue(queue), name,
+            self.keys.held(name), until, *tokens,
         )  # fmt: skip
         if isinstance(reply, bytes):
             return int(reply) if reply else None
-        for i in range(0, len(reply), 2):
-            into.append(to_task(reply[i].decode(), pairs(reply[i + 1])))
-        self._outstanding[name] = self._outstanding.get(name, 0) + len(reply) // 2
+        lease = from_micros(until)
+        for record, token in zip(reply, tokens, strict=False):
+            into.append(claimed(record, queue, name, token, lease))
+        self._outstanding[name] = self._outstanding.get(name, 0) + len(reply)
         return None
 
     async def _block(self, due: int | None) -> None:
@@ -210,7 +221,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
         reply = await self._call(
             "ack", task.id, task.lease_token or "", kind, value, run_at, has_value
         )
-        if reply[0] != b"ok":
+        if type(reply) is not bytes:  # a refusal, or a resent ack recognised as applied
             self._check_reply(task, reply, "ack")
 
     def _check_reply(self, task: Task[Any], reply: Sequence[bytes], what: str) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.asyncio.connection import ConnectionPool
@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["AutoPipeline"]
 
-_Item = tuple[Sequence[Any], "asyncio.Future[Any]"]
+_Item = tuple[bytes, "asyncio.Future[Any]"]
 
 
 class AutoPipeline:
@@ -53,15 +53,30 @@ class AutoPipeline:
         self._timer: asyncio.TimerHandle | None = None
         self._expired = False
         self._drainer: asyncio.Task[None] | None = None
+        self._heads: dict[tuple[str, str], bytes] = {}
 
     # --- calls ------------------------------------------------------------------------
 
-    async def script(self, *args: Any) -> Any:
-        """Run the Lua script with ``args`` as ARGV (no KEYS); loaded again if missing."""
-        return await self.execute("EVALSHA", self.sha, 0, *args)
+    async def script(self, op: str, base: str, *args: Any) -> Any:
+        """Run ``op`` of the Lua script, ARGV = op, base, args (no KEYS); loaded if missing."""
+        return await self._send(self._script_command(op, base, args))
+
+    def submit_script(self, op: str, base: str, *args: Any) -> asyncio.Future[Any]:
+        """``script`` without waiting: the reply arrives on the returned future."""
+        return self._submit(self._script_command(op, base, args))
 
     async def execute(self, *command: Any) -> Any:
         """Send one command and return its reply (a ``ResponseError`` reply is raised)."""
+        return await self._send(pack(command))
+
+    def _script_command(self, op: str, base: str, args: Sequence[Any]) -> bytes:
+        head = self._heads.get((op, base))
+        if head is None:
+            # The unchanging part of every call of this operation, packed once.
+            head = self._heads[op, base] = pack_arguments(("EVALSHA", self.sha, 0, op, base))
+        return b"*%d\r\n%b%b" % (len(args) + 5, head, pack_arguments(args))
+
+    async def _send(self, command: bytes) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((command, future))
@@ -74,12 +89,7 @@ class AutoPipeline:
                 self._continue(loop)
         return await future
 
-    def submit_script(self, *args: Any) -> asyncio.Future[Any]:
-        """``script`` without waiting: the reply arrives on the returned future."""
-        return self.submit("EVALSHA", self.sha, 0, *args)
-
-    def submit(self, *command: Any) -> asyncio.Future[Any]:
-        """Queue one command without waiting: its reply arrives on the returned future."""
+    def _submit(self, command: bytes) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((command, future))
@@ -129,7 +139,7 @@ class AutoPipeline:
             self._sent_at = loop.time()
             if self._timer is None:
                 self._timer = loop.call_at(self._sent_at + self.timeout, self._check, loop)
-            await conn.send_packed_command(pack([c for c, _ in batch]), check_health=False)
+            await conn.send_packed_command([c for c, _ in batch], check_health=False)
             for item in batch:
                 try:
                     reply = await conn.read_response()
@@ -186,31 +196,34 @@ class AutoPipeline:
                 pass
 
 
-def pack(commands: Sequence[Sequence[Any]]) -> bytes:
-    """``commands`` in the Redis protocol (arrays of bulk strings), in one buffer.
+def pack(command: Sequence[Any]) -> bytes:
+    """``command`` in the Redis protocol: an array of bulk strings.
 
     Written here rather than taken from redis-py, whose general encoder (a type
     check chain and a buffer rebuilt per argument) was the largest client-side
     cost of a push in profiles; the arguments here are only bytes, text and ints.
     """
+    return b"*%d\r\n%b" % (len(command), pack_arguments(command))
+
+
+def pack_arguments(args: Iterable[Any]) -> bytes:
+    """The bulk strings of ``args``, without the array header."""
     out: list[bytes] = []
     add = out.append
-    for command in commands:
-        add(b"*%d\r\n" % len(command))
-        for arg in command:
-            if type(arg) is bytes:
-                data = arg
-            elif isinstance(arg, str):
-                data = arg.encode()
-            elif type(arg) is int:
-                data = b"%d" % arg
-            elif isinstance(arg, (bytes, bytearray, memoryview)):
-                data = bytes(arg)
-            else:
-                raise TypeError(f"cannot send {type(arg).__name__} {arg!r} to redis")
-            add(b"$%d\r\n" % len(data))
-            add(data)
-            add(b"\r\n")
+    for arg in args:
+        if type(arg) is bytes:
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode()
+        elif type(arg) is int:
+            data = b"%d" % arg
+        elif isinstance(arg, (bytes, bytearray, memoryview)):
+            data = bytes(arg)
+        else:
+            raise TypeError(f"cannot send {type(arg).__name__} {arg!r} to redis")
+        add(b"$%d\r\n" % len(data))
+        add(data)
+        add(b"\r\n")
     return b"".join(out)
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "priority_of",
     "meta_bytes",
     "to_task",
+    "claimed",
     "pairs",
     "to_result",
 ]
@@ -25,6 +26,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 _STATUS = {s.value.encode(): s for s in Status}
 _INT64 = 1 << 63
+_NO_META: Mapping[str, Any] = {}
 
 
 def micros(when: datetime) -> int:
@@ -94,6 +96,31 @@ def to_task(task_id: str, h: Mapping[bytes, bytes]) -> Task[bytes]:
         _text(h.get(b"tok")) or None,
         from_micros(lu) if lu else None,
         meta,
+    )
+
+
+def claimed(record: bytes, queue: str, worker: str, token: str, lease: datetime) -> Task[bytes]:
+    """A task just claimed, from one record of the claim script (see ``tasks.lua``)."""
+    head, body = record.split(b"\n", 1)
+    tid, attempt, max_attempts, run_at, pk, n_args, n_meta, n_error = head.split(b" ")
+    end_args = int(n_args)
+    end_meta = end_args + int(n_meta)
+    meta = body[end_args:end_meta]
+    return Task(
+        TaskId.parse(tid.decode()),
+        body[:end_args],
+        queue,
+        Status.RUNNING,
+        int(attempt),
+        int(max_attempts),
+        from_micros(run_at),
+        priority_of(pk),
+        None,
+        None if n_error == b"-1" else body[end_meta:].decode("utf-8", "replace"),
+        worker,
+        token,
+        lease,
+        json.loads(meta) if meta else _NO_META,
     )
 
 

@@ -153,9 +153,13 @@ end
 
 -- claim: qk worker held_key lease_until token... (one token per task wanted).
 -- Moves due delayed tasks to their lists, then takes from the head of the best
--- priority's list. Returns {id, HGETALL, id, HGETALL, ...}, or when nothing is
--- ready the next run_at of a delayed task as a string ('' if none) after
--- emptying the wake list.
+-- priority's list. Returns one string per task claimed, in token order: a head
+-- line "id attempt max_attempts run_at pk #args #meta #error" (attempt after this
+-- claim; #error -1 when there is none), then args, meta and error back to back.
+-- One string rather than a value per field because parsing each reply value
+-- costs the client more than the server spends on the claim. The caller knows
+-- the rest (worker, token, lease, queue). When nothing is ready: the next run_at
+-- of a delayed task as a string ('' if none), after emptying the wake list.
 if op == 'claim' then
   local qk, worker, hk, lu = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
   local want = #ARGV - 8
@@ -191,7 +195,7 @@ if op == 'claim' then
     end
     for _, id in ipairs(ids or {}) do
       local key = tkey(id)
-      local f = redis.call('HMGET', key, 's', 'a', 'x')
+      local f = redis.call('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err')
       local attempt = tonumber(f[2]) or 0
       if f[1] and attempt >= tonumber(f[3]) then
         -- Cannot run again (its attempts were set by hand): give it up, not loop.
@@ -206,8 +210,9 @@ if op == 'claim' then
         redis.call('ZADD', P .. 'inflight', lu, id)
         redis.call('SADD', hk, id)
         index_move(id, qk, f[1], qk, 'Running')
-        out[#out + 1] = id
-        out[#out + 1] = redis.call('HGETALL', key)
+        local args, meta, err = f[6] or '', f[7] or '', f[8]
+        out[used] = table.concat({ id, attempt + 1, f[3], f[4], f[5], #args, #meta,
+          err and #err or -1 }, ' ') .. '\n' .. args .. meta .. (err or '')
       end
     end
   end
@@ -233,6 +238,7 @@ local function refuse(f, token)
 end
 
 -- ack: id token kind value run_at has_value. kind: done | retry | kill | release.
+-- Returns the new status, or a refusal as a list ({'stale', ...}, {'gone'}).
 -- Resent, an ack already applied under this very token reports success, not stale.
 if op == 'ack' then
   local id, token, kind, value, run_at = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -274,7 +280,7 @@ if op == 'ack' then
   if new == 'Done' or new == 'Killed' then
     finish(id)
   end
-  return { 'ok', new }
+  return new
 end
 
 -- heartbeat: worker held_key lease_until. Extends the leases the worker still holds.
