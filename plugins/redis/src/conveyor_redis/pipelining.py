@@ -85,6 +85,11 @@ class AutoPipeline:
             self._busy = True
             try:
                 await self._flush(loop)
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    future.exception()  # failed with the batch; this caller is gone
+                future.cancel()
+                raise
             finally:
                 self._continue(loop)
         return await future
@@ -131,14 +136,16 @@ class AutoPipeline:
         batch, self._queue = self._queue, []
         missing: list[_Item] = []
         try:
-            conn = self._conn
-            if conn is None or not conn.is_connected:
-                conn = self._conn = self._connection_class(**self._kwargs)
-                await conn.connect()
+            # Watched from here on: a server that accepts connections but never
+            # answers (stopped, overloaded) holds up the handshake as much as a reply.
             self._reader = asyncio.current_task()
             self._sent_at = loop.time()
             if self._timer is None:
                 self._timer = loop.call_at(self._sent_at + self.timeout, self._check, loop)
+            conn = self._conn
+            if conn is None or not conn.is_connected:
+                conn = self._conn = self._connection_class(**self._kwargs)
+                await conn.connect()
             await conn.send_packed_command([c for c, _ in batch], check_health=False)
             for item in batch:
                 try:
