@@ -15,8 +15,20 @@ import redis.asyncio as aioredis
 from conveyor_redis import RedisBackend
 from conveyor_redis.pipelining import AutoPipeline, pack
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor import Backend, ConveyorError, Retry, Task, TaskId, WorkerInfo
+import conveyor
+from conveyor import (
+    Backend,
+    BackendClosed,
+    ConveyorError,
+    Retry,
+    Status,
+    Task,
+    TaskId,
+    WorkerInfo,
+)
 
 Open = Callable[..., Backend]
 
@@ -134,7 +146,7 @@ async def test_claimed_tasks_keep_awkward_bytes(redis_open: Open) -> None:
     await backend.aclose()
 
 
-async def test_close_fails_queued_callers_instead_of_leaving_them(redis_open: Open) -> None:
+async def test_close_fails_queued_and_later_callers(redis_open: Open) -> None:
     backend = redis_open()
     pipeline = _plugin(backend).pipeline
     await pipeline.execute("PING")
@@ -143,9 +155,123 @@ async def test_close_fails_queued_callers_instead_of_leaving_them(redis_open: Op
     await pipeline.close()
     results = await asyncio.gather(*calls, return_exceptions=True)
     for i, result in enumerate(results):
-        # Answered before the close, or told it was closed: never left waiting.
-        assert result == str(i).encode() or isinstance(result, RedisConnectionError), result
-    assert await pipeline.execute("ECHO", "reopened") == b"reopened"
+        # Answered before the close, or failed: in flight, as a dropped connection
+        # (a backend's resend then meets BackendClosed); still queued, as closed.
+        assert result == str(i).encode() or isinstance(
+            result, BackendClosed | RedisConnectionError
+        ), result
+    assert any(isinstance(r, BackendClosed) for r in results)
+    with pytest.raises(BackendClosed):
+        await pipeline.execute("PING")
+    await backend.aclose()
+
+
+async def test_close_right_after_a_batch_leaves_nothing_waiting(redis_open: Open) -> None:
+    # A leader's batch ends, a drainer is made for what queued meanwhile, and close()
+    # comes before the drainer ever ran: the queued caller is failed, not left waiting.
+    backend = redis_open()
+    pipeline = _plugin(backend).pipeline
+    queued: list[asyncio.Future[Any]] = []
+
+    async def leader() -> None:
+        await pipeline.execute("PING")
+        await pipeline.close()
+
+    async def follower() -> None:
+        await asyncio.sleep(0)
+        queued.append(asyncio.ensure_future(pipeline.execute("ECHO", "queued")))
+
+    await asyncio.gather(leader(), follower())
+    [result] = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 5)
+    assert result == b"queued" or isinstance(result, BackendClosed), result
+    await backend.aclose()
+
+
+def test_one_pipeline_serves_one_event_loop_after_another(redis_url: str) -> None:
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url)
+    pipeline = AutoPipeline(pool, "return 1", 0.5)
+
+    async def first() -> bytes:
+        reply: bytes = await pipeline.execute("ECHO", "first loop")
+        return reply
+
+    async def second() -> float:
+        started = time.monotonic()
+        # BLPOP 0 on an empty key is never answered: the watchdog must fire in this
+        # loop too, and the connection left by the first loop must not be reused.
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(pipeline.execute("BLPOP", "conveyor-test-never", 0), 5)
+        assert await pipeline.execute("ECHO", "second loop") == b"second loop"
+        return time.monotonic() - started
+
+    assert asyncio.run(first()) == b"first loop"
+    assert asyncio.run(second()) < 4
+
+
+async def test_an_outside_cancel_is_not_lost_to_the_watchdog(redis_open: Open) -> None:
+    # Both the watchdog and a caller's own cancel fall due during one stall of the
+    # event loop: the caller must see its cancellation, not a Redis timeout.
+    backend = redis_open(socket_timeout=0.3)
+    pipeline = _plugin(backend).pipeline
+    await pipeline.execute("PING")
+    errors: list[str] = []
+
+    async def poller() -> None:
+        for _ in range(3):
+            try:
+                await pipeline.execute("BLPOP", "conveyor-test-never", 0)
+            except RedisError as exc:
+                errors.append(type(exc).__name__)
+
+    task = asyncio.ensure_future(poller())
+    await asyncio.sleep(0.05)
+    asyncio.get_running_loop().call_later(0.2, task.cancel)
+    time.sleep(0.5)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert errors == []
+    await backend.aclose()
+
+
+async def test_an_error_while_connecting_fails_every_caller(redis_url: str) -> None:
+    backend = conveyor.open(redis_url.rsplit("/", 1)[0] + "/99")  # no such database
+    pushes = [backend.push(i) for i in range(3)]
+    results = await asyncio.wait_for(asyncio.gather(*pushes, return_exceptions=True), 10)
+    for result in results:
+        assert isinstance(result, ConveyorError) and "DB index" in str(result), result
+    await backend.aclose()
+
+
+async def test_a_poll_cancelled_mid_claim_hands_the_tasks_back(redis_open: Open) -> None:
+    backend = redis_open()
+    pipeline = _plugin(backend).pipeline
+    task_id = await backend.push("job", max_attempts=1)
+    stream = backend.poll(WorkerInfo("w1", backend.queue))
+    ahead = asyncio.ensure_future(pipeline.execute("PING"))  # a batch in flight
+    await asyncio.sleep(0)
+    poll = asyncio.ensure_future(anext(stream))  # its claim queues behind it
+    await asyncio.sleep(0)
+    poll.cancel()  # a worker shutting down
+    await asyncio.gather(ahead, poll, return_exceptions=True)
+    for _ in range(100):
+        task = await backend.fetch_by_id(task_id)
+        if task is not None and task.status is Status.PENDING:
+            break
+        await asyncio.sleep(0.02)
+    assert task is not None
+    assert (task.status, task.attempt, task.lock_by) == (Status.PENDING, 0, None)
+    await backend.aclose()
+
+
+async def test_a_prefix_in_the_earlier_layout_is_refused(redis_open: Open, redis_url: str) -> None:
+    backend = redis_open()
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        await admin.set(_plugin(backend).keys.base + "seq", 12)  # the earlier FIFO counter
+        with pytest.raises(ConveyorError, match="earlier conveyor-redis"):
+            await backend.push("would be stranded")
+    finally:
+        await admin.aclose()
     await backend.aclose()
 
 

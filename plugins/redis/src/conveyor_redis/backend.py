@@ -68,6 +68,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
         # Tasks handed to each worker by this object and not yet acked: how many
         # more a poll may claim in one round trip without exceeding the worker's slots.
         self._outstanding: dict[str, int] = {}
+        self._background: set[asyncio.Future[None]] = set()
         self._closed = False
 
     # --- helpers ---------------------------------------------------------------------
@@ -81,6 +82,8 @@ class RedisBackend(WaitHooks, ExposeHooks):
         The first try is made inline: the retry machinery costs nothing until needed.
         """
         script, base = self.pipeline.script, self.keys.base
+        if not self.connection.layout_checked:
+            await self.connection.check_layout(self.keys)
         try:
             return await script(op, base, self._now(), "0", *args)
         except TRANSIENT:
@@ -135,21 +138,48 @@ class RedisBackend(WaitHooks, ExposeHooks):
         want = max(1, worker.concurrency - self._outstanding.get(name, 0))
         now = self._now()
         tokens = [new_token() for _ in range(want)]
-        # Not resent after a lost reply: the claim may have landed, and its tasks come
-        # back when the lease lapses (at-least-once) rather than being claimed twice now.
         until = self._lease_until(now)
         queue = self.config.queue
-        reply = await self.pipeline.script(
+        if not self.connection.layout_checked:
+            await self.connection.check_layout(self.keys)
+        # Not resent after a lost reply: the claim may have landed, and its tasks come
+        # back when the lease lapses (at-least-once) rather than being claimed twice now.
+        sent = self.pipeline.submit_script(
             "claim", self.keys.base, now, "0", self.keys.queue(queue), name,
             self.keys.held(name), until, *tokens,
         )  # fmt: skip
+        try:
+            reply = await asyncio.shield(sent)
+        except asyncio.CancelledError:
+            # The claim still lands: what it takes goes straight back rather than stay
+            # held by a worker that will never start it.
+            sent.add_done_callback(
+                lambda _: self._release_claimed(sent, queue, name, tokens, until)
+            )
+            raise
         if isinstance(reply, bytes):
             return int(reply) if reply else None
-        lease = from_micros(until)
-        for record, token in zip(reply, tokens, strict=False):
-            into.append(claimed(record, queue, name, token, lease))
-        self._outstanding[name] = self._outstanding.get(name, 0) + len(reply)
+        into.extend(self._claimed(reply, queue, name, tokens, until))
         return None
+
+    def _claimed(
+        self, reply: list[bytes], queue: str, name: str, tokens: list[str], until: int
+    ) -> list[Task[bytes]]:
+        lease = from_micros(until)
+        tasks = [claimed(r, queue, name, t, lease) for r, t in zip(reply, tokens, strict=False)]
+        self._outstanding[name] = self._outstanding.get(name, 0) + len(tasks)
+        return tasks
+
+    def _release_claimed(
+        self, sent: asyncio.Future[Any], queue: str, name: str, tokens: list[str], until: int
+    ) -> None:
+        """The reply of a claim whose poll was cancelled: release what it claimed."""
+        if sent.cancelled() or sent.exception() is not None or isinstance(sent.result(), bytes):
+            return
+        tasks = self._claimed(sent.result(), queue, name, tokens, until)
+        release = asyncio.ensure_future(self._release_unstarted(deque(tasks)))
+        self._background.add(release)
+        release.add_done_callback(self._background.discard)
 
     async def _block(self, due: int | None) -> None:
         """Wait on the queue's wake list for a push, up to ``idle_wait`` or the next due time."""
@@ -280,7 +310,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
             raise ConveyorError(
                 f"push of {len(tasks)} task(s) to redis {self.connection.where()} failed:"
                 f" {type(exc).__name__}: {exc}. If the connection dropped after sending, they"
-                " may be stored; pushing the same Task ids again is safe (stored ids are skipped)"
+                f" may be stored: fetch_by_id({tasks[0].id!r}) tells"
             ) from exc
         return [t.id for t in tasks]
 

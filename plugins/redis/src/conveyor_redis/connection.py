@@ -15,7 +15,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from conveyor import ConveyorError
 from conveyor_redis.config import RedisConfig
+from conveyor_redis.keys import Keys
 from conveyor_redis.pipelining import AutoPipeline
 
 __all__ = ["Connection", "SCRIPT", "reconnect_delay", "retrying", "TRANSIENT"]
@@ -78,6 +80,19 @@ class Connection:
         self.script: Any = self.client.register_script(SCRIPT)
         self.pipeline = AutoPipeline(pool, SCRIPT, config.socket_timeout)
         self.users = 0
+        self.layout_checked = False
+
+    async def check_layout(self, keys: Keys) -> None:
+        """Refuse a prefix that holds tasks in the earlier key layout, whose ready
+        and delayed entries this version's scripts would never find."""
+        old = (keys.base + "seq", keys.base + "all")
+        if await self.pipeline.execute("EXISTS", *old):
+            raise ConveyorError(
+                f"prefix {keys.prefix!r} on redis {self.where()} holds tasks in the key layout"
+                f" of an earlier conveyor-redis ({' or '.join(old)} exists): drain it with that"
+                " version, or use another prefix"
+            )
+        self.layout_checked = True
 
     def where(self) -> str:
         """The server, for messages, without a password."""

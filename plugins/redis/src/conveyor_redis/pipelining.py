@@ -6,12 +6,14 @@ reply per command; on a loaded two-core machine that costs more than the server
 spends running the whole push script. Here a caller that finds the connection
 idle sends its command and reads its reply itself (no task, no hand-off); callers
 arriving meanwhile (the lanes of a worker acking together) queue up and share the
-next write and the next read burst. Replies come back in the order commands were
-sent, so each is matched to its caller by position.
+next write and the next read burst, which a background task (the drainer) sends
+and reads. Replies come back in the order commands were sent, so each is matched
+to its caller by position.
 
 Timeouts are kept by one timer per ``timeout`` seconds of traffic rather than one
 per command: a batch unanswered that long is abandoned, its callers get
-``TimeoutError`` and the connection is dropped (the next call reconnects).
+``TimeoutError`` and the connection is dropped (the next call reconnects). Any
+failure of a batch fails each of its callers; none is ever left waiting.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["AutoPipeline"]
+from conveyor import BackendClosed
+
+__all__ = ["AutoPipeline", "pack", "pack_arguments"]
 
 _Item = tuple[bytes, "asyncio.Future[Any]"]
 
@@ -37,23 +41,31 @@ class AutoPipeline:
     def __init__(self, pool: ConnectionPool, script: str, timeout: float) -> None:
         kwargs = dict(pool.connection_kwargs)
         # Timeouts are this class's (one timer, not one per read); health checks are
-        # the traffic itself.
+        # the traffic itself. The pool's own maintenance handler is for its connections.
         kwargs.update(socket_timeout=None, health_check_interval=0)
+        kwargs.pop("maint_notifications_pool_handler", None)
         self._kwargs = kwargs
         # Typed loosely: redis-py leaves connect() and the reply shapes unannotated.
         self._connection_class: Any = pool.connection_class
         self._script = script
         self.sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
         self.timeout = timeout
+        self._heads: dict[tuple[str, str], bytes] = {}
+        self._closed = False
+        self._reset(None)
+
+    def _reset(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Fresh state for ``loop``: nothing queued, nothing in flight, no connection."""
+        self._loop = loop
         self._conn: Any = None
         self._queue: list[_Item] = []
         self._busy = False
         self._reader: asyncio.Task[Any] | None = None
         self._sent_at: float | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._expired = False
+        self._expired: asyncio.Task[Any] | None = None
         self._drainer: asyncio.Task[None] | None = None
-        self._heads: dict[tuple[str, str], bytes] = {}
+        self._reloaded = False
 
     # --- calls ------------------------------------------------------------------------
 
@@ -62,7 +74,8 @@ class AutoPipeline:
         return await self._send(self._script_command(op, base, args))
 
     def submit_script(self, op: str, base: str, *args: Any) -> asyncio.Future[Any]:
-        """``script`` without waiting: the reply arrives on the returned future."""
+        """``script`` without waiting: the reply arrives on the returned future, and
+        cancelling whoever awaits it does not interrupt the read."""
         return self._submit(self._script_command(op, base, args))
 
     async def execute(self, *command: Any) -> Any:
@@ -76,10 +89,20 @@ class AutoPipeline:
             head = self._heads[op, base] = pack_arguments(("EVALSHA", self.sha, 0, op, base))
         return b"*%d\r\n%b%b" % (len(args) + 5, head, pack_arguments(args))
 
-    async def _send(self, command: bytes) -> Any:
+    def _enqueue(self, command: bytes) -> tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]:
+        if self._closed:
+            raise BackendClosed("this Redis backend was closed; open a new one")
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # First use, or a new event loop (asyncio.run again): what belonged to the
+            # old loop cannot be awaited from this one.
+            self._reset(loop)
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((command, future))
+        return loop, future
+
+    async def _send(self, command: bytes) -> Any:
+        loop, future = self._enqueue(command)
         if not self._busy:
             # Nobody is sending: this caller does, with whatever queued up meanwhile.
             self._busy = True
@@ -95,45 +118,59 @@ class AutoPipeline:
         return await future
 
     def _submit(self, command: bytes) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((command, future))
+        loop, future = self._enqueue(command)
         if not self._busy:
             self._busy = True
             self._continue(loop)
         return future
 
     async def close(self) -> None:
-        """Drop the connection; queued callers get ``ConnectionError``."""
+        """Drop the connection for good; queued and later callers get ``BackendClosed``."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        queued, self._queue = self._queue, []
+        _fail(queued, BackendClosed("this Redis backend was closed while the call waited"))
         if self._drainer is not None:
             self._drainer.cancel()
-        queued, self._queue = self._queue, []
-        _fail(queued, RedisConnectionError("the Redis backend was closed"))
         await self._drop()
 
     # --- the sending side -------------------------------------------------------------
 
     def _continue(self, loop: asyncio.AbstractEventLoop) -> None:
-        """After a batch: hand what queued up meanwhile to a task, or go idle."""
-        if self._queue:
-            self._drainer = loop.create_task(self._drain(loop))
+        """After a batch: hand what queued up meanwhile to the drainer, or go idle."""
+        if self._queue and not self._closed:
+            drainer = self._drainer = loop.create_task(self._drain(loop))
+            # A done callback rather than a finally: it runs even for a drainer
+            # cancelled before its first step.
+            drainer.add_done_callback(self._drained)
+        else:
+            self._busy = False
+
+    def _drained(self, drainer: asyncio.Task[None]) -> None:
+        if drainer is not self._drainer:
+            return  # from an earlier loop or connection: the state is no longer its own
+        self._drainer = None
+        if self._loop is not None and not self._loop.is_closed():
+            self._continue(self._loop)
         else:
             self._busy = False
 
     async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            while self._queue:
-                await self._flush(loop)
-        finally:
-            self._drainer = None
-            self._busy = False
-            if self._queue:  # cancelled with callers still waiting
-                self._busy = True
-                self._continue(loop)
+        while self._queue and not self._closed:
+            await self._flush(loop)
 
     async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Send everything queued in one write and hand each reply to its caller."""
-        batch, self._queue = self._queue, []
+        """Send everything queued in one write and hand each reply to its caller.
+
+        Raises only ``CancelledError`` (of the task running it); every other failure
+        is handed to the batch's callers.
+        """
+        # A caller cancelled while queued has given up: its command is not sent.
+        batch = [item for item in self._queue if not item[1].done()]
+        self._queue = []
+        if not batch:
+            return
         missing: list[_Item] = []
         try:
             # Watched from here on: a server that accepts connections but never
@@ -150,33 +187,46 @@ class AutoPipeline:
             for item in batch:
                 try:
                     reply = await conn.read_response()
-                except NoScriptError:
-                    missing.append(item)  # not run: sent again once the script is loaded
+                except NoScriptError as exc:
+                    if self._reloaded:
+                        # Loaded a moment ago and missing again (a proxy in front of
+                        # several servers?): fail rather than resend for ever.
+                        _fail([item], exc)
+                    else:
+                        missing.append(item)  # not run: sent again once loaded
                     continue
                 except ResponseError as exc:
-                    if not item[1].done():
-                        item[1].set_exception(exc)
+                    _fail([item], exc)
                     continue
                 if not item[1].done():
                     item[1].set_result(reply)
+            self._reloaded = False
             if missing:
                 await conn.send_command("SCRIPT", "LOAD", self._script, check_health=False)
                 await conn.read_response()
+                self._reloaded = True
                 self._queue[:0] = missing
         except asyncio.CancelledError:
-            expired, self._expired = self._expired, False
             task = asyncio.current_task()
-            if expired and task is not None:
-                task.uncancel()
-                _fail(batch, RedisTimeoutError(f"no reply from redis within {self.timeout} s"))
-                await self._drop()
-                return
-            _fail(batch, RedisConnectionError("a batch was interrupted by cancellation"))
+            # Only the watchdog's cancel (none from outside as well): the batch timed
+            # out and this task goes on; any other cancel is passed on.
+            timed_out = task is not None and self._expired is task and task.uncancel() == 0
+            self._expired = None
             await self._drop()
+            if timed_out:
+                _fail(batch + missing, RedisTimeoutError(f"no reply within {self.timeout} s"))
+                return
+            _fail(batch + missing, RedisConnectionError("a batch was interrupted by cancellation"))
             raise
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            _fail(batch, exc if not isinstance(exc, OSError) else RedisConnectionError(str(exc)))
             await self._drop()
+            error = exc if not isinstance(exc, OSError) else RedisConnectionError(str(exc))
+            _fail(batch + missing, error)
+        except Exception as exc:
+            # Anything else (an error reply while connecting or loading the script, a
+            # closed loop, ...): the connection's state is unknown, the callers see why.
+            await self._drop()
+            _fail(batch + missing, exc)
         finally:
             self._sent_at = None
             self._reader = None
@@ -184,13 +234,13 @@ class AutoPipeline:
     def _check(self, loop: asyncio.AbstractEventLoop) -> None:
         """The timer: abandon a batch unanswered for ``timeout``; re-arm while busy."""
         self._timer = None
-        sent = self._sent_at
-        if sent is None:
+        sent, reader = self._sent_at, self._reader
+        if sent is None or reader is None or loop is not self._loop:
             return
         due = sent + self.timeout
-        if loop.time() >= due and self._reader is not None:
-            self._expired = True
-            self._reader.cancel()
+        if loop.time() >= due:
+            self._expired = reader
+            reader.cancel()
         else:
             self._timer = loop.call_at(due, self._check, loop)
 
@@ -222,7 +272,7 @@ def pack_arguments(args: Iterable[Any]) -> bytes:
             data = arg
         elif isinstance(arg, str):
             data = arg.encode()
-        elif type(arg) is int:
+        elif isinstance(arg, int) and not isinstance(arg, bool):
             data = b"%d" % arg
         elif isinstance(arg, (bytes, bytearray, memoryview)):
             data = bytes(arg)

@@ -56,7 +56,7 @@ local P = ARGV[2]
 local now = tonumber(ARGV[3])
 local NOW = ARGV[3]
 -- The client sends a call again after losing its reply; then it may have been
--- applied already, and push and the lease checks recognise their own write.
+-- applied already, and the lease checks recognise their own write.
 local resent = ARGV[4] == '1'
 
 local HELD = { Running = true, Queued = true }
@@ -127,15 +127,15 @@ local function read(key)
     x = tonumber(v[6]), pk = v[7], ltok = v[8], by = v[9], r = v[10], hk = v[11] }
 end
 
--- push: per task 9 values: id q qk run_at pk max_attempts args meta (meta '' = none).
--- Resent, a task whose id exists already is skipped, so nothing is stored twice;
--- a first send carries fresh ids and skips that check.
+-- push: per task 8 values: id q qk run_at pk max_attempts args meta (meta '' = none).
+-- A task whose id exists already is skipped, so a push resent after a lost reply
+-- (or of a Task already stored) stores nothing twice. Returns how many were stored.
 if op == 'push' then
   local stored = 0
   for i = 5, #ARGV, 8 do
     local id, q, qk, r, pk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     local key = tkey(id)
-    if not resent or redis.call('EXISTS', key) == 0 then
+    if redis.call('EXISTS', key) == 0 then
       if ARGV[i + 7] == '' then
         redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
           'pk', pk, 'd', ARGV[i + 6])
@@ -306,7 +306,9 @@ end
 -- counted), or to Killed at max_attempts. Returns how many were touched.
 if op == 'abandon' then
   local ids = redis.call('ZRANGEBYSCORE', P .. 'inflight', '-inf', now, 'LIMIT', 0, ARGV[5])
-  for _, id in ipairs(ids) do
+  -- Latest deadline first: each goes to the head of its list, so the earliest ends first.
+  for k = #ids, 1, -1 do
+    local id = ids[k]
     local key = tkey(id)
     local f = read(key)
     unhold(key, id, f.hk)
