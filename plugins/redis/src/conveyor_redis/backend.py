@@ -281,31 +281,12 @@ class RedisBackend(WaitHooks, ExposeHooks):
 
     @hookimpl
     async def push(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
-        keys = self.keys
-        chunks: list[list[Any]] = []
-        for start in range(0, len(tasks), PUSH_CHUNK):
-            flat: list[Any] = []
-            for t in tasks[start : start + PUSH_CHUNK]:
-                flat += (
-                    t.id, t.queue, keys.queue(t.queue), micros(t.run_at),
-                    priority_key(t.priority), t.max_attempts, t.args, meta_bytes(t.meta),
-                )  # fmt: skip
-            chunks.append(flat)
-
-        async def transaction(resent: bool) -> None:
-            # All or none: the chunks run back to back in one MULTI/EXEC.
-            async with self.client.pipeline(transaction=True) as pipe:
-                now, flag = self._now(), "1" if resent else "0"
-                for flat in chunks:
-                    await self.script(args=("push", keys.base, now, flag, *flat), client=pipe)
-                await pipe.execute()
-
         try:
-            # Safe to resend: a resent push skips the ids already stored.
-            if len(chunks) == 1:
-                await self._call("push", *chunks[0])
+            # Safe to resend: the script skips ids already stored.
+            if len(tasks) <= PUSH_CHUNK:
+                await self._call("push", *self._flat(tasks))
             else:
-                await retrying(transaction)
+                await retrying(lambda resent: self._push_chunks(tasks, resent))
         except (RedisError, OSError) as exc:
             raise ConveyorError(
                 f"push of {len(tasks)} task(s) to redis {self.connection.where()} failed:"
@@ -313,6 +294,26 @@ class RedisBackend(WaitHooks, ExposeHooks):
                 f" may be stored: fetch_by_id({tasks[0].id!r}) tells"
             ) from exc
         return [t.id for t in tasks]
+
+    def _flat(self, tasks: Sequence[Task[bytes]]) -> list[Any]:
+        """The push script's arguments for ``tasks`` (see ``tasks.lua``)."""
+        queue_key = self.keys.queue
+        flat: list[Any] = []
+        for t in tasks:
+            flat += (
+                t.id, t.queue, queue_key(t.queue), micros(t.run_at), priority_key(t.priority),
+                t.max_attempts, t.args, meta_bytes(t.meta),
+            )  # fmt: skip
+        return flat
+
+    async def _push_chunks(self, tasks: Sequence[Task[bytes]], resent: bool) -> None:
+        """All or none: one script call per chunk, back to back in one MULTI/EXEC."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            now, flag = self._now(), "1" if resent else "0"
+            for start in range(0, len(tasks), PUSH_CHUNK):
+                flat = self._flat(tasks[start : start + PUSH_CHUNK])
+                await self.script(args=("push", self.keys.base, now, flag, *flat), client=pipe)
+            await pipe.execute()
 
     @hookimpl
     async def push_weak(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
