@@ -308,6 +308,8 @@ class RedisBackend(WaitHooks, ExposeHooks):
 
     async def _push_chunks(self, tasks: Sequence[Task[bytes]], resent: bool) -> None:
         """All or none: one script call per chunk, back to back in one MULTI/EXEC."""
+        if not self.connection.layout_checked:
+            await self.connection.check_layout(self.keys)
         async with self.client.pipeline(transaction=True) as pipe:
             now, flag = self._now(), "1" if resent else "0"
             for start in range(0, len(tasks), PUSH_CHUNK):
