@@ -16,6 +16,7 @@ from conveyor.context import TaskContext, WorkerInfo
 from conveyor.control import Abort, RetryAfter
 from conveyor.errors import (
     BackendClosed,
+    BackendUnavailable,
     ConfigError,
     ConveyorError,
     PayloadError,
@@ -39,6 +40,7 @@ __all__ = [
     "Backend",
     "BackendClosed",
     "BackendInfo",
+    "BackendUnavailable",
     "Capability",
     "Clock",
     "Codec",

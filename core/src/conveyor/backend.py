@@ -20,14 +20,18 @@ from conveyor.hooks import Hooks
 from conveyor.markers import PROJECT
 from conveyor.middleware import Middleware
 from conveyor.plugin import HOOK_NAMES, capabilities_of, implemented_hooks
+from conveyor.rules.config import check_queue_name
 from conveyor.status import Status
 from conveyor.task import DEFAULT_MAX_ATTEMPTS, Task, TaskResult, utc
 from conveyor.task_id import TaskId, TaskIdLike
 
-__all__ = ["Backend", "PUSH_CHUNK"]
+__all__ = ["Backend", "PUSH_CHUNK", "MAX_NAME"]
 
 PUSH_CHUNK = 1000
 """How many tasks ``push_stream`` hands the backend at a time."""
+
+MAX_NAME = 200
+"""The longest task name (``Task.name``) a push accepts."""
 
 
 class Backend:
@@ -126,14 +130,16 @@ class Backend:
         priority: int = 0,
         max_attempts: int | None = None,
         meta: Mapping[str, Any] | None = None,
+        name: str | None = None,
     ) -> TaskId:
         """Store one task and return its id.
 
         ``delay`` (a timedelta or seconds) or ``run_at`` (an aware datetime), not
         both, hold it back; higher ``priority`` runs first; ``max_attempts``
-        defaults to 5. ``PayloadError`` if ``args`` cannot be encoded.
+        defaults to 5; ``name`` is the task's registered name (``Task.name``).
+        ``PayloadError`` if ``args`` cannot be encoded.
         """
-        task = self._new_task(args, queue, run_at, delay, priority, max_attempts, meta, False)
+        task = self._new_task(args, queue, run_at, delay, priority, max_attempts, meta, name, False)
         ids = await self.hooks.push([task])
         return ids[0]
 
@@ -147,9 +153,10 @@ class Backend:
         priority: int = 0,
         max_attempts: int | None = None,
         meta: Mapping[str, Any] | None = None,
+        name: str | None = None,
     ) -> TaskId:
         """Like ``push`` for a payload of any type, bypassing ``args_type`` (WeakTaskSink)."""
-        task = self._new_task(args, queue, run_at, delay, priority, max_attempts, meta, True)
+        task = self._new_task(args, queue, run_at, delay, priority, max_attempts, meta, name, True)
         ids = await self.hooks.push_weak([task])
         return ids[0]
 
@@ -163,18 +170,21 @@ class Backend:
         priority: int = 0,
         max_attempts: int | None = None,
         meta: Mapping[str, Any] | None = None,
+        name: str | None = None,
     ) -> list[TaskId]:
         """Store many tasks at once, all or none: every payload is encoded before any is stored.
 
         An item that is a ``Task`` keeps its own queue, run_at, priority,
-        max_attempts and meta; other items get the keyword options.
+        max_attempts, meta and name; other items get the keyword options.
         """
         if Capability.PUSH not in self.capabilities:
             raise self._unsupported(Capability.PUSH)
         tasks = [
             self._from_task(item)
             if isinstance(item, Task)
-            else self._new_task(item, queue, run_at, delay, priority, max_attempts, meta, False)
+            else self._new_task(
+                item, queue, run_at, delay, priority, max_attempts, meta, name, False
+            )
             for item in items
         ]
         if not tasks:
@@ -216,6 +226,7 @@ class Backend:
         priority: int,
         max_attempts: int | None,
         meta: Mapping[str, Any] | None,
+        name: str | None,
         weak: bool,
     ) -> Task[bytes]:
         data = self.codec.encode(args)
@@ -240,10 +251,19 @@ class Backend:
         if meta:
             self.codec.encode(dict(meta))  # refuse what the store could not write back
             meta = dict(meta)
+        if name is not None and (type(name) is not str or not name or len(name) > MAX_NAME):
+            raise ValueError(
+                f"a task name must be a non-empty string of at most {MAX_NAME} characters,"
+                f" not {name!r:.80}"
+            )
+        if queue is None:
+            queue = self.queue
+        else:
+            check_queue_name(queue)
         return Task(
             TaskId.new(),
             data,
-            queue or self.queue,
+            queue,
             Status.PENDING,
             0,
             attempts,
@@ -255,6 +275,7 @@ class Backend:
             None,
             None,
             meta or {},
+            name,
         )
 
     def _from_task(self, task: Task[Any]) -> Task[bytes]:
@@ -266,6 +287,7 @@ class Backend:
             task.priority,
             task.max_attempts,
             task.meta,
+            task.name,
             False,
         )
 
@@ -388,6 +410,7 @@ class Backend:
 
     def make_shared(self, queue: str) -> Backend:
         """Another backend for ``queue`` over the same store and connection."""
+        check_queue_name(queue)
         plugin = self.hooks.make_shared(queue)
         return Backend(
             plugin,

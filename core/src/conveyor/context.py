@@ -30,7 +30,11 @@ class WorkerInfo:
 
 @attrs.frozen(slots=True)
 class TaskContext:
-    """The second argument of a handler that declares one."""
+    """The second argument of a handler that declares one.
+
+    ``name`` is the task's registered name (``Task.name``), ``None`` for a
+    task pushed without one.
+    """
 
     id: TaskId
     attempt: int
@@ -38,3 +42,4 @@ class TaskContext:
     queue: str
     meta: Mapping[str, Any]
     worker: str
+    name: str | None = None

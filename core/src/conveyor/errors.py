@@ -14,6 +14,7 @@ __all__ = [
     "StaleLease",
     "TaskNotFound",
     "BackendClosed",
+    "BackendUnavailable",
 ]
 
 
@@ -85,3 +86,14 @@ class TaskNotFound(ConveyorError, LookupError):
 
 class BackendClosed(ConveyorError):
     """The backend was closed; open a new one."""
+
+
+class BackendUnavailable(ConveyorError):
+    """The backend cannot be reached or used right now: a server that does not answer,
+    a database that refuses the connection, a store whose disk failed.
+
+    A backend raises it (with a one-line message naming the target and the fix)
+    where retrying later may succeed. The CLI prints it as one line and exits
+    non-zero; a running worker logs it and retries with backoff; a burst run
+    stops and re-raises it.
+    """

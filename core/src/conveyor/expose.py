@@ -39,11 +39,13 @@ def _status(value: Status | str | None) -> Status | None:
 
 @attrs.frozen(slots=True)
 class Filter:
-    """Which tasks a listing returns: an optional status, a 1-based page, a page size."""
+    """Which tasks a listing returns: an optional status and task ``name``, a 1-based
+    page, a page size. ``name`` matches ``Task.name`` exactly."""
 
     status: Status | None = attrs.field(default=None, converter=_status)
     page: int = attrs.field(default=1, validator=_page)
     page_size: int = attrs.field(default=10, validator=_page_size)
+    name: str | None = None
 
     @property
     def offset(self) -> int:

@@ -40,12 +40,22 @@ def poll(worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
     ``lock_by=worker.name``, a fresh ``lease_token`` and a ``lease_until``
     deadline. ``None`` means nothing is ready now: the worker emits Idle and
     asks again; a backend that can wait for a push should wait a little
-    before yielding ``None`` rather than make the worker spin. Ready means
-    status ``PENDING``/``FAILED`` with ``run_at <= now``; higher ``priority``
-    first, FIFO within a priority. A task whose lease expired is not handed out
-    again by ``poll`` until ``resume_abandoned`` puts it back. An exception
-    raised by the iterator is logged by the worker, which retries with backoff.
-    The worker pulls one task per free slot: never claim ahead of demand.
+    before yielding ``None`` rather than make the worker spin (the worker paces
+    repeated ``None`` itself too, but a poll that never awaits starves the
+    event loop). Ready means status ``PENDING``/``FAILED`` with ``run_at <= now``.
+
+    Order: higher ``priority`` first; within a priority, earliest ``run_at``
+    first, then lowest id (FIFO: a task's place in line is the moment it became
+    due). So a released or abandoned task, whose ``run_at`` is unchanged, goes
+    back to its old place near the head; a retry takes its place at its retry
+    ``run_at``; a task resumed by id (``run_at`` = now) joins at the back of the
+    tasks already due.
+
+    A task whose lease expired is not handed out again by ``poll`` until
+    ``resume_abandoned`` puts it back. An exception raised by the iterator is
+    logged by the worker, which retries with backoff; ``BackendUnavailable``
+    says the backend cannot be reached. The worker pulls one task per free
+    slot: never claim ahead of demand.
     """
 
 
@@ -53,8 +63,11 @@ def poll(worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
 def heartbeat(worker: WorkerInfo) -> Awaitable[None]:
     """Keep ``worker`` alive: extend the leases it holds and refresh its registration.
 
-    Called by the worker at a fixed interval shorter than the lease. A backend
-    may also resume abandoned tasks here. An exception is logged and retried.
+    Called by the worker at a fixed interval shorter than the lease. Only
+    leases still running are extended: a lease whose deadline has passed stays
+    expired (``resume_abandoned`` may take the task back at any moment; until
+    it does, an ack carrying the token is still accepted). A backend may also
+    resume abandoned tasks here. An exception is logged and retried.
     """
 
 
@@ -75,12 +88,14 @@ def close() -> Awaitable[None]:
 def ack(task: Task[bytes], outcome: Outcome) -> Awaitable[None]:
     """Record the outcome of the attempt ``task`` (as ``poll`` handed it out) ran.
 
-    ``Done`` → ``DONE`` with the result; ``Retry`` → ``FAILED`` to run again at
-    its ``run_at``, or ``KILLED`` if ``attempt >= max_attempts``; ``Kill`` →
-    ``KILLED``; ``Release`` → ``PENDING`` with this attempt uncounted. The lease
-    is cleared. Raise ``StaleLease`` if the stored task no longer holds
-    ``task.lease_token``. A backend without ``ack`` is at-most-once: ``poll``
-    removes what it hands out.
+    ``Done`` → ``DONE`` with the result; ``Retry`` → ``FAILED`` with
+    ``last_error`` to run again at the retry's ``run_at``, or ``KILLED`` if
+    ``attempt >= max_attempts``; ``Kill`` → ``KILLED`` with ``last_error``;
+    ``Release`` → ``PENDING`` with this attempt uncounted and ``run_at``
+    unchanged (it keeps its place in line). The lease is cleared. Raise
+    ``StaleLease`` if the stored task no longer holds ``task.lease_token``,
+    including when it no longer exists (finished and vacuumed meanwhile). A
+    backend without ``ack`` is at-most-once: ``poll`` removes what it hands out.
     """
 
 
@@ -92,7 +107,9 @@ def push(tasks: Sequence[Task[bytes]]) -> Awaitable[Sequence[TaskId]]:
     """Store ``tasks`` (new, ``PENDING``), all or none, and return their ids in order.
 
     The facade has already encoded args and assigned ids; a backend may keep
-    them. On return the tasks are as durable as the backend promises.
+    them. Every field is stored as given, ``name`` and ``meta`` included. All
+    or none holds across a crash: after one, either every task of the call is
+    there or none is. On return the tasks are as durable as the backend promises.
     """
 
 
@@ -116,32 +133,52 @@ def fetch_by_id(task_id: TaskId) -> Awaitable[Task[bytes] | None]:
 def update(task: Task[bytes]) -> Awaitable[None]:
     """Overwrite the stored task with ``task.id``; raise ``TaskNotFound`` if absent.
 
-    A status change must be allowed by ``Status.can_become`` (else
-    ``InvalidTransition``).
+    What may change: ``args``, ``priority``, ``run_at``, ``max_attempts``,
+    ``meta``, ``name``, ``result``, ``last_error`` and ``status``. What may not:
+    ``id`` and ``queue`` (the task stays where it is), ``attempt`` and the lease
+    (``lock_by``, ``lease_token``, ``lease_until``): the stored values are kept,
+    whatever ``task`` carries, so an update can neither forge nor break a claim.
+    A status change must be allowed by ``Status.can_become`` and may neither
+    enter nor leave ``RUNNING``/``QUEUED`` (claims and acks do that), else
+    ``InvalidTransition``; ``max_attempts`` below the stored ``attempt`` (or
+    below 1) is a ``ValueError``. A waiting task takes its place in line by its
+    new ``priority`` and ``run_at``.
     """
 
 
 @hookspec(firstresult=True)
 def reschedule(task: Task[bytes], run_at: datetime) -> Awaitable[None]:
-    """Put the task back to ``PENDING`` to run at ``run_at``, lease cleared.
+    """Make the task ``PENDING`` to run at ``run_at``, lease cleared.
 
-    If ``task`` carries a lease token, the stored task must still hold it
-    (else ``StaleLease``). Raise ``TaskNotFound`` if absent.
+    A ``PENDING`` task only moves in time (its status and attempt unchanged); a
+    ``FAILED`` one becomes ``PENDING`` with its attempts kept; a held one
+    (``RUNNING``/``QUEUED``) gets its current attempt back, as ``Release``
+    does, so no later claim exceeds ``max_attempts``. A finished task
+    (``DONE``/``KILLED``) is refused with ``InvalidTransition``: ``resume_by_id``
+    brings a killed task back. If ``task`` carries a lease token, the stored task
+    must still hold it (else ``StaleLease``). Raise ``TaskNotFound`` if absent.
     """
 
 
 @hookspec(firstresult=True)
 def vacuum() -> Awaitable[int]:
-    """Delete ``DONE`` and ``KILLED`` tasks of every queue; return how many were removed."""
+    """Delete ``DONE`` and ``KILLED`` tasks of every queue; return how many were removed.
+
+    Nothing else is ever deleted: waiting, held and failed tasks stay as they are.
+    A backend may also forget workers whose registration has expired.
+    """
 
 
 @hookspec(firstresult=True)
 def resume_by_id(task_id: TaskId) -> Awaitable[bool]:
-    """Make task ``task_id``, if ``FAILED``, ``KILLED`` or ``RUNNING``, ``PENDING`` and ready now.
+    """Make task ``task_id``, if ``FAILED``, ``KILLED``, ``RUNNING`` or ``QUEUED``, ``PENDING``
+    with ``run_at`` = now (the back of the tasks already due), lease cleared.
 
-    Attempts restart from 0 for a killed task (a deliberate second chance).
-    Return whether something was resumed; ``False`` for ``DONE``, ``PENDING``
-    or an unknown id.
+    Attempts restart from 0 for a killed task (a deliberate second chance); a
+    failed task keeps its count; a held one gets its current attempt back, as
+    ``Release`` does, so no later claim exceeds ``max_attempts``. The holder's
+    later ack is refused (``StaleLease``). Return whether something was
+    resumed; ``False`` for ``DONE``, ``PENDING`` or an unknown id.
     """
 
 
@@ -150,8 +187,11 @@ def resume_abandoned() -> Awaitable[int]:
     """Put back tasks whose lease deadline passed (their worker presumed dead).
 
     The lost attempt stays counted: a task with attempts left becomes
-    ``PENDING``; one at ``max_attempts`` becomes ``KILLED`` with a
-    ``last_error`` saying its worker was lost. Return how many were touched.
+    ``PENDING`` with ``run_at`` unchanged (its old place in line); one at
+    ``max_attempts`` becomes ``KILLED``. Either way ``last_error`` says its
+    worker was lost, and the lease is cleared, so the old holder's ack is
+    refused. A lease has expired once ``now >= lease_until``. Return how many
+    were touched.
     """
 
 
@@ -165,12 +205,17 @@ def register_worker(worker: WorkerInfo) -> Awaitable[None]:
 
 @hookspec(firstresult=True)
 def list_tasks(queue: str, filter: Filter) -> Awaitable[Sequence[Task[bytes]]]:
-    """One page of ``queue``'s tasks matching ``filter``, oldest first."""
+    """One page of ``queue``'s tasks matching ``filter``, oldest (lowest id) first.
+
+    ``filter.status`` and ``filter.name``, when set, must both match; the page is
+    ``filter.offset`` matching tasks in, at most ``filter.limit`` long.
+    """
 
 
 @hookspec(firstresult=True)
 def list_all_tasks(filter: Filter) -> Awaitable[Sequence[Task[bytes]]]:
-    """One page of tasks of every queue matching ``filter``, oldest first."""
+    """One page of tasks of every queue matching ``filter``, oldest (lowest id) first,
+    as ``list_tasks`` pages one queue."""
 
 
 @hookspec(firstresult=True)

@@ -177,7 +177,7 @@ class Lanes:
                             if wants_context:
                                 context = TaskContext(
                                     task.id, task.attempt, task.max_attempts,
-                                    task.queue, task.meta, name,
+                                    task.queue, task.meta, name, task.name,
                                 )  # fmt: skip
                                 result = await function(args, context)
                             else:
@@ -295,7 +295,13 @@ class Lanes:
             try:
                 args = worker.backend.codec.decode(task.args, worker.spec.args_type)
                 context = TaskContext(
-                    task.id, task.attempt, task.max_attempts, task.queue, task.meta, worker.name
+                    task.id,
+                    task.attempt,
+                    task.max_attempts,
+                    task.queue,
+                    task.meta,
+                    worker.name,
+                    task.name,
                 )
                 result = await self.call(Invocation(task, args, context))
             except _HANDLER_ERRORS as exc:

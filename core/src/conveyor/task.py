@@ -44,6 +44,8 @@ class Task(Generic[A]):
     first takes the task and never exceeds ``max_attempts``. ``lease_token`` and
     ``lease_until`` are set while a worker (``lock_by``) holds the task; an ack
     that carries another token is refused (see ``conveyor.lease``).
+    ``name`` is the registered task name a router runs it by (``None`` for a
+    task pushed to a single-handler worker); every backend stores it.
     """
 
     id: TaskId
@@ -60,6 +62,7 @@ class Task(Generic[A]):
     lease_token: str | None = None
     lease_until: datetime | None = None
     meta: Mapping[str, Any] = _EMPTY
+    name: str | None = None
 
     @property
     def created_at(self) -> datetime:
@@ -83,6 +86,7 @@ class Task(Generic[A]):
             self.lease_token,
             self.lease_until,
             self.meta,
+            self.name,
         )
 
 

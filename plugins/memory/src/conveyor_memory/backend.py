@@ -69,7 +69,7 @@ def _with(task: Task[bytes], status: Status, **changes: Any) -> Task[bytes]:
         get("attempt", task.attempt), task.max_attempts, get("run_at", task.run_at),
         task.priority, get("result", task.result), get("last_error", task.last_error),
         get("lock_by", task.lock_by), get("lease_token", task.lease_token),
-        get("lease_until", task.lease_until), task.meta,
+        get("lease_until", task.lease_until), task.meta, task.name,
     )  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def _settled(
         task.id, task.args, task.queue, task.status.check(status),
         task.attempt if attempt is None else attempt, task.max_attempts,
         task.run_at if run_at is None else run_at, task.priority, result, last_error,
-        None, None, None, task.meta,
+        None, None, None, task.meta, task.name,
     )  # fmt: skip
 
 
@@ -133,7 +133,7 @@ class MemoryBackend:
             claimed = make_task(
                 task.id, task.args, task.queue, Status.RUNNING, task.attempt + 1,
                 task.max_attempts, task.run_at, task.priority, None, task.last_error,
-                worker.name, new_token(), until, task.meta,
+                worker.name, new_token(), until, task.meta, task.name,
             )  # fmt: skip
             tasks[task.id] = claimed
             held.add(task.id)
@@ -185,7 +185,7 @@ class MemoryBackend:
             store.tasks[task.id] = make_task(
                 stored.id, stored.args, stored.queue, Status.DONE, stored.attempt,
                 stored.max_attempts, stored.run_at, stored.priority, outcome.result,
-                stored.last_error, None, None, None, stored.meta,
+                stored.last_error, None, None, None, stored.meta, stored.name,
             )  # fmt: skip
             if store.finished_waiters:
                 store.finished(task.id)
@@ -330,6 +330,8 @@ class MemoryBackend:
     def _page(self, tasks: list[Task[bytes]], filter: Filter) -> list[Task[bytes]]:
         if filter.status is not None:
             tasks = [t for t in tasks if t.status is filter.status]
+        if filter.name is not None:
+            tasks = [t for t in tasks if t.name == filter.name]
         tasks.sort(key=lambda t: t.id)
         return tasks[filter.offset : filter.offset + filter.limit]
 
