@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from conveyor.middleware import Invocation, Next
+from conveyor.middleware.base import Invocation, Next
 
 __all__ = ["Timeout", "TaskTimeout"]
 

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Shutdown", "SIGNALS"]
+__all__ = ["Shutdown", "Interrupted", "SIGNALS"]
 
 logger = logging.getLogger("conveyor.worker")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """Raised by a second SIGINT or SIGTERM into code that holds the event loop (a handler
+    or a backend that never awaits), so that the worker's forced stop can run.
+
+    Not an ``Exception``: handler code that catches everything does not swallow it.
+    """
 
 
 class Shutdown:
@@ -33,6 +42,8 @@ class Shutdown:
         self.stopping = False
         self.in_flight = 0
         self._previous: dict[int, Any] = {}
+        self._received = 0  # signals seen by the Python-level handler
+        self._handled = 0  # signals the event loop has acted on
 
     def request(self) -> None:
         """Stop taking tasks."""
@@ -45,6 +56,8 @@ class Shutdown:
         self.forced.set()
 
     def on_signal(self, signum: int) -> None:
+        """A signal, as the event loop delivers it: stop, or on the second, stop now."""
+        self._handled += 1
         name = signal.Signals(signum).name
         if self.requested.is_set():
             logger.warning("worker %s: %s again, cancelling tasks in flight now", self.worker, name)
@@ -57,17 +70,37 @@ class Shutdown:
             self.request()
 
     def install_signals(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Handle SIGINT and SIGTERM on ``loop``; only possible in the main thread."""
+        """Handle SIGINT and SIGTERM on ``loop``; only possible in the main thread.
+
+        The loop delivers each signal to ``on_signal``. Beside it sits a
+        Python-level handler that counts: Python runs it between two bytecodes
+        even while something holds the loop (a handler or a backend that never
+        awaits). When a second signal comes and the loop has not acted on the
+        first, it raises ``Interrupted`` where the loop is stuck, which frees
+        the loop to run the forced stop; a third signal ends the process the
+        way the signal would by default, whatever it is doing.
+        """
         if threading.current_thread() is not threading.main_thread():
             return False
         self._previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
         try:
             for signum in SIGNALS:
                 loop.add_signal_handler(signum, self.on_signal, signum)
+                # The loop's handler keeps its wake-up file descriptor; this one replaces the
+                # no-op Python-level handler asyncio installs beside it.
+                signal.signal(signum, self._count)
         except (NotImplementedError, RuntimeError, ValueError):
             self.remove_signals(loop)
             return False
         return True
+
+    def _count(self, signum: int, frame: Any) -> None:
+        self._received += 1
+        if self._received >= 3:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        elif self._received - self._handled >= 2:
+            raise Interrupted(f"{signal.Signals(signum).name} again, and the event loop is held")
 
     def remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         """Put back the handlers that were there before (asyncio.run's Ctrl-C, say)."""
