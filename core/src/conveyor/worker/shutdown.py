@@ -100,6 +100,9 @@ class Shutdown:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
         elif self._received - self._handled >= 2:
+            # Safe to set from here (a plain flag); lanes check it before they run anything,
+            # so the task handed back below is not taken again before the loop stops them.
+            self.stopping = True
             raise Interrupted(f"{signal.Signals(signum).name} again, and the event loop is held")
 
     def remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
