@@ -49,8 +49,11 @@ def _default_name() -> str:
 
 
 def _backend_setting(backend: Backend, name: str, default: Any) -> Any:
-    """A setting of the backend plugin's config (``lease_seconds``, ``clock``), if it has one."""
-    return getattr(getattr(backend.plugin, "config", None), name, default)
+    """The backend's ``clock`` or ``lease_seconds``: the facade's, else its plugin config's."""
+    value = getattr(backend, name, None)
+    if value is None:
+        value = getattr(getattr(backend.plugin, "config", None), name, None)
+    return default if value is None else value
 
 
 def _seconds(value: float | timedelta, what: str) -> float:
