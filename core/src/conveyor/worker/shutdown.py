@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +16,9 @@ __all__ = ["Shutdown", "Interrupted", "SIGNALS"]
 logger = logging.getLogger("conveyor.worker")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+HELD = 0.2
+"""Seconds the event loop may leave a signal unanswered before it counts as held."""
 
 
 class Interrupted(BaseException):
@@ -44,6 +48,8 @@ class Shutdown:
         self._previous: dict[int, Any] = {}
         self._received = 0  # signals seen by the Python-level handler
         self._handled = 0  # signals the event loop has acted on
+        self._unanswered_since = 0.0  # when the oldest signal the loop has not acted on came
+        self._interrupted = False
 
     def request(self) -> None:
         """Stop taking tasks."""
@@ -75,10 +81,11 @@ class Shutdown:
         The loop delivers each signal to ``on_signal``. Beside it sits a
         Python-level handler that counts: Python runs it between two bytecodes
         even while something holds the loop (a handler or a backend that never
-        awaits). When a second signal comes and the loop has not acted on the
-        first, it raises ``Interrupted`` where the loop is stuck, which frees
-        the loop to run the forced stop; a third signal ends the process the
-        way the signal would by default, whatever it is doing.
+        awaits). When a second signal comes and the loop has left the first
+        unanswered for ``HELD`` seconds, it raises ``Interrupted`` where the
+        loop is stuck, which frees the loop to run the forced stop. A further
+        signal after a forced stop began, or after ``Interrupted`` did not free
+        the loop, ends the process the way the signal would by default.
         """
         if threading.current_thread() is not threading.main_thread():
             return False
@@ -95,14 +102,20 @@ class Shutdown:
         return True
 
     def _count(self, signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if self._received <= self._handled:
+            self._unanswered_since = now
         self._received += 1
-        if self._received >= 3:
+        held = self._received - self._handled >= 2 and now - self._unanswered_since >= HELD
+        if self._handled >= 2 or (held and self._interrupted):
+            # A forced stop is under way, or Interrupted was swallowed: end it the hard way.
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
-        elif self._received - self._handled >= 2:
+        elif held:
             # Safe to set from here (a plain flag); lanes check it before they run anything,
             # so the task handed back below is not taken again before the loop stops them.
             self.stopping = True
+            self._interrupted = True
             raise Interrupted(f"{signal.Signals(signum).name} again, and the event loop is held")
 
     def remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
