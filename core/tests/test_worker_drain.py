@@ -148,3 +148,27 @@ def test_drain_refuses_a_horizon_that_is_not_a_duration(backend: Backend, within
     worker = Worker(backend, lambda a: None)
     with pytest.raises(ValueError, match="within must be zero or more seconds"):
         asyncio.run(worker.drain(within=within))
+
+
+class FrozenClock:
+    """A clock that never moves and is not a ManualClock: nothing to wait for."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_drain_with_a_clock_that_never_moves_ends_instead_of_waiting_for_ever(
+    backend: Backend, clock: ManualClock
+) -> None:
+    task_id = await backend.push("later", delay=60)
+
+    async def handle(_: str) -> None:
+        return None
+
+    frozen = FrozenClock(clock.time())
+    await asyncio.wait_for(Worker(backend, handle, clock=frozen).drain(within=600), timeout=30)
+    task = await backend.fetch_by_id(task_id)
+    assert task is not None and task.status is Status.PENDING

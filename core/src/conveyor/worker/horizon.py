@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 from typing import Any
 
 from conveyor.capability import Capability
@@ -18,6 +19,8 @@ from conveyor.expose import MAX_PAGE_SIZE, Filter
 from conveyor.status import Status
 
 __all__ = ["Horizon"]
+
+logger = logging.getLogger("conveyor.worker")
 
 _RECHECK = 1.0
 """Seconds: the longest real-time wait before polling again (a push may come meanwhile)."""
@@ -72,12 +75,23 @@ class Horizon:
                 page += 1
         return best
 
-    async def wait_for(self, when: float) -> None:
-        """Let time reach ``when``: a ``ManualClock`` is moved there, else wait (a while)."""
+    async def wait_for(self, when: float) -> bool:
+        """Let time reach ``when``: a ``ManualClock`` is moved there, else wait (a while).
+
+        ``False`` when the clock stood still through a real wait (a frozen clock that
+        is not a ``ManualClock``): waiting longer would never get there.
+        """
         clock = self.clock
+        before = clock.time()
         if isinstance(clock, ManualClock):
-            if clock.time() < when + _TICK:
+            if before < when + _TICK:
                 clock.set(when + _TICK)
             await asyncio.sleep(0)
-        else:
-            await asyncio.sleep(min(_RECHECK, max(0.0, when + _TICK - clock.time())))
+            return True
+        await asyncio.sleep(min(_RECHECK, max(0.0, when + _TICK - before)))
+        if clock.time() > before:
+            return True
+        logger.warning(
+            "drain: the clock %r did not move while waiting; stopping at what is ready", clock
+        )
+        return False

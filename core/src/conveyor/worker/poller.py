@@ -203,10 +203,7 @@ class Poller:
         horizon; ``False`` when there is none."""
         assert self.horizon is not None
         when = await self.horizon.next_due()
-        if when is None:
-            return False
-        await self.horizon.wait_for(when)
-        return True
+        return when is not None and await self.horizon.wait_for(when)
 
     async def restart(self) -> None:
         """Open a fresh poll stream, closing the old one."""
