@@ -55,7 +55,8 @@ def poll(worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
     ``resume_abandoned`` puts it back. An exception raised by the iterator is
     logged by the worker, which retries with backoff; ``BackendUnavailable``
     says the backend cannot be reached. The worker pulls one task per free
-    slot: never claim ahead of demand.
+    slot: never claim ahead of demand. The worker may cancel a poll that is
+    waiting for work (on stop and pause): a cancelled wait must claim nothing.
     """
 
 
