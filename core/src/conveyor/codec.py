@@ -3,7 +3,8 @@
 The default, ``JsonCodec``, writes compact JSON through a cattrs converter, so a
 handler annotated with an attrs class or dataclass receives that object. Limits
 are checked before anything is parsed: size, nesting depth; NaN and Infinity
-are refused both ways. Every failure, whatever the input bytes, is one
+are refused both ways, and so is a lone surrogate (``"\\ud800"``), a string no
+store can write as UTF-8 and no terminal can print. Every failure, whatever the input bytes, is one
 ``PayloadError`` with a readable message. There is no pickle codec: a user who
 wants one writes it against ``Codec`` and names it.
 """
@@ -22,13 +23,14 @@ from cattrs.preconf.json import make_converter
 
 from conveyor.errors import PayloadError
 
-__all__ = ["Codec", "JsonCodec", "DEFAULT_MAX_SIZE", "DEFAULT_MAX_DEPTH"]
+__all__ = ["Codec", "JsonCodec", "DEFAULT_MAX_SIZE", "DEFAULT_MAX_DEPTH", "lone_surrogate"]
 
 DEFAULT_MAX_SIZE = 1 << 20
 DEFAULT_MAX_DEPTH = 64
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKET = re.compile(rb"[\[\]{}]")
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
 
 
 @runtime_checkable
@@ -99,6 +101,15 @@ class JsonCodec:
             raise PayloadError(
                 f"cannot encode {type(value).__name__} as JSON: {_reason(exc)}"
             ) from None
+        # ASCII output escapes every non-ASCII character, so a surrogate, paired or
+        # not, shows as \ud...: only such text needs the closer look.
+        if "\\ud" in text and (lone := lone_surrogate(text)) is not None:
+            raise PayloadError(
+                f"cannot encode {type(value).__name__} as JSON: it holds a lone surrogate"
+                f" (\\u{lone}), which is not text UTF-8 can store; such strings come from"
+                " bytes decoded with errors='surrogateescape': decode them with"
+                " errors='replace', or send the bytes base64-encoded"
+            )
         data = text.encode("ascii")
         self._check_limits(data)
         return data
@@ -114,6 +125,13 @@ class JsonCodec:
             ) from None
         except (ValueError, RecursionError) as exc:
             raise PayloadError(f"payload is not valid JSON: {_reason(exc)}") from None
+        if (b"\\ud" in compact or b"\\uD" in compact) and (
+            lone := lone_surrogate(bytes(compact).decode("utf-8"))
+        ) is not None:
+            raise PayloadError(
+                f"payload holds a lone surrogate (\\u{lone}), which is not text UTF-8 can"
+                " store; it was not written by this codec: fix the producer"
+            )
         if as_type is Any or as_type is object:
             return value
         try:
@@ -169,6 +187,26 @@ def _compact_loads(decoder: json.JSONDecoder) -> Callable[[str], Any]:
         return value if end == len(text) else full(text)
 
     return loads
+
+
+def lone_surrogate(text: str) -> str | None:
+    """The hex digits of the first ``\\uXXXX`` escape in JSON ``text`` that is half of
+    a surrogate pair without its other half, or ``None``."""
+    high: str | None = None
+    high_end = -1
+    for match in _ESCAPE.finditer(text):
+        digits = match.group(1)
+        code = int(digits, 16) if digits else -1
+        if high is not None:
+            if match.start() == high_end and 0xDC00 <= code <= 0xDFFF:
+                high = None
+                continue
+            return high
+        if 0xD800 <= code <= 0xDBFF:
+            high, high_end = digits, match.end()
+        elif 0xDC00 <= code <= 0xDFFF:
+            return digits
+    return high
 
 
 def _reason(exc: BaseException) -> str:

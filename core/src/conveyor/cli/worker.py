@@ -18,7 +18,7 @@ from conveyor.cli.errors import CliError
 from conveyor.cli.loading import import_handler
 from conveyor.cli.output import stderr
 from conveyor.cli.parser import backend_option
-from conveyor.cli.payload import attempts_arg, seconds_arg
+from conveyor.cli.payload import attempts_arg, queue_arg, seconds_arg
 from conveyor.cli.session import opened
 
 __all__ = ["configure", "Meter"]
@@ -46,7 +46,9 @@ def configure(commands: Any) -> None:
         metavar="N",
         help="tasks at once (default: 10)",
     )
-    parser.add_argument("--queue", "-q", help="queue to serve (default: the backend's)")
+    parser.add_argument(
+        "--queue", "-q", type=queue_arg, help="queue to serve (default: the backend's)"
+    )
     parser.add_argument(
         "--burst", action="store_true", help="exit once nothing is ready and nothing in flight"
     )
