@@ -95,7 +95,7 @@ class Terminal:
             stdout=follower,
             stderr=follower,
             start_new_session=True,
-            preexec_fn=_take_terminal,  # noqa: PLW1509 - nothing else runs threads here
+            preexec_fn=_take_terminal,  # before exec, after setsid (start_new_session)
         )
         os.close(follower)
         self.screen = pyte.Screen(columns, lines)
