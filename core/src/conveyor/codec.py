@@ -30,7 +30,16 @@ DEFAULT_MAX_DEPTH = 64
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKET = re.compile(rb"[\[\]{}]")
-_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+# A \\u escape of half a surrogate pair without its other half beside it. A cheap
+# sieve in C: it may also match escaped backslash text ("\\\\ud800"), so a match
+# is confirmed by lone_surrogate before anything is refused.
+_HALF = (
+    r"\\u(?:[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"  # a high half, no low after it
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u)[dD][c-fC-F])"  # a low half, no high before it
+)
+_HALF_TEXT = re.compile(_HALF)
+_HALF_BYTES = re.compile(_HALF.encode("ascii"))
+_TEXT_DUMPS = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode
 
 
 @runtime_checkable
@@ -92,18 +101,20 @@ class JsonCodec:
     def encode(self, value: Any) -> bytes:
         """Compact JSON bytes for ``value``; ``PayloadError`` when it cannot be represented."""
         try:
+            plain = value
             try:
-                text = self._dumps(value)
+                text = self._dumps(plain)
             except TypeError:
                 # Not plain JSON: let cattrs unstructure attrs classes, datetimes, sets, ...
-                text = self._dumps(self.converter.unstructure(value))
+                plain = self.converter.unstructure(value)
+                text = self._dumps(plain)
         except (TypeError, ValueError, RecursionError) as exc:
             raise PayloadError(
                 f"cannot encode {type(value).__name__} as JSON: {_reason(exc)}"
             ) from None
-        # ASCII output escapes every non-ASCII character, so a surrogate, paired or
-        # not, shows as \ud...: only such text needs the closer look.
-        if "\\ud" in text and (lone := lone_surrogate(text)) is not None:
+        # ASCII output escapes every non-ASCII character, so only text with a backslash
+        # (found at memchr speed) can hold a surrogate, and only a sieve hit is checked.
+        if "\\" in text and _HALF_TEXT.search(text) and (lone := lone_surrogate(plain)):
             raise PayloadError(
                 f"cannot encode {type(value).__name__} as JSON: it holds a lone surrogate"
                 f" (\\u{lone}), which is not text UTF-8 can store; such strings come from"
@@ -125,9 +136,7 @@ class JsonCodec:
             ) from None
         except (ValueError, RecursionError) as exc:
             raise PayloadError(f"payload is not valid JSON: {_reason(exc)}") from None
-        if (b"\\ud" in compact or b"\\uD" in compact) and (
-            lone := lone_surrogate(bytes(compact).decode("utf-8"))
-        ) is not None:
+        if b"\\" in compact and _HALF_BYTES.search(compact) and (lone := lone_surrogate(value)):
             raise PayloadError(
                 f"payload holds a lone surrogate (\\u{lone}), which is not text UTF-8 can"
                 " store; it was not written by this codec: fix the producer"
@@ -189,24 +198,14 @@ def _compact_loads(decoder: json.JSONDecoder) -> Callable[[str], Any]:
     return loads
 
 
-def lone_surrogate(text: str) -> str | None:
-    """The hex digits of the first ``\\uXXXX`` escape in JSON ``text`` that is half of
-    a surrogate pair without its other half, or ``None``."""
-    high: str | None = None
-    high_end = -1
-    for match in _ESCAPE.finditer(text):
-        digits = match.group(1)
-        code = int(digits, 16) if digits else -1
-        if high is not None:
-            if match.start() == high_end and 0xDC00 <= code <= 0xDFFF:
-                high = None
-                continue
-            return high
-        if 0xD800 <= code <= 0xDBFF:
-            high, high_end = digits, match.end()
-        elif 0xDC00 <= code <= 0xDFFF:
-            return digits
-    return high
+def lone_surrogate(value: Any) -> str | None:
+    """The hex digits (``d800``) of the first lone surrogate in a plain JSON ``value``
+    (in any string, keys included), or ``None`` when UTF-8 can encode all of it."""
+    try:
+        _TEXT_DUMPS(value).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"{ord(exc.object[exc.start]):04x}"
+    return None
 
 
 def _reason(exc: BaseException) -> str:

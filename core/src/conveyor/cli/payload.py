@@ -43,8 +43,9 @@ def parse_json(text: str | bytes, what: str, *, hint: str = "") -> Any:
         raise CliError(f"{what} is not valid JSON: {exc.msg} at {where}{hint}") from None
     except (ValueError, RecursionError) as exc:
         raise CliError(f"{what} is not valid JSON: {exc}") from None
-    source = text if isinstance(text, str) else text.decode("utf-8", "replace")
-    if "\\u" in source and (lone := lone_surrogate(source)) is not None:
+    # Only a \\u escape, or argv bytes Python could not decode, can hold one.
+    plain = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    if ("\\u" in plain or not plain.isascii()) and (lone := lone_surrogate(value)) is not None:
         raise CliError(
             f"{what} holds a lone surrogate (\\u{lone}), half of a character that UTF-8"
             " cannot store alone; remove it, or give the whole pair (\\ud83d\\ude00 is one"
