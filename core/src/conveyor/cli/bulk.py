@@ -32,10 +32,13 @@ from conveyor.cli.payload import parse_json
 from conveyor.cli.session import opened
 from conveyor.errors import ConveyorError, PayloadError
 
-__all__ = ["Chunk", "MAX_LINE_BYTES", "read_chunks", "push_file"]
+__all__ = ["Chunk", "MAX_LINE_BYTES", "MAX_LINE_LIMIT", "read_chunks", "push_file"]
 
 MAX_LINE_BYTES = 1 << 20
 """Default longest accepted line (1 MiB): a longer one is an error, never read whole."""
+
+MAX_LINE_LIMIT = 1 << 30
+"""The most ``--max-line-bytes`` may be (1 GiB): a line is held in memory whole."""
 
 
 @attrs.frozen

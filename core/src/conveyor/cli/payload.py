@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +25,23 @@ __all__ = [
     "bounded_arg",
     "queue_arg",
     "name_arg",
+    "text_arg",
+    "MAX_CONCURRENCY",
 ]
+
+MAX_CONCURRENCY = 100_000
+"""The most tasks one worker may run at once (``--concurrency``)."""
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON (only finite numbers are)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is out of range (it would be Infinity)")
+    return value
 
 
 QUOTING = """ (strings need double quotes: '"hello"' or '{"to": "a@example.com"}')"""
@@ -37,7 +50,7 @@ QUOTING = """ (strings need double quotes: '"hello"' or '{"to": "a@example.com"}
 def parse_json(text: str | bytes, what: str, *, hint: str = "") -> Any:
     """``text`` as a JSON value; ``CliError`` saying where it is malformed (then ``hint``)."""
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}" if exc.lineno > 1 else f"column {exc.colno}"
         raise CliError(f"{what} is not valid JSON: {exc.msg} at {where}{hint}") from None
@@ -152,4 +165,11 @@ def name_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"task name {text!r:.80} holds a character UTF-8 cannot encode"
         ) from None
+    return text
+
+
+def text_arg(text: str) -> str:
+    """Non-empty text, such as a worker ``--name``."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a non-empty name, or leave the option out")
     return text

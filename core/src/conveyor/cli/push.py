@@ -7,12 +7,13 @@ import asyncio
 from typing import Any
 
 from conveyor.capability import Capability
-from conveyor.cli.bulk import MAX_LINE_BYTES, push_file
+from conveyor.cli.bulk import MAX_LINE_BYTES, MAX_LINE_LIMIT, push_file
 from conveyor.cli.errors import CliError
 from conveyor.cli.parser import backend_option
 from conveyor.cli.payload import (
     QUOTING,
     attempts_arg,
+    bounded_arg,
     delay_arg,
     name_arg,
     parse_json,
@@ -54,7 +55,7 @@ def configure(commands: Any) -> None:
     parser.add_argument("--max-attempts", type=attempts_arg, metavar="N", help="default: 5")
     parser.add_argument(
         "--max-line-bytes",
-        type=attempts_arg,
+        type=bounded_arg(1, MAX_LINE_LIMIT),
         default=MAX_LINE_BYTES,
         metavar="N",
         help=f"longest line --from accepts (default: {MAX_LINE_BYTES})",
