@@ -229,7 +229,7 @@ async def _show(args: argparse.Namespace) -> int:
             text = f"<cannot show: {describe(exc)}>"
         rows.append([field, readable(text)])
     columns = [Column("field", key=True), Column("value", least=20)]
-    print_rows(stdout(), columns, rows, header=False)
+    print_rows(stdout(), columns, rows, header=False, gap=2)
     return 0
 
 
