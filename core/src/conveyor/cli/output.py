@@ -165,7 +165,7 @@ def compact(value: Any, limit: int = 60) -> str:
         return "-"
     if isinstance(value, bytes | bytearray):
         raw = " ".join(bytes(value).decode("utf-8", "backslashreplace").split())
-        text = f"<{len(value)} bytes the codec cannot read: {raw}>"
+        text = f"<{len(value)} bytes, unreadable: {raw}>"
         if len(text) > limit:
             text = text[: limit - 2] + "…>"
         return text
