@@ -50,6 +50,7 @@ $(BENCH_STAMP): bench/requirements.txt core/pyproject.toml $(addsuffix /pyprojec
 
 bench: $(BENCH_STAMP)
 	set -e; for script in bench/bench_*.py; do $(BENCH_PY) $$script; done
+	$(BENCH_PY) bench/plot.py
 
 soak: $(STAMP)
 	$(PY) -m pytest -q -m slow

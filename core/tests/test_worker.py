@@ -332,7 +332,10 @@ async def test_a_stale_ack_is_refused_and_the_slow_worker_lives_on(
             return "from the slow worker"
         return name
 
-    slow_worker = Worker(backend, slow, name="slow", heartbeat_interval=FAR, handle_signals=False)
+    # One lane: busy with the contested task, the slow worker cannot claim it back itself.
+    slow_worker = Worker(
+        backend, slow, name="slow", concurrency=1, heartbeat_interval=FAR, handle_signals=False
+    )
     running = asyncio.create_task(slow_worker.run())
     await started.wait()
     clock.advance(31)  # past the 30 s lease, and no heartbeat came

@@ -1,47 +1,22 @@
-"""The shape of worker middleware, which backends may also contribute (``middleware`` hook)."""
+"""Worker middleware: the base types (``conveyor.middleware.base``) and the built-in layers.
+
+Each built-in layer lives in its own module and imports only ``base``, so this
+package imports its modules in one direction.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from conveyor.middleware.base import Invocation, Middleware, Next
+from conveyor.middleware.concurrency import ConcurrencyLimit
+from conveyor.middleware.retry import RetryPolicy
+from conveyor.middleware.timeout import TaskTimeout, Timeout
 
-import attrs
-
-from conveyor.context import TaskContext
-from conveyor.task import Task
-
-__all__ = ["Invocation", "Next", "Middleware"]
-
-
-@attrs.frozen(slots=True)
-class Invocation:
-    """One run of a handler: the claimed task (compact), its decoded args and its context."""
-
-    task: Task[bytes]
-    args: Any
-    context: TaskContext
-
-
-Next = Callable[[Invocation], Awaitable[Any]]
-"""Runs the rest of the chain (further middleware, then the handler) and returns its value."""
-
-
-class Middleware(Protocol):
-    """Wraps the run of a handler.
-
-    It may return what ``call_next`` returned, another value, or an ``Outcome``
-    (``conveyor.outcome``) to decide the task's fate itself; an exception that
-    leaves the chain is the attempt's failure.
-    """
-
-    async def __call__(self, invocation: Invocation, call_next: Next) -> Any:
-        """Run around ``call_next(invocation)``."""
-        ...
-
-
-# The built-in middleware, one file each; imported last because they use the names above.
-from conveyor.middleware.concurrency import ConcurrencyLimit  # noqa: E402
-from conveyor.middleware.retry import RetryPolicy  # noqa: E402
-from conveyor.middleware.timeout import TaskTimeout, Timeout  # noqa: E402
-
-__all__ += ["ConcurrencyLimit", "RetryPolicy", "TaskTimeout", "Timeout"]
+__all__ = [
+    "ConcurrencyLimit",
+    "Invocation",
+    "Middleware",
+    "Next",
+    "RetryPolicy",
+    "TaskTimeout",
+    "Timeout",
+]

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from conveyor.middleware import Invocation, Next
+from conveyor.middleware.base import Invocation, Next
 
 __all__ = ["ConcurrencyLimit"]
 

@@ -10,7 +10,7 @@ import attrs
 from conveyor.backoff import full_jitter
 from conveyor.clock import SYSTEM_CLOCK, Clock, at
 from conveyor.control import Abort, RetryAfter
-from conveyor.middleware import Invocation, Next
+from conveyor.middleware.base import Invocation, Next
 from conveyor.outcome import Kill, Outcome, Retry
 
 __all__ = ["RetryPolicy", "describe"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from conveyor.middleware import Invocation, Next
+from conveyor.middleware.base import Invocation, Next
 
 __all__ = ["Timeout", "TaskTimeout"]
 
@@ -21,8 +21,10 @@ class Timeout:
     """Cancel the handler after ``seconds``; the attempt fails with ``TaskTimeout``.
 
     An ``async`` handler is cancelled at its next ``await``. A plain function
-    runs in a thread, which Python cannot interrupt: the attempt still fails
-    at the deadline, but the thread finishes in the background.
+    runs in a thread, which Python cannot stop safely: the attempt fails at
+    the deadline (and is retried as usual), the thread runs on, and whatever
+    it returns is dropped, never acked. Its worker slot stays taken until the
+    thread returns, so no more handlers run at once than ``concurrency``.
     """
 
     seconds: float
