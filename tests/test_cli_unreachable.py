@@ -124,3 +124,16 @@ def test_the_traceback_is_there_for_a_bug_report_when_asked_for(
     result = conveyor("-b", "fakenet://?fail=driver", "stats", cwd=tmp_path, env=env)
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "DriverError" in result.stderr
+
+
+def test_a_burst_worker_on_an_unreachable_backend_exits_3_with_one_error_line(
+    tmp_path: Path, site: dict[str, str]
+) -> None:
+    (tmp_path / "jobs.py").write_text("def handle(args):\n    return args\n")
+    result = conveyor(
+        "-b", "fakenet://?fail=driver", "worker", "jobs:handle", "--burst", cwd=tmp_path, env=site
+    )
+    assert result.returncode == UNAVAILABLE, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("conveyor: error:")]
+    assert len(errors) == 1 and "fakenet" in errors[0] and "DriverError" in errors[0]
