@@ -140,3 +140,52 @@ json_values = st.recursive(
 @given(json_values)
 def test_any_json_value_round_trips(value: Any) -> None:
     assert codec.decode(codec.encode(value)) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\ud800",
+        "ok \udfff",
+        ["fine", {"deep": ["\udbff"]}],
+        {"key \ud800": 1},
+        "\ud83d\ud83d\ude00",  # two highs, then a low: the first high is alone
+        "😀\ude00",  # a whole pair, then half of another
+        Email("\ud800@example.com", "hi"),
+    ],
+    ids=["alone", "low", "nested", "in-a-key", "two-highs", "after-a-pair", "attrs-field"],
+)
+def test_a_lone_surrogate_is_refused_on_encode_wherever_it_is(value: Any) -> None:
+    # UTF-8 cannot store it: a store would fail to write it, a terminal to print it.
+    with pytest.raises(PayloadError, match=r"lone surrogate \(\\u[dD][0-9a-f]{3}\)"):
+        codec.encode(value)
+
+
+@pytest.mark.parametrize(
+    "raw", [b'"\\ud800"', b'"\\uDFFF"', b'["\\ud83d", "\\ude00"]', b'{"\\ud800": 1}', b'"\\ud83dx"']
+)
+def test_a_lone_surrogate_is_refused_on_decode(raw: bytes) -> None:
+    with pytest.raises(PayloadError, match="lone surrogate"):
+        codec.decode(raw)
+
+
+@pytest.mark.parametrize(
+    ("value", "raw"),
+    [("😀 ok", b'"\\ud83d\\ude00 ok"'), ("\\ud800", b'"\\\\ud800"'), ("é", b'"\\u00e9"')],
+    ids=["a-whole-pair", "backslash-u-text", "bmp"],
+)
+def test_whole_characters_and_backslash_u_text_round_trip(value: str, raw: bytes) -> None:
+    assert codec.encode(value) == raw
+    assert codec.decode(raw) == value
+    assert codec.decode(raw.replace(b"\\ud83d\\ude00", b"\\uD83D\\uDE00")) == value
+
+
+@given(st.text(), st.integers(0xD800, 0xDFFF), st.integers(min_value=0), st.booleans())
+def test_text_with_any_lone_surrogate_anywhere_is_refused(
+    text: str, code: int, where: int, in_a_list: bool
+) -> None:
+    # st.text() never draws surrogates, so the one inserted is always alone.
+    where %= len(text) + 1
+    value: Any = text[:where] + chr(code) + text[where:]
+    with pytest.raises(PayloadError, match="lone surrogate"):
+        codec.encode([1, {"v": value}] if in_a_list else value)

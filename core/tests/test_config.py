@@ -10,6 +10,7 @@ import pytest
 import conveyor
 from conveyor import ConfigError
 from conveyor.config import ENV_VAR, structure_config
+from conveyor.rules import BackendConfig
 
 
 @attrs.frozen
@@ -42,15 +43,48 @@ def test_unknown_key_lists_the_valid_keys_with_types() -> None:
 
 
 def test_ill_typed_value_names_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"config\.retries"):
+    with pytest.raises(ConfigError, match=r"retries: 'many' is not a whole number\.$"):
         structure_config("x", Settings, {"path": "/", "retries": "many"})
-    with pytest.raises(ConfigError, match="not a boolean"):
+    with pytest.raises(ConfigError, match="fsync: 'perhaps' is not a boolean"):
         structure_config("x", Settings, {"path": "/", "fsync": "perhaps"})
 
 
+def test_every_ill_typed_value_is_named_once_and_the_message_ends_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        structure_config("x", Settings, {"path": "/", "retries": "2.5", "lease_seconds": "soon"})
+    message = str(info.value)
+    assert "retries: '2.5' is not a whole number" in message
+    assert "lease_seconds: 'soon' is not a number" in message
+    assert ".." not in message and "@" not in message
+
+
 def test_missing_required_key() -> None:
-    with pytest.raises(ConfigError, match="path"):
+    with pytest.raises(ConfigError, match="path is required"):
         structure_config("x", Settings, {})
+
+
+@attrs.frozen(kw_only=True)
+class Shared(BackendConfig):
+    fsync: bool = True
+
+
+@pytest.mark.parametrize("key", ["queue", "lease_seconds", "fsync"])
+def test_an_empty_value_is_refused_with_the_fix_not_taken_as_the_default(key: str) -> None:
+    # ?queue= in a URL: once silently the default queue, now an error that says what to do.
+    with pytest.raises(ConfigError) as info:
+        structure_config("x", Shared, {key: ""})
+    message = str(info.value)
+    assert f"leave {key} out" in message and "an empty value is not the default" in message
+    assert ".." not in message and "@" not in message
+
+
+def test_a_validator_message_is_kept_as_its_own_sentence() -> None:
+    with pytest.raises(ConfigError) as info:
+        structure_config("x", Shared, {"lease_seconds": "inf"})
+    message = str(info.value)
+    assert message.endswith("lease_seconds must be a number of seconds more than 0 and at most"
+                            " 31,622,400, not inf.")  # fmt: skip
+    assert "Valid keys" not in message  # the key is right, only its value is wrong
 
 
 def test_url_query_and_keywords_reach_the_plugin() -> None:

@@ -3,7 +3,8 @@
 The default, ``JsonCodec``, writes compact JSON through a cattrs converter, so a
 handler annotated with an attrs class or dataclass receives that object. Limits
 are checked before anything is parsed: size, nesting depth; NaN and Infinity
-are refused both ways. Every failure, whatever the input bytes, is one
+are refused both ways, and so is a lone surrogate (``"\\ud800"``), a string no
+store can write as UTF-8 and no terminal can print. Every failure, whatever the input bytes, is one
 ``PayloadError`` with a readable message. There is no pickle codec: a user who
 wants one writes it against ``Codec`` and names it.
 """
@@ -22,13 +23,23 @@ from cattrs.preconf.json import make_converter
 
 from conveyor.errors import PayloadError
 
-__all__ = ["Codec", "JsonCodec", "DEFAULT_MAX_SIZE", "DEFAULT_MAX_DEPTH"]
+__all__ = ["Codec", "JsonCodec", "DEFAULT_MAX_SIZE", "DEFAULT_MAX_DEPTH", "lone_surrogate"]
 
 DEFAULT_MAX_SIZE = 1 << 20
 DEFAULT_MAX_DEPTH = 64
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKET = re.compile(rb"[\[\]{}]")
+# A \\u escape of half a surrogate pair without its other half beside it. A cheap
+# sieve in C: it may also match escaped backslash text ("\\\\ud800"), so a match
+# is confirmed by lone_surrogate before anything is refused.
+_HALF = (
+    r"\\u(?:[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"  # a high half, no low after it
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u)[dD][c-fC-F])"  # a low half, no high before it
+)
+_HALF_TEXT = re.compile(_HALF)
+_HALF_BYTES = re.compile(_HALF.encode("ascii"))
+_TEXT_DUMPS = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode
 
 
 @runtime_checkable
@@ -90,15 +101,26 @@ class JsonCodec:
     def encode(self, value: Any) -> bytes:
         """Compact JSON bytes for ``value``; ``PayloadError`` when it cannot be represented."""
         try:
+            plain = value
             try:
-                text = self._dumps(value)
+                text = self._dumps(plain)
             except TypeError:
                 # Not plain JSON: let cattrs unstructure attrs classes, datetimes, sets, ...
-                text = self._dumps(self.converter.unstructure(value))
+                plain = self.converter.unstructure(value)
+                text = self._dumps(plain)
         except (TypeError, ValueError, RecursionError) as exc:
             raise PayloadError(
                 f"cannot encode {type(value).__name__} as JSON: {_reason(exc)}"
             ) from None
+        # ASCII output escapes every non-ASCII character, so only text with a backslash
+        # (found at memchr speed) can hold a surrogate, and only a sieve hit is checked.
+        if "\\" in text and _HALF_TEXT.search(text) and (lone := lone_surrogate(plain)):
+            raise PayloadError(
+                f"cannot encode {type(value).__name__} as JSON: it holds a lone surrogate"
+                f" (\\u{lone}), which is not text UTF-8 can store; such strings come from"
+                " bytes decoded with errors='surrogateescape': decode them with"
+                " errors='replace', or send the bytes base64-encoded"
+            )
         data = text.encode("ascii")
         self._check_limits(data)
         return data
@@ -114,6 +136,11 @@ class JsonCodec:
             ) from None
         except (ValueError, RecursionError) as exc:
             raise PayloadError(f"payload is not valid JSON: {_reason(exc)}") from None
+        if b"\\" in compact and _HALF_BYTES.search(compact) and (lone := lone_surrogate(value)):
+            raise PayloadError(
+                f"payload holds a lone surrogate (\\u{lone}), which is not text UTF-8 can"
+                " store; it was not written by this codec: fix the producer"
+            )
         if as_type is Any or as_type is object:
             return value
         try:
@@ -169,6 +196,16 @@ def _compact_loads(decoder: json.JSONDecoder) -> Callable[[str], Any]:
         return value if end == len(text) else full(text)
 
     return loads
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The hex digits (``d800``) of the first lone surrogate in a plain JSON ``value``
+    (in any string, keys included), or ``None`` when UTF-8 can encode all of it."""
+    try:
+        _TEXT_DUMPS(value).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"{ord(exc.object[exc.start]):04x}"
+    return None
 
 
 def _reason(exc: BaseException) -> str:

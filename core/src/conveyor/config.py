@@ -16,7 +16,6 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 import attrs
 import cattrs
-from cattrs.v import format_exception
 
 from conveyor.errors import ConfigError
 
@@ -44,13 +43,6 @@ def _bool(value: Any, _: type) -> bool:
     if text in _FALSE:
         return False
     raise ValueError(f"{value!r} is not a boolean (use true or false)")
-
-
-def _describe(exc: BaseException, type_: type | None) -> str:
-    # Keep our own explanations (like "not a boolean"); cattrs' generic text otherwise.
-    if type(exc) is ValueError and "invalid literal" not in str(exc) and str(exc):
-        return str(exc)
-    return format_exception(exc, type_)
 
 
 def _make_converter() -> cattrs.Converter:
@@ -117,11 +109,66 @@ def structure_config(backend: str, config_class: type | None, values: Mapping[st
     try:
         return _converter.structure(dict(values), config_class)
     except Exception as exc:
-        problems = "; ".join(cattrs.transform_error(exc, "config", _describe))
+        problems, unknown = _problems(exc, config_class, values)
+        listing = f" Valid keys: {describe_fields(config_class)}" if unknown else ""
         raise ConfigError(
-            f"invalid configuration for backend {backend!r}: {problems}."
-            f" Valid keys: {describe_fields(config_class)}"
+            f"invalid configuration for backend {backend!r}: {'; '.join(problems)}.{listing}"
         ) from None
+
+
+_KINDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
+
+
+def _problems(
+    exc: BaseException, config_class: type, values: Mapping[str, Any]
+) -> tuple[list[str], bool]:
+    """One readable sentence per problem (without a final period), and whether a key
+    was unknown (then the valid keys are worth listing)."""
+    if not isinstance(exc, cattrs.ClassValidationError):
+        return [_sentence(exc, None, values)], False
+    named, other = exc.group_exceptions()
+    problems: list[str] = []
+    unknown = False
+    for error, note in named:
+        kind = _KINDS.get(note.type) if isinstance(note.type, type) else None
+        given = values.get(note.name)
+        if isinstance(error, KeyError):
+            problems.append(f"{note.name} is required")
+        elif type(error) is ValueError and kind is not None and _generic(error):
+            problems.append(f"{note.name}: {given!r} is not {kind}{_empty(note.name, given)}")
+        elif isinstance(error, cattrs.ClassValidationError):
+            problems += cattrs.transform_error(error, f"config.{note.name}")
+        else:
+            problems.append(f"{note.name}: {_sentence(error, note.name, values)}")
+    for error in other:
+        if isinstance(error, cattrs.ForbiddenExtraKeysError):
+            unknown = True
+            keys = ", ".join(sorted(error.extra_fields))
+            problems.append(f"unknown key{'s' if len(error.extra_fields) > 1 else ''} {keys}")
+        else:
+            problems.append(_sentence(error, None, values))
+    return problems or [_sentence(exc, None, values)], unknown
+
+
+def _generic(error: BaseException) -> bool:
+    # float()/int()'s own wording, as opposed to a message written for people.
+    text = str(error)
+    return text.startswith(("could not convert", "invalid literal")) or not text
+
+
+def _sentence(error: BaseException, name: str | None, values: Mapping[str, Any]) -> str:
+    text = " ".join(str(error).split()).rstrip(".") or type(error).__name__
+    if name is None:
+        # A validator's message starts with the option it is about.
+        first = text.split(" ", 1)[0]
+        name = first if first in values else None
+    return text + (_empty(name, values.get(name)) if name is not None else "")
+
+
+def _empty(name: str, given: Any) -> str:
+    if given != "":
+        return ""
+    return f" (an empty value is not the default: give one, or leave {name} out)"
 
 
 def configured_target(start: Path | None = None) -> str | None:

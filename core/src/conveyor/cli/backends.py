@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+from rich.text import Text
 
 from conveyor.capability import Capability
-from conveyor.cli.output import emit_json, new_table, stdout
+from conveyor.cli.layout import Column, print_rows
+from conveyor.cli.output import emit_json, stdout
 from conveyor.errors import PluginLoadError
 from conveyor.registry import BackendInfo, Registry
 
@@ -84,35 +86,38 @@ def render(items: Sequence[Installed]) -> None:
     if not items:
         console.print("No backends installed. Install one, e.g.: pip install conveyor-memory")
         return
-    listing = new_table("name", "distribution", "version", "capabilities")
+    rows = []
     for item in items:
         caps = item.capabilities
         if caps is None:
-            state = "[red]failed to load (below)[/]"
+            state = "failed to load (below)"
         elif item.dynamic:
             state = "set when opened"
         else:
             state = f"{len(caps)} of {len(LABELS)}"
-        listing.add_row(item.info.name, item.info.distribution, item.info.version, state)
-    console.print(listing)
+        rows.append([item.info.name, item.info.distribution, item.info.version, state])
+    columns = [Column("name", key=True), Column("distribution", least=10)]
+    columns += [Column("version", least=6), Column("capabilities", least=10)]
+    print_rows(console, columns, rows, gap=2)
     console.print()
-    matrix = new_table("backend", *LABELS.values())
-    matrix.collapse_padding = True
-    for column in matrix.columns:
-        column.no_wrap = True
-    for item in items:
-        matrix.add_row(item.info.name, *_marks(item))
-    console.print(matrix)
+    matrix = [
+        Column("backend", key=True),
+        *(Column(label, whole=True) for label in LABELS.values()),
+    ]
+    print_rows(console, matrix, [[item.info.name, *_marks(item)] for item in items])
     console.print()
     legend = ["✓ has it", "· lacks it", "~ depends on how it is opened", "! failed to load."]
     legend += ["Columns:", *(f"{label}={cap.value}" for cap, label in LABELS.items())]
-    console.print("  ".join(legend))
+    console.print(Text("  ".join(legend)))
     for item in items:
         if item.error is not None:
             console.print()
             console.print(
-                f"[bold red]{item.info.name}[/] ({item.info.distribution} {item.info.version},"
-                f" entry point {item.info.value}) failed to load: {item.error}"
+                Text.assemble(
+                    (item.info.name, "bold red"),
+                    f" ({item.info.distribution} {item.info.version},"
+                    f" entry point {item.info.value}) failed to load: {item.error}",
+                )
             )
 
 

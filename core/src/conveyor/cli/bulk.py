@@ -8,9 +8,10 @@ before it stored and nothing from its own chunk.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any
 
@@ -23,15 +24,21 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from conveyor.backend import PUSH_CHUNK, Backend
-from conveyor.cli.errors import CliError
+from conveyor.backend import PUSH_CHUNK
+from conveyor.capability import Capability
+from conveyor.cli.errors import INTERRUPTED, CliError, status_of
 from conveyor.cli.output import stderr
 from conveyor.cli.payload import parse_json
+from conveyor.cli.session import opened
+from conveyor.errors import ConveyorError, PayloadError
 
-__all__ = ["Chunk", "MAX_LINE_BYTES", "read_chunks", "push_file"]
+__all__ = ["Chunk", "MAX_LINE_BYTES", "MAX_LINE_LIMIT", "read_chunks", "push_file"]
 
 MAX_LINE_BYTES = 1 << 20
 """Default longest accepted line (1 MiB): a longer one is an error, never read whole."""
+
+MAX_LINE_LIMIT = 1 << 30
+"""The most ``--max-line-bytes`` may be (1 GiB): a line is held in memory whole."""
 
 
 @attrs.frozen
@@ -116,7 +123,7 @@ def _progress(total: int | None) -> AbstractContextManager[Progress | None]:
     console = stderr()
     if not console.is_terminal:
         return nullcontext(None)
-    return Progress(
+    bar = Progress(
         TextColumn("pushing"),
         BarColumn(),
         TaskProgressColumn(),
@@ -126,47 +133,101 @@ def _progress(total: int | None) -> AbstractContextManager[Progress | None]:
         console=console,
         transient=False,
     )
+    bar.add_task("push", total=total, count=0, rate="")
+    return bar
 
 
-async def push_file(
-    backend: Backend,
+def push_file(
+    target: str | None,
     path: str,
     *,
     options: dict[str, Any],
     max_line: int = MAX_LINE_BYTES,
     chunk: int = PUSH_CHUNK,
 ) -> int:
-    """Push every payload of ``path`` (``-``: stdin); return how many were pushed."""
+    """Push every payload of ``path`` (``-``: stdin) to the backend at ``target``;
+    return how many were pushed.
+
+    Lines are read between event-loop runs, never inside one: a blocking read of
+    a terminal inside the loop would hold back the first Ctrl-C until the next line.
+    """
     stream, source, total = _open(path)
-    pushed = 0
-    done_through = 0  # the last line whose chunk is stored
+    state = _Progress()
     try:
-        with _progress(total) as progress:
-            bar = None
-            if progress is not None:
-                bar = progress.add_task("push", total=total, count=0, rate="")
+        with asyncio.Runner() as runner:
+            session = opened(target, Capability.PUSH)
+            backend = runner.run(session.__aenter__())
+
+            def send(payloads: list[Any]) -> None:
+                runner.run(backend.push_many(payloads, **options))
+
             try:
-                for part in read_chunks(stream, source, chunk, max_line):
-                    if part.payloads:
-                        await backend.push_many(part.payloads, **options)
-                        pushed += len(part.payloads)
-                    done_through = part.last_line
-                    if progress is not None and bar is not None:
-                        elapsed = progress.tasks[0].elapsed or 0.0
-                        rate = f"{pushed / elapsed:,.0f}/s" if elapsed > 0 else ""
-                        progress.update(bar, advance=part.size, count=pushed, rate=rate)
-            except BadLine as exc:
-                raise CliError(_stopped(exc, pushed, done_through)) from None
+                with _progress(total) as bar:
+                    for part in read_chunks(stream, source, chunk, max_line):
+                        state.push(part, send)
+                        if bar is not None:
+                            state.show(bar, part)
+            except BaseException as exc:
+                if not runner.run(session.__aexit__(type(exc), exc, exc.__traceback__)):
+                    raise
+            else:
+                runner.run(session.__aexit__(None, None, None))
+    except BadLine as exc:
+        raise CliError(f"{exc.message}; {state.summary()}") from None
+    except KeyboardInterrupt:
+        raise CliError(f"interrupted; {state.summary()}", INTERRUPTED) from None
+    except (CliError, ConveyorError) as exc:
+        if state.pushed == 0 and state.sending is None:
+            raise  # nothing was sent: the error alone says it
+        if isinstance(exc, PayloadError):
+            state.sending = None  # a chunk is encoded whole before any of it is stored
+        message = exc.message if isinstance(exc, CliError) else str(exc)
+        raise CliError(f"{message.rstrip('.')}; {state.summary()}", status_of(exc)) from exc
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    return pushed
+    return state.pushed
 
 
-def _stopped(exc: BadLine, pushed: int, done_through: int) -> str:
-    if pushed == 0:
-        return f"{exc.message}; nothing was pushed"
-    return (
-        f"{exc.message}; the {pushed} tasks of lines 1-{done_through} were pushed,"
-        f" nothing from line {done_through + 1} on"
-    )
+@attrs.define
+class _Progress:
+    """How far a bulk push got, for the bar and for the message when it stops early."""
+
+    pushed: int = 0
+    through: int = 0  # the last line whose chunk is stored
+    sending: tuple[int, int] | None = None  # the lines of a chunk being pushed
+
+    def push(self, part: Chunk, send: Callable[[list[Any]], None]) -> None:
+        """Store ``part`` with ``send`` and count it."""
+        if part.payloads:
+            self.sending = (part.first_line, part.last_line)
+            send(part.payloads)
+            self.sending = None
+            self.pushed += len(part.payloads)
+        self.through = part.last_line
+
+    def show(self, bar: Progress, part: Chunk) -> None:
+        """Advance the progress bar past ``part``."""
+        elapsed = bar.tasks[0].elapsed or 0.0
+        rate = f"{self.pushed / elapsed:,.0f}/s" if elapsed > 0 else ""
+        bar.update(bar.task_ids[0], advance=part.size, count=self.pushed, rate=rate)
+
+    def summary(self) -> str:
+        """What was stored, in lines of the input."""
+        if self.sending is not None:
+            first, last = self.sending
+            before = (
+                f"the {self.pushed} tasks of lines 1-{self.through} were pushed"
+                if self.pushed
+                else "no earlier line was pushed"
+            )
+            return (
+                f"{before}; lines {first}-{last} were being pushed and may or may not be"
+                f" stored; nothing after line {last} was"
+            )
+        if self.pushed == 0:
+            return "nothing was pushed"
+        return (
+            f"the {self.pushed} tasks of lines 1-{self.through} were pushed,"
+            f" nothing from line {self.through + 1} on"
+        )

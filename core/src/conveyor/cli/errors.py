@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ["CliError", "USER_ERROR", "UNSUPPORTED", "INTERRUPTED"]
+from conveyor.errors import BackendUnavailable, ConveyorError, UnsupportedCapability
+
+__all__ = [
+    "CliError",
+    "BackendFailed",
+    "USER_ERROR",
+    "UNSUPPORTED",
+    "UNAVAILABLE",
+    "INTERRUPTED",
+    "TRACEBACK_VAR",
+    "describe",
+    "status_of",
+]
 
 USER_ERROR = 1
 """Exit status for a mistake the user can fix: bad input, unknown backend or task, bad config."""
@@ -10,8 +22,14 @@ USER_ERROR = 1
 UNSUPPORTED = 2
 """Exit status when the backend lacks the capability a command needs."""
 
+UNAVAILABLE = 3
+"""Exit status when the backend cannot be reached or failed (retrying later may work)."""
+
 INTERRUPTED = 130
 """Exit status after Ctrl-C stopped a command that is not a worker."""
+
+TRACEBACK_VAR = "CONVEYOR_TRACEBACK"
+"""Set to 1 to see the traceback behind an unexpected error (for a bug report)."""
 
 
 class CliError(Exception):
@@ -21,3 +39,25 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class BackendFailed(CliError):
+    """A backend (or the library under it) raised something that is not a conveyor error."""
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` on one line, without a trailing period (the caller goes on)."""
+    text = " ".join(str(exc).split()).rstrip(".")
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def status_of(exc: CliError | ConveyorError) -> int:
+    """The exit status for ``exc``: its own for a ``CliError``, else by its kind."""
+    if isinstance(exc, CliError):
+        return exc.status
+    if isinstance(exc, UnsupportedCapability):
+        return UNSUPPORTED
+    if isinstance(exc, BackendUnavailable):
+        return UNAVAILABLE
+    return USER_ERROR

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+from conveyor.backend import Backend
 from conveyor.capability import Capability
-from conveyor.cli.errors import CliError
+from conveyor.cli.errors import CliError, describe
+from conveyor.cli.layout import Column, print_rows
 from conveyor.cli.output import (
     compact,
     emit_json,
-    new_table,
     queue_json,
+    readable,
     relative,
+    shorten,
     sort_stats,
     stat_json,
     stat_title,
@@ -25,13 +29,18 @@ from conveyor.cli.output import (
     worker_json,
 )
 from conveyor.cli.parser import backend_option, json_option
-from conveyor.cli.payload import whole_arg
+from conveyor.cli.payload import bounded_arg, name_arg, queue_arg
 from conveyor.cli.session import opened
-from conveyor.expose import MAX_PAGE_SIZE, Filter, Statistic
+from conveyor.expose import MAX_PAGE_SIZE, Filter, RunningWorker, Statistic
+from conveyor.lease import DEFAULT_LEASE_SECONDS
+from conveyor.status import Status
 from conveyor.task import Task
 from conveyor.task_id import TaskId
 
-__all__ = ["configure", "task_id_arg"]
+__all__ = ["configure", "task_id_arg", "status_arg", "is_gone", "lease_seconds", "MAX_PAGE"]
+
+MAX_PAGE = 2**31 - 1
+"""The highest ``--page``: any store's offset arithmetic holds it."""
 
 
 def task_id_arg(text: str) -> TaskId:
@@ -42,19 +51,30 @@ def task_id_arg(text: str) -> TaskId:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def status_arg(text: str) -> Status:
+    """A ``--status``: a status name in any case."""
+    try:
+        return Status.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def configure(commands: Any) -> None:
     """Add the listing commands."""
     tasks = commands.add_parser("tasks", help="list tasks, a page at a time")
     backend_option(tasks)
     json_option(tasks)
-    tasks.add_argument("--queue", "-q", help="only this queue (default: every queue)")
-    tasks.add_argument("--status", "-s", help="Pending, Queued, Running, Done, Failed or Killed")
+    tasks.add_argument("--queue", "-q", type=queue_arg, help="only this queue (default: all)")
     tasks.add_argument(
-        "--page", type=whole_arg, default=1, metavar="N", help="1 is the oldest page"
+        "--status", "-s", type=status_arg, help="Pending, Queued, Running, Done, Failed or Killed"
+    )
+    tasks.add_argument("--name", "-n", type=name_arg, help="only tasks with this name")
+    tasks.add_argument(
+        "--page", type=bounded_arg(1, MAX_PAGE), default=1, metavar="N", help="1 is the oldest"
     )
     tasks.add_argument(
         "--page-size",
-        type=whole_arg,
+        type=bounded_arg(1, MAX_PAGE_SIZE),
         default=20,
         metavar="N",
         help=f"1 to {MAX_PAGE_SIZE} (default: 20)",
@@ -72,28 +92,42 @@ def configure(commands: Any) -> None:
     json_option(queues)
     queues.set_defaults(command=lambda args: asyncio.run(_queues(args)))
 
-    workers = commands.add_parser("workers", help="registered workers")
+    workers = commands.add_parser(
+        "workers",
+        help="registered workers",
+        description="Registered workers; one whose last heartbeat is older than the"
+        " backend's lease is shown as gone (it stopped or died).",
+    )
     backend_option(workers)
     json_option(workers)
-    workers.add_argument("--queue", "-q", help="only this queue's workers")
+    workers.add_argument("--queue", "-q", type=queue_arg, help="only this queue's workers")
     workers.set_defaults(command=lambda args: asyncio.run(_workers(args)))
 
     stats = commands.add_parser("stats", help="the backend's statistics")
     backend_option(stats)
     json_option(stats)
-    stats.add_argument("--queue", "-q", help="one queue's statistics (default: the whole store)")
+    stats.add_argument(
+        "--queue", "-q", type=queue_arg, help="one queue's statistics (default: the whole store)"
+    )
     stats.set_defaults(command=lambda args: asyncio.run(_stats(args)))
 
 
-def _filter(args: argparse.Namespace) -> Filter:
-    try:
-        return Filter(status=args.status, page=args.page, page_size=args.page_size)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+def _rows(items: Sequence[Any], cells: Callable[[Any], list[str]], width: int) -> list[list[str]]:
+    """Each item's cells, made readable; an item that cannot be shown becomes a row
+    saying why, so one bad record never hides the others."""
+    rows = []
+    for item in items:
+        try:
+            row = cells(item)
+        except Exception as exc:  # a foreign record: show what is wrong, keep listing
+            name = getattr(item, "id", "?")
+            row = [str(name), *["?"] * (width - 2), f"<cannot show: {describe(exc)}>"]
+        rows.append([readable(cell) for cell in row])
+    return rows
 
 
 async def _tasks(args: argparse.Namespace) -> int:
-    page = _filter(args)
+    page = Filter(status=args.status, page=args.page, page_size=args.page_size, name=args.name)
     async with opened(args.backend) as backend:
         if args.queue:
             found = await backend.list_tasks(args.queue, page)
@@ -104,42 +138,61 @@ async def _tasks(args: argparse.Namespace) -> int:
         else:
             # Without a cross-queue listing, the backend's own queue is the useful default.
             found = await backend.list_tasks(backend.queue, page)
+        now = backend.now()
     if args.json:
-        emit_json([task_json(t) for t in found])
+        emit_json(_json_rows(found, task_json))
         return 0
     console = stdout()
     if not found:
         what = f" {page.status.value}" if page.status else ""
-        console.print(f"No{what} tasks on page {page.page}.")
+        called = f" named {args.name!r}" if args.name else ""
+        console.print(readable(f"No{what} tasks{called} on page {page.page}."))
         return 0
-    table = new_table("id", "queue", "status", "tries", "pri", "runs", "args", "outcome")
-    # On a narrow screen ids stay whole (they are copied), dates fold at the space,
-    # payloads fold last: every column keeps a readable minimum.
-    table.collapse_padding = True
-    table.columns[0].no_wrap = True
-    for column, least in zip(table.columns[1:], (5, 6, 5, 3, 10, 6, 6), strict=True):
-        column.min_width = least
-    now = datetime.now(UTC)
-    for task in found:
-        table.add_row(
+    named = any(getattr(task, "name", None) for task in found)
+    columns = [
+        Column("id", key=True),
+        Column("queue", key=True),
+        Column("status", key=True),
+        *([Column("name", least=10)] if named else []),
+        Column("tries", whole=True),
+        Column("pri", whole=True),
+        Column("runs", whole=True),
+        Column("args"),
+        Column("outcome"),
+    ]
+
+    def cells(task: Task[Any]) -> list[str]:
+        return [
             str(task.id),
             task.queue,
             task.status.value,
+            *([shorten(task.name or "-", 40)] if named else []),
             f"{task.attempt}/{task.max_attempts}",
             str(task.priority),
             relative(task.run_at, now),
             compact(task.args, 40),
             _outcome(task, 40),
-        )
-    console.print(table)
+        ]
+
+    print_rows(console, columns, _rows(found, cells, len(columns)))
     if len(found) == page.page_size:
         console.print(f"Page {page.page}; more may follow: --page {page.page + 1}")
     return 0
 
 
+def _json_rows(items: Sequence[Any], convert: Callable[[Any], dict[str, Any]]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        try:
+            out.append(convert(item))
+        except Exception as exc:  # a foreign record: say so in its place
+            out.append({"id": str(getattr(item, "id", "?")), "error": describe(exc)})
+    return out
+
+
 def _outcome(task: Task[Any], limit: int) -> str:
     if task.last_error and task.result is None:
-        return compact(task.last_error, limit).strip('"')
+        return shorten(task.last_error, limit)
     return compact(task.result, limit)
 
 
@@ -149,37 +202,62 @@ async def _show(args: argparse.Namespace) -> int:
         if task is None:
             raise CliError(f"no task {args.task_id} in backend {backend.name!r}")
     if args.json:
-        emit_json(task_json(task))
+        emit_json(_json_rows([task], task_json)[0])
         return 0
-    table = new_table("field", "value")
-    table.show_header = False
-    rows = [
-        ("id", str(task.id)),
-        ("queue", task.queue),
-        ("status", task.status.value),
-        ("attempts", f"{task.attempt} of {task.max_attempts}"),
-        ("priority", str(task.priority)),
-        ("created", when(task.created_at)),
-        ("run at", when(task.run_at)),
-        ("args", compact(task.args, 2000)),
-        ("result", compact(task.result, 2000)),
-        ("last error", task.last_error or "-"),
-        ("lease holder", task.lock_by or "-"),
-        ("lease until", when(task.lease_until)),
+    fields: list[tuple[str, Callable[[], str]]] = [
+        ("id", lambda: str(task.id)),
+        ("name", lambda: task.name or "-"),
+        ("queue", lambda: task.queue),
+        ("status", lambda: task.status.value),
+        ("attempts", lambda: f"{task.attempt} of {task.max_attempts}"),
+        ("priority", lambda: str(task.priority)),
+        ("created", lambda: when(task.created_at)),
+        ("run at", lambda: when(task.run_at)),
+        ("args", lambda: compact(task.args, 2000)),
+        ("result", lambda: compact(task.result, 2000)),
+        ("last error", lambda: task.last_error or "-"),
+        ("lease holder", lambda: task.lock_by or "-"),
+        ("lease until", lambda: when(task.lease_until)),
     ]
     if task.meta:
-        rows.append(("meta", compact(dict(task.meta), 2000)))
-    for name, value in rows:
-        table.add_row(name, value)
-    stdout().print(table)
+        fields.append(("meta", lambda: compact(dict(task.meta), 2000)))
+    rows = []
+    for field, value in fields:
+        try:
+            text = value()
+        except Exception as exc:  # one unreadable field never hides the others
+            text = f"<cannot show: {describe(exc)}>"
+        rows.append([field, readable(text)])
+    columns = [Column("field", key=True), Column("value", least=20)]
+    print_rows(stdout(), columns, rows, header=False, gap=2)
     return 0
+
+
+def lease_seconds(backend: Backend) -> float:
+    """The backend's lease (``BackendConfig.lease_seconds``), else the default 30 s."""
+    value = getattr(getattr(backend.plugin, "config", None), "lease_seconds", None)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return DEFAULT_LEASE_SECONDS
+
+
+def is_gone(worker: RunningWorker, now: datetime, lease: float) -> bool:
+    """Whether ``worker`` stopped heartbeating: ``now >= last_heartbeat + lease``."""
+    try:
+        return now >= worker.last_heartbeat + timedelta(seconds=lease)
+    except (TypeError, OverflowError):
+        return False
 
 
 async def _queues(args: argparse.Namespace) -> int:
     async with opened(args.backend, Capability.LIST_QUEUES) as backend:
         found = await backend.list_queues()
+        gone: set[str] = set()
+        if backend.supports(Capability.LIST_WORKERS):
+            now, lease = backend.now(), lease_seconds(backend)
+            gone = {w.id for w in await backend.list_workers(None) if is_gone(w, now, lease)}
     if args.json:
-        emit_json([queue_json(q) for q in found])
+        emit_json([queue_json(q, gone) for q in found])
         return 0
     console = stdout()
     if not found:
@@ -190,41 +268,58 @@ async def _queues(args: argparse.Namespace) -> int:
         for stat in sort_stats(queue.stats):
             if stat.title not in titles:
                 titles.append(stat.title)
-    table = new_table("queue", *(stat_title(t) for t in titles), "workers")
-    table.columns[0].no_wrap = True
-    table.collapse_padding = True
-    for column in table.columns[1:]:
-        column.justify = "right"
-        # Headers like "Pending jobs" may wrap between words, never inside one.
-        column.min_width = max(len(word) for word in str(column.header).split())
+    rows = []
     for queue in found:
         by_title = {s.title: stat_value(s) for s in queue.stats}
-        table.add_row(queue.name, *(by_title.get(t, "-") for t in titles), str(len(queue.workers)))
-    console.print(table)
+        alive = [w for w in queue.workers if w not in gone]
+        rows.append([queue.name, *(by_title.get(t, "-") for t in titles), str(len(alive))])
+    # Values stay whole (each column is at least its widest value); headers such
+    # as "Pending jobs" wrap between words.
+    columns = [
+        Column("queue", key=True),
+        *(
+            Column(stat_title(t), least=max(len(r[i + 1]) for r in rows), justify="right")
+            for i, t in enumerate(titles)
+        ),
+        Column("workers", whole=True, justify="right"),
+    ]
+    print_rows(console, columns, [[readable(c) for c in r] for r in rows])
     return 0
 
 
 async def _workers(args: argparse.Namespace) -> int:
     async with opened(args.backend, Capability.LIST_WORKERS) as backend:
         found = await backend.list_workers(args.queue)
+        now, lease = backend.now(), lease_seconds(backend)
     if args.json:
-        emit_json([worker_json(w) for w in found])
+        emit_json(_json_rows(found, lambda w: worker_json(w, not is_gone(w, now, lease))))
         return 0
     console = stdout()
     if not found:
         console.print("No workers registered.")
         return 0
-    table = new_table("worker", "queue", "backend", "started", "last heartbeat", "layers")
-    for worker in found:
-        table.add_row(
+    columns = [
+        Column("worker", key=True),
+        Column("queue", key=True),
+        Column("state", key=True),
+        Column("backend", least=6),
+        Column("started"),
+        Column("last heartbeat"),
+        Column("layers"),
+    ]
+
+    def cells(worker: RunningWorker) -> list[str]:
+        return [
             worker.id,
             worker.queue,
+            "gone" if is_gone(worker, now, lease) else "alive",
             worker.backend,
             when(worker.started_at),
             when(worker.last_heartbeat),
             worker.layers or "-",
-        )
-    console.print(table)
+        ]
+
+    print_rows(console, columns, _rows(found, cells, len(columns)), gap=2)
     return 0
 
 
@@ -241,8 +336,6 @@ async def _stats(args: argparse.Namespace) -> int:
 
 def render_stats(rows: list[Statistic], title: str) -> None:
     """Statistics as a two-column table, values formatted by their ``StatType``."""
-    table = new_table("statistic", "value", title=title)
-    table.columns[1].justify = "right"
-    for stat in sort_stats(rows):
-        table.add_row(stat_title(stat.title), stat_value(stat))
-    stdout().print(table)
+    table = [[readable(stat_title(s.title)), readable(stat_value(s))] for s in sort_stats(rows)]
+    columns = [Column("statistic", key=True), Column("value", whole=True, justify="right")]
+    print_rows(stdout(), columns, table, title=readable(title), gap=2)

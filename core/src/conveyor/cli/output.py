@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from conveyor.expose import QueueInfo, RunningWorker, Statistic, StatType
 from conveyor.task import Task
@@ -21,7 +22,6 @@ __all__ = [
     "WIDE",
     "stdout",
     "stderr",
-    "new_table",
     "emit_json",
     "jsonable",
     "task_json",
@@ -30,6 +30,9 @@ __all__ = [
     "worker_json",
     "when",
     "compact",
+    "shorten",
+    "readable",
+    "percent",
     "relative",
     "stat_title",
     "stat_value",
@@ -49,17 +52,15 @@ def stdout() -> Console:
     return console
 
 
+@functools.cache
 def stderr() -> Console:
-    """A console on standard error, for progress and live status."""
+    """The console on standard error, for progress, live status and log records.
+
+    One per process: a live line and the log records printed while it shows must
+    go through the same console, which then prints each record above the line
+    instead of gluing it on.
+    """
     return Console(stderr=True, highlight=False)
-
-
-def new_table(*columns: str, title: str | None = None) -> Table:
-    """A plain table with the given column headers."""
-    table = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
 
 
 def emit_json(data: Any) -> None:
@@ -100,6 +101,7 @@ def task_json(task: Task[Any]) -> dict[str, Any]:
         "lock_by": task.lock_by,
         "lease_until": task.lease_until,
         "meta": dict(task.meta),
+        "name": task.name,
     }
 
 
@@ -113,18 +115,18 @@ def stat_json(stat: Statistic) -> dict[str, Any]:
     }
 
 
-def queue_json(queue: QueueInfo) -> dict[str, Any]:
-    """One queue as a JSON object."""
+def queue_json(queue: QueueInfo, gone: Collection[str] = ()) -> dict[str, Any]:
+    """One queue as a JSON object; workers named in ``gone`` are left out."""
     return {
         "name": queue.name,
         "stats": [stat_json(s) for s in sort_stats(queue.stats)],
-        "workers": list(queue.workers),
+        "workers": [w for w in queue.workers if w not in gone],
         "activity": list(queue.activity),
     }
 
 
-def worker_json(worker: RunningWorker) -> dict[str, Any]:
-    """One registered worker as a JSON object."""
+def worker_json(worker: RunningWorker, alive: bool) -> dict[str, Any]:
+    """One registered worker as a JSON object; ``alive`` is false once it is gone."""
     return {
         "id": worker.id,
         "queue": worker.queue,
@@ -132,6 +134,7 @@ def worker_json(worker: RunningWorker) -> dict[str, Any]:
         "started_at": worker.started_at,
         "last_heartbeat": worker.last_heartbeat,
         "layers": worker.layers,
+        "alive": alive,
     }
 
 
@@ -156,17 +159,37 @@ def relative(value: datetime, now: datetime | None = None) -> str:
 
 
 def compact(value: Any, limit: int = 60) -> str:
-    """A payload or result as one line of JSON, shortened to ``limit`` characters."""
+    """A payload or result as one line of JSON, shortened to ``limit`` characters
+    (with a ``…``); bytes the codec could not read are shown as the text they hold."""
     if value is None:
         return "-"
     if isinstance(value, bytes | bytearray):
-        text = f"<{len(value)} bytes the codec cannot read>"
-    else:
-        try:
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-        except ValueError:
-            text = repr(value)
+        raw = " ".join(bytes(value).decode("utf-8", "backslashreplace").split())
+        text = f"<{len(value)} bytes, unreadable: {raw}>"
+        if len(text) > limit:
+            text = text[: limit - 2] + "…>"
+        return text
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    except (ValueError, TypeError, RecursionError):
+        text = repr(value)
+    return shorten(text, limit)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with a visible ``…``."""
+    if "\n" in text or "\r" in text:
+        text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def readable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (a lone surrogate) written as ``\\udXXX``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def stat_title(title: str) -> str:
@@ -186,13 +209,27 @@ def stat_value(stat: Statistic) -> str:
         if stat.stat_type is StatType.DECIMAL:
             return f"{float(raw):,.2f}"
         if stat.stat_type is StatType.PERCENTAGE:
-            number = float(raw.rstrip("%"))
-            return f"{number:.1f} %" if math.isfinite(number) else raw
+            number = float(raw.rstrip("%").strip())
+            return f"{percent(number)} %" if math.isfinite(number) else raw
         if stat.stat_type is StatType.TIMESTAMP:
             return _timestamp(raw)
     except (ValueError, OverflowError):
         pass
     return raw
+
+
+def percent(number: float) -> str:
+    """``number`` with one decimal, but never rounded up to 100 nor down to 0:
+    99.99 shows as ``99.99`` (cut, not rounded), 0.001 as ``0.001``."""
+    exact = Decimal(repr(float(number) + 0.0))  # + 0.0: -0.0 is 0.0
+    text = f"{exact:.1f}"
+    if 0 < exact < 100 and Decimal(text) >= 100:
+        return f"{exact.quantize(Decimal('0.01'), rounding=ROUND_DOWN)}"
+    decimals = 1
+    while 0 < exact < 100 and Decimal(text) == 0 and decimals < 12:
+        decimals += 1
+        text = f"{exact:.{decimals}f}"
+    return text
 
 
 def _timestamp(raw: str) -> str:

@@ -7,10 +7,20 @@ import asyncio
 from typing import Any
 
 from conveyor.capability import Capability
-from conveyor.cli.bulk import MAX_LINE_BYTES, push_file
+from conveyor.cli.bulk import MAX_LINE_BYTES, MAX_LINE_LIMIT, push_file
 from conveyor.cli.errors import CliError
 from conveyor.cli.parser import backend_option
-from conveyor.cli.payload import QUOTING, attempts_arg, parse_json, seconds_arg, when_arg, whole_arg
+from conveyor.cli.payload import (
+    QUOTING,
+    attempts_arg,
+    bounded_arg,
+    delay_arg,
+    name_arg,
+    parse_json,
+    queue_arg,
+    when_arg,
+    whole_arg,
+)
 from conveyor.cli.session import opened
 
 __all__ = ["configure", "run"]
@@ -32,9 +42,12 @@ def configure(commands: Any) -> None:
     parser.add_argument(
         "--from", dest="source", metavar="FILE", help="push one payload per line ('-': stdin)"
     )
-    parser.add_argument("--queue", "-q", help="queue (default: the backend's)")
+    parser.add_argument("--queue", "-q", type=queue_arg, help="queue (default: the backend's)")
+    parser.add_argument(
+        "--name", type=name_arg, metavar="NAME", help="the task's name, e.g. emails.send"
+    )
     when = parser.add_mutually_exclusive_group()
-    when.add_argument("--delay", type=seconds_arg, metavar="SECONDS", help="run after a delay")
+    when.add_argument("--delay", type=delay_arg, metavar="SECONDS", help="run after a delay")
     when.add_argument("--at", type=when_arg, metavar="ISO8601", help="run at a time (with zone)")
     parser.add_argument(
         "--priority", type=whole_arg, default=0, metavar="N", help="higher runs first (default: 0)"
@@ -42,7 +55,7 @@ def configure(commands: Any) -> None:
     parser.add_argument("--max-attempts", type=attempts_arg, metavar="N", help="default: 5")
     parser.add_argument(
         "--max-line-bytes",
-        type=attempts_arg,
+        type=bounded_arg(1, MAX_LINE_LIMIT),
         default=MAX_LINE_BYTES,
         metavar="N",
         help=f"longest line --from accepts (default: {MAX_LINE_BYTES})",
@@ -60,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
         "run_at": args.at,
         "priority": args.priority,
         "max_attempts": args.max_attempts,
+        "name": args.name,
     }
     if args.source is not None:
-        count = asyncio.run(_bulk(args, options))
-        print(count)
+        print(push_file(args.backend, args.source, options=options, max_line=args.max_line_bytes))
         return 0
     payload = parse_json(args.payload, "PAYLOAD_JSON", hint=QUOTING)
     print(asyncio.run(_one(args.backend, payload, options)))
@@ -73,8 +86,3 @@ def run(args: argparse.Namespace) -> int:
 async def _one(target: str | None, payload: Any, options: dict[str, Any]) -> str:
     async with opened(target, Capability.PUSH) as backend:
         return str(await backend.push(payload, **options))
-
-
-async def _bulk(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    async with opened(args.backend, Capability.PUSH) as backend:
-        return await push_file(backend, args.source, options=options, max_line=args.max_line_bytes)

@@ -18,7 +18,7 @@ from conveyor.cli.errors import CliError
 from conveyor.cli.loading import import_handler
 from conveyor.cli.output import stderr
 from conveyor.cli.parser import backend_option
-from conveyor.cli.payload import attempts_arg, seconds_arg
+from conveyor.cli.payload import MAX_CONCURRENCY, bounded_arg, queue_arg, seconds_arg, text_arg
 from conveyor.cli.session import opened
 
 __all__ = ["configure", "Meter"]
@@ -41,16 +41,18 @@ def configure(commands: Any) -> None:
     parser.add_argument(
         "--concurrency",
         "-c",
-        type=attempts_arg,
+        type=bounded_arg(1, MAX_CONCURRENCY),
         default=10,
         metavar="N",
         help="tasks at once (default: 10)",
     )
-    parser.add_argument("--queue", "-q", help="queue to serve (default: the backend's)")
+    parser.add_argument(
+        "--queue", "-q", type=queue_arg, help="queue to serve (default: the backend's)"
+    )
     parser.add_argument(
         "--burst", action="store_true", help="exit once nothing is ready and nothing in flight"
     )
-    parser.add_argument("--name", help="worker name (default: host:pid:random)")
+    parser.add_argument("--name", type=text_arg, help="worker name (default: host:pid:random)")
     parser.add_argument(
         "--grace",
         type=seconds_arg,
