@@ -13,6 +13,8 @@ from conveyor.task import Task
 
 __all__ = ["settle"]
 
+_HELD = frozenset({Status.RUNNING, Status.QUEUED})
+
 
 def settle(stored: Task[Any] | None, claimed: Task[Any], outcome: Outcome) -> Task[Any]:
     """The stored task after ``ack(claimed, outcome)``, lease cleared.
@@ -26,19 +28,28 @@ def settle(stored: Task[Any] | None, claimed: Task[Any], outcome: Outcome) -> Ta
     """
     if stored is None:
         raise StaleLease(f"task {claimed.id} no longer exists; the ack was refused")
-    check_lease(stored, claimed)
     s = stored
-    status, attempt, run_at, result, error = Status.KILLED, s.attempt, s.run_at, s.result, None
-    if isinstance(outcome, Done):
-        status, result, error = Status.DONE, outcome.result, s.last_error
+    if s.lease_token != claimed.lease_token or s.status not in _HELD:
+        check_lease(s, claimed)  # raises, naming why; the common case skips the call
+    kind = type(outcome)  # exact types first: this runs once per task
+    if kind is Done or isinstance(outcome, Done):
+        status, attempt, run_at, result, error = (
+            Status.DONE, s.attempt, s.run_at, outcome.result, s.last_error,  # type: ignore[union-attr]
+        )  # fmt: skip
     elif isinstance(outcome, Retry):
-        error = outcome.error
+        attempt, result, error = s.attempt, s.result, outcome.error
         if s.attempt < s.max_attempts:
             status, run_at = Status.FAILED, outcome.run_at
+        else:
+            status, run_at = Status.KILLED, s.run_at
     elif isinstance(outcome, Kill):
-        error = outcome.error
+        status, attempt, run_at, result, error = (
+            Status.KILLED, s.attempt, s.run_at, s.result, outcome.error,
+        )  # fmt: skip
     elif isinstance(outcome, Release):
-        status, attempt, error = Status.PENDING, max(0, s.attempt - 1), s.last_error
+        status, attempt, run_at, result, error = (
+            Status.PENDING, max(0, s.attempt - 1), s.run_at, s.result, s.last_error,
+        )  # fmt: skip
     else:
         raise TypeError(f"unknown outcome {outcome!r}; expected Done, Retry, Kill or Release")
     return build(

@@ -117,10 +117,18 @@ class MemoryBackend:
 
     @hookimpl
     async def ack(self, task: Task[bytes], outcome: Outcome) -> None:
-        stored = self.store.tasks.get(task.id)
-        settled = rules.settle(stored, task, outcome)
-        self._release(task)
-        self.store.save(settled)
+        store = self.store
+        settled = rules.settle(store.tasks.get(task.id), task, outcome)
+        held = store.held.get(task.lock_by or "")
+        if held is not None:
+            held.discard(task.id)
+        if settled.status is Status.DONE:  # the common case, without save's branches
+            store.tasks[task.id] = settled
+            store.entry.pop(task.id, None)
+            if store.finished_waiters:
+                store.finished(task.id)
+        else:
+            store.save(settled)
 
     # --- TaskSink -------------------------------------------------------------------
 
