@@ -46,7 +46,8 @@ class SuiteTests:
     async def _capability_gate(self, conveyor_suite: Suite, request: pytest.FixtureRequest) -> None:
         cap = self.capability
         backend = conveyor_suite.backend
-        known = finding_for(backend.name, f"{type(self).__name__}::{request.node.originalname}")
+        test = f"{type(self).__name__}::{request.node.originalname}"
+        known = finding_for(backend.name, backend.plugin, test)
         if known is not None:
             request.node.add_marker(
                 pytest.mark.xfail(reason=f"known finding {known.label}: {known.text}", strict=False)

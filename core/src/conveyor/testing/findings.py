@@ -16,7 +16,8 @@ __all__ = ["FINDINGS", "Finding", "finding_for"]
 
 @attrs.frozen
 class Finding:
-    """One bug: its label, the backends (by ``Backend.name``) it is in, the tests it fails."""
+    """One bug: its label, the backends it is in (a ``Backend.name``, or the dotted path of
+    the plugin's class or a base class of it), the tests it fails."""
 
     label: str
     text: str
@@ -24,7 +25,8 @@ class Finding:
     tests: tuple[str, ...]
 
 
-_MEMORY_LIKE = ("memory", "json", "pipe")
+_MEMORY = "conveyor_memory.backend.MemoryBackend"  # the broken variants derive from it
+_MEMORY_LIKE = ("memory", _MEMORY, "json", "pipe")
 
 FINDINGS: tuple[Finding, ...] = (
     Finding(
@@ -104,9 +106,11 @@ FINDINGS: tuple[Finding, ...] = (
 )
 
 
-def finding_for(backend: str, test: str) -> Finding | None:
-    """The finding that test ``Class::name`` is known to fail for backend ``backend``."""
+def finding_for(backend: str, plugin: object, test: str) -> Finding | None:
+    """The finding that test ``Class::name`` is known to fail for ``backend`` (its name)
+    over ``plugin`` (its plugin object)."""
+    names = {backend, *(f"{c.__module__}.{c.__qualname__}" for c in type(plugin).__mro__)}
     for finding in FINDINGS:
-        if backend in finding.backends and test in finding.tests:
+        if test in finding.tests and names.intersection(finding.backends):
             return finding
     return None
