@@ -153,12 +153,13 @@ class TestAck(SuiteTests):
     async def test_retry_kills_on_the_last_attempt_only(self, conveyor_suite: Suite) -> None:
         backend = conveyor_suite.backend
         first = await _claimed(conveyor_suite, max_attempts=2)
-        await backend.hooks.ack(first, Retry(conveyor_suite.now(), "one"))
+        when = conveyor_suite.now()
+        await backend.hooks.ack(first, Retry(when, "one"))
         if backend.supports(Capability.FETCH_BY_ID):
             stored = await _status(conveyor_suite, first)
             assert stored.status is Status.FAILED, "a retry with an attempt left must FAIL"
             assert stored.last_error == "one"
-            assert abs(stored.run_at - conveyor_suite.now()).total_seconds() < 1e-3
+            assert abs(stored.run_at - when).total_seconds() < 1e-3
         second = await claim(backend)
         assert second is not None and second.id == first.id and second.attempt == 2
         await backend.hooks.ack(second, Retry(conveyor_suite.now(), "two"))

@@ -256,10 +256,11 @@ class TestReschedule(SuiteTests):
         await backend.reschedule(task_id, run_at=conveyor_suite.later(1800))
         stored = await _fetch(conveyor_suite, task_id)
         assert (stored.status, stored.attempt) == (Status.PENDING, 1), "FAILED keeps its attempts"
-        await backend.reschedule(task_id, run_at=conveyor_suite.later(900))
+        when = conveyor_suite.later(900)
+        await backend.reschedule(task_id, run_at=when)
         stored = await _fetch(conveyor_suite, task_id)
         assert (stored.status, stored.attempt) == (Status.PENDING, 1), "PENDING only moves in time"
-        assert abs(stored.run_at - conveyor_suite.later(900)).total_seconds() < 1e-3
+        assert abs(stored.run_at - when).total_seconds() < 1e-3
 
     async def test_a_held_task_gets_its_attempt_back(self, conveyor_suite: Suite) -> None:
         need(conveyor_suite, Capability.PUSH, Capability.ACK)
