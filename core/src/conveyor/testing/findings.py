@@ -70,14 +70,29 @@ FINDINGS: tuple[Finding, ...] = (
         "F5",
         "order within a priority is push (or re-queue) sequence, not run_at then id: a release"
         " or an abandoned task goes to the back, an earlier retry waits behind later tasks",
-        ("memory", _MEMORY, "json", "pipe", "custom", "sqlite"),
+        ("memory", _MEMORY, "json", "pipe"),
         (
             "TestOrder::test_earliest_run_at_first_within_a_priority",
             "TestOrder::test_a_released_task_keeps_its_place",
             "TestOrder::test_an_abandoned_task_keeps_its_place",
             "TestOrder::test_a_retry_takes_its_place_at_its_run_at",
-            "TestOrder::test_a_task_resumed_by_id_joins_the_back",
         ),
+    ),
+    Finding(
+        "F5b",
+        "SQL order is priority then id, not run_at then id: an earlier-due task (a retry, a"
+        " delayed push) waits behind later ones, a task resumed by id jumps the line",
+        ("custom", "sqlite"),
+        (
+            "TestOrder::test_earliest_run_at_first_within_a_priority",
+            "TestOrder::test_a_retry_takes_its_place_at_its_run_at",
+        ),
+    ),
+    Finding(
+        "F5c",
+        "a task resumed by id keeps its old place instead of joining the back of the line",
+        ("sqlite",),
+        ("TestOrder::test_a_task_resumed_by_id_joins_the_back",),
     ),
     Finding(
         "F6",
