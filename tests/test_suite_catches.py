@@ -41,7 +41,10 @@ ONLY = {only!r}
 def pytest_collection_modifyitems(config, items):
     # Only this folder's catcher class runs here (every conftest sees every item).
     if ONLY is not None:
-        items[:] = [i for i in items if not (str(i.path).startswith(HERE) and f"::{{ONLY}}::" not in i.nodeid)]
+        items[:] = [
+            i for i in items
+            if not (str(i.path).startswith(HERE) and f"::{{ONLY}}::" not in i.nodeid)
+        ]
 
 
 @pytest.fixture

@@ -193,9 +193,9 @@ class IndieBackend:
                 raise TaskNotFound(f"no task {task.id}")
             raise StaleLease(f"task {task.id} no longer exists")
         check_lease(stored, task)
-        if self.bug("ack_refused_after_expiry") and stored.lease_until is not None:
-            if stored.lease_until <= self.now():
-                raise StaleLease(f"the lease of {task.id} expired")
+        late = stored.lease_until is not None and stored.lease_until <= self.now()
+        if self.bug("ack_refused_after_expiry") and late:
+            raise StaleLease(f"the lease of {task.id} expired")
         clear: dict[str, Any] = {"lock_by": None, "lease_token": None, "lease_until": None}
         if self.bug("retry_keeps_lease") and isinstance(outcome, Retry):
             clear = {}
