@@ -32,7 +32,7 @@ def test_the_example_passes_its_own_conformance_run() -> None:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     passed = int(re.search(r"(\d+) passed", summary).group(1))  # type: ignore[union-attr]
     assert passed >= 30, summary
-    assert "failed" not in summary and "error" not in summary, summary
+    assert not re.search(r"\b\d+ (failed|errors?)\b", summary), summary  # xfailed is fine
     # what it lacks is skipped with the reason, after proving the call raises
     assert "lacks capability 'list_tasks'" in done.stdout
     assert "raises UnsupportedCapability as it should" in done.stdout
@@ -70,5 +70,6 @@ def test_conveyor_check_over_the_examples_entry_point(tmp_path: Path) -> None:
     for capability in ("ack", "push", "fetch_by_id", "vacuum", "resume_by_id", "check_status"):
         assert rows.get(capability) == "pass", (capability, done.stdout)
     assert rows.get("resume_abandoned") == "pass" and rows.get("reopen") == "pass"
-    assert rows.get("model") == "pass" and rows.get("backend") == "pass"
+    # "known": conveyor.testing.findings F8 (the model reaches F3 in the example)
+    assert rows.get("model") in ("pass", "known") and rows.get("backend") == "pass"
     assert rows.get("update") == "skip" and rows.get("list_tasks") == "skip"
