@@ -335,7 +335,7 @@ def tally(db: WorkDB, equivalents: list[Equivalent]) -> Tally:
                 for e in equivalents
                 if e.file == str(spec.module_path)
                 and e.line == text
-                and e.operator == spec.operator_name
+                and fnmatch.fnmatchcase(spec.operator_name, e.operator)
             ),
             None,
         )

@@ -1,0 +1,47 @@
+"""How long memory's poll and wait_for wait: the promises mutation testing found untested.
+
+A poll with nothing ready waits for a push, the next delayed task or ``idle_wait``,
+whichever is first; ``wait_for`` waits up to its timeout. Nothing here measures
+speed: the waits are bounded by the suite's hang guard, and the tests count what
+comes out. Each names the mutants of ``conveyor_memory.backend`` it kills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import conveyor
+from conveyor import ManualClock, Status
+from conveyor.outcome import Done
+from conveyor.testing.support import claim, guard, worker
+
+
+async def test_an_idle_poll_wakes_for_the_next_delayed_task_not_after_idle_wait() -> None:
+    # Kills `due is None` and `due * now` (the poll sleeps the hour of idle_wait),
+    # `due | now` and `delayed[1]` (it raises), `timeout <= 1` and `timeout != 0`
+    # (it spins, reporting idle without waiting).
+    backend = conveyor.open("memory", idle_wait=3600.0)  # the system clock: time must pass
+    task_id = await backend.push("x", delay=0.5)
+    stream = backend.poll(worker(backend))
+    try:
+        idle = 0
+        while (item := await guard(anext(stream), "an idle poll")) is None:
+            idle += 1
+            assert idle <= 3, "the poll reported idle again without waiting for the delayed task"
+        assert item.id == task_id
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_wait_for_waits_within_its_timeout() -> None:
+    # Kills `loop.time() % timeout`: the deadline must be now + timeout.
+    backend = conveyor.open("memory", clock=ManualClock(1_700_000_000.0))
+    task_id = await backend.push("x")
+    waiting = asyncio.create_task(backend.wait_one(task_id, timeout=600))
+    await asyncio.sleep(0.01)  # let the waiter register before the task finishes
+    assert not waiting.done(), "wait_for returned before the task finished"
+    task = await claim(backend)
+    assert task is not None
+    await backend.hooks.ack(task, Done(backend.codec.encode("ok")))
+    result = await guard(waiting, "wait_for")
+    assert result.status is Status.DONE and result.result == "ok"
