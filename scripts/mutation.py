@@ -100,7 +100,8 @@ PRESETS = {
     "rules": Target(
         "rules",
         modules=["core/src/conveyor/rules"],
-        tests=["core/tests/test_rules*.py"],
+        # The table's cases through the pure rules, and the config validators' tests.
+        tests=["core/tests/test_rules*.py", "core/tests/test_config.py"],
         path=["core/src"],
         pytest_args=["-m", "not slow"],
     ),
