@@ -26,6 +26,7 @@ from conveyor.rules.config import (
     BackendConfig,
     check_queue_name,
     clock,
+    config_of,
     seconds,
     whole,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "check_queue_name",
     "claim",
     "clock",
+    "config_of",
     "extend",
     "is_expired",
     "is_held",

@@ -9,6 +9,7 @@ import attrs
 
 from conveyor import ConfigError
 from conveyor.clock import SYSTEM_CLOCK, Clock
+from conveyor.rules import BackendConfig
 
 __all__ = ["JsonConfig", "config_from_url"]
 
@@ -35,7 +36,7 @@ def _path(_: object, __: attrs.Attribute[str], value: str) -> None:
 
 
 @attrs.frozen
-class JsonConfig:
+class JsonConfig(BackendConfig):
     """Settings of a json store; every field but ``clock`` may come from the URL query.
 
     ``path``: the store file (its directory must exist). ``queue``: the default
