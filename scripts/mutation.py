@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT_FILE = "scripts/mutation_equivalent.toml"
 BUILD = Path("build") / "mutation"
 ANNOTATION = "in an annotation: never evaluated"
+INCOMPETENT = "not valid Python"
 IGNORED = (".git", ".venv*", "build", "__pycache__", ".hypothesis", ".*_cache", "*.pyc", "*.sqlite")
 
 # Loaded into every test run with ``-p``: few examples, and the same examples for
@@ -121,6 +122,7 @@ class Equivalent:
 class Tally:
     total: int = 0
     annotations: int = 0
+    incompetent: int = 0
     killed: int = 0
     timeouts: int = 0
     survivors: list[tuple[WorkItem, WorkResult, Equivalent | None]] = field(default_factory=list)
@@ -263,8 +265,8 @@ def run_tests(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) ->
         proc.communicate()
         return "timeout", f"timed out after {timeout:.0f} s"
     text = out.decode(errors="replace")[-4000:]
-    if proc.returncode in (3, 4, 5):  # internal error, usage error, no tests: not a verdict
-        raise RuntimeError(f"pytest exited {proc.returncode}: {' '.join(cmd)}\n{text}")
+    # Any failure kills, an import error included (pytest exits 4 for a broken conftest):
+    # the baseline has already shown that the unmutated tree passes.
     return ("survived" if proc.returncode == 0 else "killed"), text
 
 
@@ -284,6 +286,14 @@ def mutate(
     )
     if mutated is None:
         return WorkResult(worker_outcome=WorkerOutcome.NO_TEST)
+    try:
+        compile(mutated, module, "exec")
+    except SyntaxError as exc:  # `*` in a signature made `+`: no test needs to run
+        return WorkResult(
+            worker_outcome=WorkerOutcome.NORMAL,
+            output=f"{INCOMPETENT}: {exc}",
+            test_outcome=TestOutcome.INCOMPETENT,
+        )
     path = copy / module
     path.write_text(mutated, encoding="utf-8")
     try:
@@ -323,6 +333,10 @@ def tally(db: WorkDB, equivalents: list[Equivalent]) -> Tally:
         if outcome.worker_outcome in (WorkerOutcome.NO_TEST, WorkerOutcome.SKIPPED):
             result.total -= 1
             result.annotations += outcome.output == ANNOTATION
+            continue
+        if outcome.test_outcome is TestOutcome.INCOMPETENT:
+            result.total -= 1
+            result.incompetent += 1
             continue
         if outcome.test_outcome is not TestOutcome.SURVIVED:
             result.killed += 1
@@ -374,7 +388,7 @@ def report(target: Target, db: WorkDB, equivalents: list[Equivalent], out_dir: P
         f"{target.name}: {done}/{t.total} mutants run: killed {t.killed}"
         f" (timeout {t.timeouts}), survived {len(t.survivors)}, equivalent {t.equivalent};"
         f" rate {t.killed}/{t.killed + t.missing} = {t.rate:.1f}% of non-equivalent;"
-        f" {t.annotations} more in annotations, not run"
+        f" {t.annotations} more in annotations and {t.incompetent} not valid Python, not run"
         f"  (survivors: {out_dir / 'survivors.txt'})",
         flush=True,
     )

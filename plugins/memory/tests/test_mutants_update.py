@@ -1,12 +1,11 @@
-"""What ``update`` may not change, held for memory until its update follows the hookspec.
+"""What ``update`` may not change: a hookspec promise the conformance suite does not check.
 
-Found by mutation testing: in ``ack``, ``attempt >= max_attempts`` survives as
-``==``, which is equivalent only if no task can have ``attempt > max_attempts``.
+Found by mutation testing: in memory's old ``ack``, ``attempt >= max_attempts``
+survived as ``==``, equivalent only if no task can have ``attempt > max_attempts``.
 The ``update`` hookspec promises that (``max_attempts`` below the stored
 ``attempt`` is a ``ValueError``; ``attempt`` and the lease are kept from the
-store), the conformance suite does not check it, and memory breaks it: its update
-overwrites the whole record. Both tests are strict xfails, so they fail the
-moment memory is fixed (then drop the marks; see /work/notes/mutation-findings.md).
+store) and no suite test checks it (finding M1 in /work/notes/mutation-findings.md);
+memory broke it until it adopted ``conveyor.rules.update``.
 """
 
 from __future__ import annotations
@@ -18,12 +17,7 @@ import conveyor
 from conveyor import ManualClock, Status
 from conveyor.testing.support import claim
 
-UNFIXED = pytest.mark.xfail(
-    strict=True, reason="memory's update overwrites attempt and lease (mutation finding M1)"
-)
 
-
-@UNFIXED
 async def test_update_keeps_the_attempt_and_the_lease_of_a_held_task() -> None:
     backend = conveyor.open("memory", clock=ManualClock(1_700_000_000.0))
     task_id = await backend.push("x", max_attempts=3)
@@ -39,7 +33,6 @@ async def test_update_keeps_the_attempt_and_the_lease_of_a_held_task() -> None:
     assert (after.lock_by, after.lease_token) == (held.lock_by, held.lease_token)
 
 
-@UNFIXED
 async def test_update_refuses_max_attempts_below_the_attempt() -> None:
     backend = conveyor.open("memory", clock=ManualClock(1_700_000_000.0))
     task_id = await backend.push("x", max_attempts=3)
