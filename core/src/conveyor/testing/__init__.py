@@ -40,7 +40,10 @@ pytest.register_assert_rewrite(
     "conveyor.testing.suite_expose",
     "conveyor.testing.suite_wait",
     "conveyor.testing.suite_shared",
+    "conveyor.testing.suite_order",
+    "conveyor.testing.suite_worker",
     "conveyor.testing.model",
+    "conveyor.testing.model_base",
 )
 
 import pytest_asyncio  # noqa: E402 - after the assert-rewrite registration

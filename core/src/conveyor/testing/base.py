@@ -38,6 +38,8 @@ class SuiteTests:
 
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
     capability: ClassVar[Capability | None] = None
+    row: ClassVar[str | None] = None
+    """The ``conveyor check`` row of a class with no capability (default: its name)."""
 
     @pytest_asyncio.fixture(autouse=True)
     async def _capability_gate(self, conveyor_suite: Suite) -> None:

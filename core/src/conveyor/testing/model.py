@@ -1,24 +1,27 @@
 """A stateful model of a queue (Hypothesis ``RuleBasedStateMachine``) run against a backend.
 
-Rules push, claim, ack (done, retry, kill, release), move time, expire leases and
-resume abandoned tasks, reschedule, resume by id, vacuum, and replay stale
-tokens. After every step the backend must agree with the model: nothing
-acknowledged is lost, nothing delivered that was not pushed, each task in
-exactly one state, attempts never above ``max_attempts``, no delivery before
-``run_at``, priority order and FIFO within a priority, stale tokens refused.
+Rules cover every hook the backend has: push, claim by two workers, ack (done,
+retry, kill, release), heartbeat, move time, expire leases, resume abandoned,
+reschedule (held or waiting), resume by id (any task, finished ones included),
+update (reprioritise, cancel), vacuum, check_status, wait_for, listings and
+metrics, and stale-token replays. After every step the backend must agree with
+the model: nothing acknowledged lost, nothing delivered that was not pushed,
+each task in exactly one state with the attempt count the contract gives it,
+no claim past ``max_attempts`` or before ``run_at``, delivery in order
+(priority, then run_at, then id), stale tokens refused, listings and metrics
+counting what is there.
 
 Hypothesis drives the machine synchronously in a thread; each backend call is
-sent to the test's event loop, where the backend lives.
+sent to the test's event loop, where the backend lives. The default run (20
+examples of 25 steps) is part of every suite run; ``CONVEYOR_MODEL_EXAMPLES``
+sizes it, and ``test_model_deep`` (``-m slow``) runs 300 examples of 60 steps.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
-import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 import attrs
 import pytest
@@ -26,8 +29,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from hypothesis.stateful import (
-    Bundle,
-    RuleBasedStateMachine,
     consumes,
     invariant,
     precondition,
@@ -35,150 +36,48 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conveyor.capability import Capability
 from conveyor.errors import StaleLease
-from conveyor.outcome import Done, Kill, Outcome, Release, Retry
+from conveyor.outcome import Done, Kill, Release, Retry
 from conveyor.status import Status
 from conveyor.task import Task
-from conveyor.task_id import TaskId
 from conveyor.testing.base import SuiteTests, need
-from conveyor.testing.support import HANG_GUARD, Suite, claim, worker
+from conveyor.testing.model_base import C, MachineBase, Model, recorded
+from conveyor.testing.support import HANG_GUARD, Suite
 
 __all__ = ["QueueMachine", "TestModel", "EXAMPLES_ENV", "run_model"]
 
 EXAMPLES_ENV = "CONVEYOR_MODEL_EXAMPLES"
 """Environment variable: how many examples the model runs (default 20; ``make soak`` more)."""
 
-DRAIN_LIMIT = 10_000
-"""Claims the model makes to empty the queue before an example; more means poll never idles."""
-
-T = TypeVar("T")
-C = Capability
+_FINISHED = (Status.DONE, Status.KILLED)
 
 
-@attrs.define
-class Model:
-    """What the model believes about one task."""
-
-    status: Status
-    max_attempts: int
-    priority: int
-    run_at: float
-    seq: int | None  # push order; None once the task has been claimed (FIFO no longer defined)
-    attempt: int = 0
-    held: Task[bytes] | None = None  # the claim whose token is current
-    result: bytes | None = None
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _recorded(method: F) -> F:
-    """Keep the first failure of a run: Hypothesis may replace it with a Flaky error.
-
-    The backend lives across examples (one ``conveyor_backend`` per test), so a
-    backend broken badly enough to defeat the reset between examples makes a
-    replay behave differently; the first failure is the one worth reporting.
-    """
-
-    @functools.wraps(method)
-    def run(self: QueueMachine, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as exc:
-            if not self.failures:
-                self.failures.append(exc)
-            raise
-
-    return run  # type: ignore[return-value]
-
-
-class QueueMachine(RuleBasedStateMachine):
-    """The model; ``suite`` and ``loop`` are bound per test by ``run_model``."""
-
-    suite: ClassVar[Suite]
-    loop: ClassVar[asyncio.AbstractEventLoop]
-    failures: ClassVar[list[Exception]]
-
-    stale = Bundle("stale")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tasks: dict[TaskId, Model] = {}
-        self.pushed = 0
-        self.worker = worker(self.suite.backend)
-        self._drain()
-
-    # --- plumbing -------------------------------------------------------------------
-
-    def call(self, awaitable: Awaitable[T]) -> T:
-        async def run() -> T:
-            return await asyncio.wait_for(awaitable, HANG_GUARD)
-
-        coroutine: Coroutine[Any, Any, T] = run()
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def has(self, *caps: Capability) -> bool:
-        return self.suite.supports(*caps)
-
-    def now(self) -> float:
-        clock = self.suite.clock
-        return clock.time() if clock is not None else time.time()
-
-    @_recorded
-    def _drain(self) -> None:
-        """Start from a queue with nothing ready and nothing held (earlier examples' leftovers)."""
-        backend, clock = self.suite.backend, self.suite.clock
-        if clock is not None:
-            clock.advance(86_400 * 2)
-            if self.has(C.RESUME_ABANDONED):
-                self.call(backend.resume_abandoned())
-        cleared = 0
-        while (task := self.call(claim(backend, self.worker))) is not None:
-            cleared += 1
-            # bounded: a backend that hands out what it already handed out never runs dry
-            assert cleared <= DRAIN_LIMIT, f"poll never reported idle after {DRAIN_LIMIT} claims"
-            if self.has(C.ACK):
-                self.call(backend.hooks.ack(task, Kill("conformance model: cleared")))
-        if self.has(C.VACUUM):
-            self.call(backend.vacuum())
-
-    def ready(self) -> list[tuple[TaskId, Model]]:
-        now = self.now()
-        return [
-            (tid, m) for tid, m in self.tasks.items() if m.status.is_ready_state and m.run_at <= now
-        ]
-
-    def running(self) -> list[TaskId]:
-        return sorted(tid for tid, m in self.tasks.items() if m.status is Status.RUNNING)
-
-    # --- rules --------------------------------------------------------------------------
+class QueueMachine(MachineBase):
+    """The rules; the plumbing and the model's bookkeeping are in ``MachineBase``."""
 
     @rule(
         priority=st.sampled_from([-1, 0, 0, 2]),
         delay=st.sampled_from([None, None, 10.5, 45.25]),
         max_attempts=st.integers(1, 3),
     )
-    @_recorded
+    @recorded
     def push(self, priority: int, delay: float | None, max_attempts: int) -> None:
         if delay is not None and self.suite.clock is None:
             delay = 3600.0  # without a clock a delayed task simply never comes due here
         run_at = None if delay is None else self.suite.later(delay)
+        backend = self.suite.backend
         task_id = self.call(
-            self.suite.backend.push(
-                self.pushed, run_at=run_at, priority=priority, max_attempts=max_attempts
-            )
+            backend.push(self.pushed, run_at=run_at, priority=priority, max_attempts=max_attempts)
         )
         assert task_id not in self.tasks, "push returned an id it had returned before"
-        # FIFO is checked among tasks ready at once: stores may order due tasks by run_at
-        when, seq = (self.now() - 1, self.pushed) if run_at is None else (run_at.timestamp(), None)
-        self.tasks[task_id] = Model(Status.PENDING, max_attempts, priority, when, seq)
+        when = self.stored_run_at(task_id, run_at)
+        self.tasks[task_id] = Model(Status.PENDING, max_attempts, priority, when)
         self.pushed += 1
 
-    @rule(target=stale)
-    @_recorded
-    def take(self) -> Task[bytes] | None:
-        task = self.call(claim(self.suite.backend, self.worker))
+    @rule(target=MachineBase.stale, who=st.integers(0, 1))
+    @recorded
+    def take(self, who: int) -> Task[bytes] | None:
+        task = self.claim(who)
         ready = self.ready()
         if task is None:
             assert not ready, f"poll reported nothing ready while {len(ready)} task(s) were ready"
@@ -186,155 +85,166 @@ class QueueMachine(RuleBasedStateMachine):
         model = self.tasks.get(task.id)
         assert model is not None, f"poll delivered {task.id}, which was never pushed (or vacuumed)"
         assert model.status.is_ready_state, f"poll delivered a {model.status.value} task"
-        assert model.run_at <= self.now(), "poll delivered a task before its run_at"
-        top = max(m.priority for _, m in ready)
-        assert model.priority == top, f"priority {model.priority} delivered before {top}"
-        if model.seq is not None:
-            fresh = [m.seq for _, m in ready if m.priority == top and m.seq is not None]
-            assert model.seq == min(fresh), "tasks of one priority were not delivered FIFO"
+        assert model.run_at <= self.now() + 1e-3, "poll delivered a task before its run_at"
+        self.check_order(task.id, ready)
         assert task.attempt == model.attempt + 1, f"attempt {task.attempt}, expected +1"
         assert task.attempt <= task.max_attempts, "a task was delivered past max_attempts"
         assert task.status is Status.RUNNING and task.lease_token
+        assert task.lock_by == self.workers[who].name, "lock_by must name the claiming worker"
         previous = model.held
-        model.status, model.attempt, model.held, model.seq = (
-            Status.RUNNING,
-            task.attempt,
-            task,
-            None,
-        )
+        model.status, model.attempt, model.held = Status.RUNNING, task.attempt, task
+        model.deadline = task.lease_until.timestamp() if task.lease_until else None
+        model.lease = (model.deadline or self.now()) - self.now()
         if not self.has(C.ACK):
             del self.tasks[task.id]  # at-most-once: a claim removes the task
         return previous or task
 
-    def _ack(self, task_id: TaskId, outcome: Outcome) -> Model:
-        model = self.tasks[task_id]
-        assert model.held is not None
-        self.call(self.suite.backend.hooks.ack(model.held, outcome))
-        model.held = None
-        return model
-
     @precondition(lambda self: self.has(C.ACK) and self.running())
     @rule(data=st.data())
-    @_recorded
+    @recorded
     def ack_done(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(self.running()))
-        model = self._ack(task_id, Done(self.suite.backend.codec.encode(str(task_id))))
+        model = self.ack(task_id, Done(self.suite.backend.codec.encode(str(task_id))))
         model.status = Status.DONE
 
     @precondition(lambda self: self.has(C.ACK) and self.running())
     @rule(data=st.data(), delay=st.sampled_from([0.0, 20.0]))
-    @_recorded
+    @recorded
     def ack_retry(self, data: st.DataObject, delay: float) -> None:
         task_id = data.draw(st.sampled_from(self.running()))
         if self.suite.clock is None and delay:
             delay = 3600.0
-        model = self._ack(task_id, Retry(self.suite.later(delay), "model retry"))
+        when = self.suite.later(delay)
+        model = self.ack(task_id, Retry(when, "model retry"))
         if model.attempt >= model.max_attempts:
             model.status = Status.KILLED
         else:
-            model.status = Status.FAILED
-            model.run_at = self.suite.later(delay).timestamp()
+            model.status, model.run_at = Status.FAILED, self.stored_run_at(task_id, when)
 
     @precondition(lambda self: self.has(C.ACK) and self.running())
     @rule(data=st.data())
-    @_recorded
+    @recorded
     def ack_kill(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(self.running()))
-        self._ack(task_id, Kill("model kill")).status = Status.KILLED
+        self.ack(task_id, Kill("model kill")).status = Status.KILLED
 
     @precondition(lambda self: self.has(C.ACK) and self.running())
     @rule(data=st.data())
-    @_recorded
+    @recorded
     def release(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(self.running()))
-        model = self._ack(task_id, Release())
-        model.status, model.attempt, model.run_at = Status.PENDING, model.attempt - 1, self.now()
+        model = self.ack(task_id, Release())
+        model.status, model.attempt = Status.PENDING, model.attempt - 1  # run_at unchanged
 
     @precondition(lambda self: self.has(C.ACK))
-    @rule(old=consumes(stale))
-    @_recorded
+    @rule(old=consumes(MachineBase.stale))
+    @recorded
     def stale_token_is_refused(self, old: Task[bytes] | None) -> None:
         if old is None:
             return
         model = self.tasks.get(old.id)
-        if (
-            model is not None
-            and model.held is not None
-            and model.held.lease_token == old.lease_token
-        ):
-            return  # still the current claim: not stale
+        if model is not None and model.held is not None:
+            if model.held.lease_token == old.lease_token:
+                return  # still the current claim: not stale
         try:
             self.call(self.suite.backend.hooks.ack(old, Done()))
         except StaleLease:
             return
         raise AssertionError(f"an ack under the stale token of task {old.id} was accepted")
 
+    @rule(who=st.integers(0, 1))
+    @recorded
+    def heartbeat(self, who: int) -> None:
+        name = self.workers[who].name
+        now = self.now()
+        expired = [t for t in self.running() if self.expired(t, now)]
+        if expired and not self.has(C.FETCH_BY_ID):
+            return  # a heartbeat may resume abandoned tasks; unseen without fetch_by_id
+        self.call(self.suite.backend.heartbeat(self.workers[who]))
+        for task_id in self.running():
+            model = self.tasks[task_id]
+            assert model.held is not None
+            if task_id in expired:
+                self.absorb_heartbeat_resume(task_id)
+            elif model.held.lock_by == name:
+                model.deadline = self.stored_deadline(task_id, model)
+
     @precondition(lambda self: self.suite.clock is not None)
     @rule(seconds=st.sampled_from([4.25, 17.75, 51.5]))  # never summing to a deadline exactly
-    @_recorded
+    @recorded
     def advance(self, seconds: float) -> None:
         assert self.suite.clock is not None
         self.suite.clock.advance(seconds)
 
     @precondition(lambda self: self.suite.clock is not None and self.running())
     @rule()
-    @_recorded
+    @recorded
     def expire_leases(self) -> None:
         assert self.suite.clock is not None
-        deadlines = [self.tasks[t].held for t in self.running()]
-        latest = max(t.lease_until for t in deadlines if t is not None and t.lease_until)
-        self.suite.clock.set(max(self.suite.clock.time(), latest.timestamp() + 1))
+        latest = max(self.tasks[t].deadline or 0.0 for t in self.running())
+        self.suite.clock.set(max(self.suite.clock.time(), latest + 1))
 
     @precondition(lambda self: self.has(C.RESUME_ABANDONED, C.ACK))
     @rule()
-    @_recorded
+    @recorded
     def resume_abandoned(self) -> None:
         now = self.now()
-        expired = []
-        for task_id in self.running():
-            held = self.tasks[task_id].held
-            if held is not None and held.lease_until and held.lease_until.timestamp() <= now:
-                expired.append(task_id)
+        expired = [t for t in self.running() if self.expired(t, now)]
         count = self.call(self.suite.backend.resume_abandoned())
         assert count == len(expired), f"resume_abandoned touched {count}, expected {len(expired)}"
         for task_id in expired:
             model = self.tasks[task_id]
-            model.held = None
+            model.held = model.deadline = None
             model.status = Status.KILLED if model.attempt >= model.max_attempts else Status.PENDING
 
-    @precondition(lambda self: self.has(C.RESCHEDULE, C.ACK) and self.running())
+    @precondition(lambda self: self.has(C.RESCHEDULE, C.ACK) and self.waiting_or_held())
     @rule(data=st.data(), delay=st.sampled_from([0.0, 30.0]))
-    @_recorded
+    @recorded
     def reschedule(self, data: st.DataObject, delay: float) -> None:
-        task_id = data.draw(st.sampled_from(self.running()))
+        task_id = data.draw(st.sampled_from(self.waiting_or_held()))
         model = self.tasks[task_id]
-        assert model.held is not None
-        if model.attempt >= model.max_attempts:
-            return  # as for resume_by_id: the contract leaves a rescheduled last attempt open
         when = self.suite.later(delay if self.suite.clock is not None or not delay else 3600)
-        self.call(self.suite.backend.reschedule(model.held, run_at=when))
-        model.held, model.status, model.run_at = None, Status.PENDING, when.timestamp()
+        target = model.held if model.held is not None else task_id
+        self.call(self.suite.backend.reschedule(target, run_at=when))
+        if model.status is Status.RUNNING:
+            model.attempt -= 1  # a held task gets its attempt back, as Release does
+        model.held = model.deadline = None
+        model.status, model.run_at = Status.PENDING, self.stored_run_at(task_id, when)
 
     @precondition(lambda self: self.has(C.RESUME_BY_ID, C.ACK) and self.tasks)
-    @rule(data=st.data())
-    @_recorded
-    def resume_by_id(self, data: st.DataObject) -> None:
-        task_id = data.draw(st.sampled_from(sorted(self.tasks)))
+    @rule(data=st.data(), finished=st.booleans())
+    @recorded
+    def resume_by_id(self, data: st.DataObject, finished: bool) -> None:
+        done = sorted(t for t, m in self.tasks.items() if m.status in _FINISHED)
+        task_id = data.draw(st.sampled_from(done if finished and done else sorted(self.tasks)))
         model = self.tasks[task_id]
-        if model.status is Status.RUNNING and model.attempt >= model.max_attempts:
-            # The contract keeps a resumed running task's attempts, so its next claim would
-            # pass max_attempts; hookspecs leave that case open, the model does not probe it.
-            return
         expected = model.status in (Status.FAILED, Status.KILLED, Status.RUNNING)
-        assert self.call(self.suite.backend.resume_by_id(task_id)) is expected
+        assert self.call(self.suite.backend.resume_by_id(task_id)) is expected, (
+            f"resume_by_id of a {model.status.value} task must return {expected}"
+        )
         if expected:
             if model.status is Status.KILLED:
                 model.attempt = 0
-            model.status, model.held, model.run_at = Status.PENDING, None, self.now()
+            elif model.status is Status.RUNNING:
+                model.attempt -= 1
+            model.status, model.held, model.deadline = Status.PENDING, None, None
+            model.run_at = self.stored_run_at(task_id, None)
+
+    @precondition(lambda self: self.has(C.UPDATE, C.FETCH_BY_ID) and self.waiting())
+    @rule(data=st.data(), priority=st.sampled_from([-2, 3]), cancel=st.booleans())
+    @recorded
+    def update(self, data: st.DataObject, priority: int, cancel: bool) -> None:
+        task_id = data.draw(st.sampled_from(self.waiting()))
+        model = self.tasks[task_id]
+        stored = self.call(self.suite.backend.fetch_by_id(task_id))
+        assert stored is not None
+        status = Status.KILLED if cancel else stored.status
+        self.call(self.suite.backend.update(attrs.evolve(stored, priority=priority, status=status)))
+        model.priority, model.status = priority, status
 
     @precondition(lambda self: self.has(C.VACUUM))
     @rule()
-    @_recorded
+    @recorded
     def vacuum(self) -> None:
         final = [tid for tid, m in self.tasks.items() if m.status.is_final]
         count = self.call(self.suite.backend.vacuum())
@@ -342,25 +252,35 @@ class QueueMachine(RuleBasedStateMachine):
         for task_id in final:
             del self.tasks[task_id]
 
-    # --- invariants -------------------------------------------------------------------------
+    @precondition(lambda self: self.has(C.CHECK_STATUS) and self.tasks)
+    @rule()
+    @recorded
+    def check_status(self) -> None:
+        ids = sorted(self.tasks)
+        results = self.call(self.suite.backend.check_status(ids))
+        got = sorted((r.task_id, r.status) for r in results)
+        expected = sorted((t, self.tasks[t].status) for t in ids if self.tasks[t].status.is_final)
+        assert got == expected, f"check_status reported {got}, the model expected {expected}"
+
+    @precondition(lambda self: self.has(C.WAIT_FOR) and self.finished())
+    @rule()
+    @recorded
+    def wait_for_finished(self) -> None:
+        ids = self.finished()
+
+        async def collect() -> list[Any]:
+            return [r async for r in self.suite.backend.wait_for(ids, timeout=HANG_GUARD)]
+
+        got = sorted((r.task_id, r.status) for r in self.call(collect()))
+        assert got == sorted((t, self.tasks[t].status) for t in ids), (
+            f"wait_for of finished tasks reported {got}"
+        )
 
     @invariant()
-    @_recorded
+    @recorded
     def stored_state_matches(self) -> None:
-        if not self.has(C.FETCH_BY_ID):
-            return
-        for task_id, model in self.tasks.items():
-            stored = self.call(self.suite.backend.fetch_by_id(task_id))
-            assert stored is not None, f"task {task_id} ({model.status.value}) was lost"
-            assert stored.status is model.status, (
-                f"task {task_id} is {stored.status.value}, the model says {model.status.value}"
-            )
-            assert stored.attempt == model.attempt, (
-                f"task {task_id} attempt {stored.attempt}, the model says {model.attempt}"
-            )
-            assert stored.attempt <= stored.max_attempts == model.max_attempts
-            if model.status is Status.DONE:
-                assert stored.result == str(task_id), "a DONE task lost its result"
+        self.check_stored()
+        self.check_listings()
 
 
 def run_model(suite: Suite, loop: asyncio.AbstractEventLoop, examples: int, steps: int) -> None:
@@ -407,3 +327,4 @@ class TestModel(SuiteTests):
         need(conveyor_suite, C.PUSH)
         loop = asyncio.get_running_loop()
         await asyncio.to_thread(run_model, conveyor_suite, loop, _examples(300), 60)
+

@@ -20,9 +20,11 @@ from conveyor.testing.suite_manage import (
     TestUpdate,
     TestVacuum,
 )
+from conveyor.testing.suite_order import TestOrder
 from conveyor.testing.suite_shared import TestGetQueue, TestMakeShared, TestReopen
 from conveyor.testing.suite_sink import TestPush, TestPushWeak
 from conveyor.testing.suite_wait import TestCheckStatus, TestWaitFor
+from conveyor.testing.suite_worker import TestWorkerUse
 
 __all__ = [
     "TestAck",
@@ -37,6 +39,7 @@ __all__ = [
     "TestMakeShared",
     "TestMetrics",
     "TestModel",
+    "TestOrder",
     "TestPush",
     "TestPushWeak",
     "TestRegisterWorker",
@@ -47,6 +50,7 @@ __all__ = [
     "TestUpdate",
     "TestVacuum",
     "TestWaitFor",
+    "TestWorkerUse",
 ]
 
 # Bound last so it is collected last: the slowest part, and the hardest failure to read.

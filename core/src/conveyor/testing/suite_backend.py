@@ -1,11 +1,37 @@
-"""The required Backend trait: poll, heartbeat, middleware, close; claim order and timing."""
+"""The required Backend trait: poll, heartbeat, middleware, close; claim order and timing.
+
+Which test holds each promise of ``hookspecs.poll`` (order: ``suite_order``;
+heartbeat's leases: ``suite_ack.TestResumeAbandoned``):
+
+- claimed: RUNNING, attempt counted, lock_by, fresh token, deadline:
+  ``test_a_claim_is_marked_running_with_a_lease``, ``test_each_claim_has_a_fresh_token``
+- None means nothing ready now: ``test_poll_yields_none_when_nothing_is_ready``
+- a poll that never awaits starves the loop: ``test_poll_awaits_between_nones``
+- ready is PENDING/FAILED with run_at <= now: ``test_a_task_due_exactly_now_is_ready``,
+  ``test_nothing_is_delivered_before_run_at``, ``test_a_delayed_task_is_delivered_once_due``
+- higher priority first, FIFO within one: ``test_higher_priority_first``, ``test_fifo_within_a_priority``
+- an expired lease is not handed out until resumed: ``test_an_expired_lease_is_not_handed_out``
+- never claim ahead of demand: ``test_no_claim_ahead_of_demand``
+- a cancelled wait claims nothing: ``test_a_cancelled_wait_claims_nothing``
+- without ack, poll removes what it hands out: ``test_without_ack_a_claim_removes_the_task``
+- a claim is never handed to a second worker, nothing lost or doubled:
+  ``test_a_claimed_task_is_not_handed_to_a_second_worker``, ``test_no_task_is_lost_or_duplicated_by_claims``
+- heartbeat of an idle worker, middleware, close idempotent: the tests named after them
+"""
 
 from __future__ import annotations
+
+import asyncio
+
+import pytest
 
 from conveyor.capability import Capability
 from conveyor.status import Status
 from conveyor.testing.base import SuiteTests, need, need_clock
-from conveyor.testing.support import Suite, claim, claim_all, worker
+from conveyor.testing.support import HANG_GUARD, Stream, Suite, claim, claim_all, worker
+
+SPIN_LIMIT = 1000
+"""``None`` items a poll stream may yield without once letting the event loop run."""
 
 __all__ = ["TestBackend"]
 
@@ -104,3 +130,112 @@ class TestBackend(SuiteTests):
         got = [t.id for t in await claim_all(backend)]
         assert len(got) == len(set(got)), "a task was delivered twice"
         assert set(got) == set(ids), f"{len(set(ids) - set(got))} pushed task(s) never delivered"
+
+    async def test_each_claim_has_a_fresh_token(self, conveyor_suite: Suite) -> None:
+        need(conveyor_suite, Capability.PUSH)
+        backend = conveyor_suite.backend
+        await backend.push_many(range(3))
+        tokens = [t.lease_token for t in await claim_all(backend)]
+        assert len(tokens) == 3 and len(set(tokens)) == 3, f"lease tokens repeat: {tokens}"
+
+    async def test_poll_awaits_between_nones(self, conveyor_suite: Suite) -> None:
+        """A stream that yields None without ever awaiting hangs the worker's event loop."""
+        backend = conveyor_suite.backend
+        ran = 0
+
+        async def other() -> None:
+            nonlocal ran
+            while True:
+                ran += 1
+                await asyncio.sleep(0)
+
+        stream = backend.poll(worker(backend))
+        ticker = asyncio.ensure_future(other())
+        try:
+            async with asyncio.timeout(HANG_GUARD):
+                await asyncio.sleep(0)
+                start = ran
+                for _ in range(SPIN_LIMIT):
+                    assert await anext(stream) is None, "poll delivered a task nobody pushed"
+                    if ran > start:
+                        break
+                else:
+                    raise AssertionError(
+                        f"poll yielded None {SPIN_LIMIT} times without awaiting once: it starves"
+                        " the event loop (wait a little for a push before yielding None again)"
+                    )
+        finally:
+            ticker.cancel()
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def test_a_task_due_exactly_now_is_ready(self, conveyor_suite: Suite) -> None:
+        need(conveyor_suite, Capability.PUSH)
+        need_clock(conveyor_suite)
+        assert conveyor_suite.clock is not None
+        backend = conveyor_suite.backend
+        when = conveyor_suite.later(30)
+        task_id = await backend.push("due", run_at=when)
+        conveyor_suite.clock.set(when.timestamp())
+        got = await claim(backend)
+        assert got is not None and got.id == task_id, "a task whose run_at == now is ready"
+
+    async def test_an_expired_lease_is_not_handed_out(self, conveyor_suite: Suite) -> None:
+        need(conveyor_suite, Capability.PUSH, Capability.ACK)
+        need_clock(conveyor_suite)
+        assert conveyor_suite.clock is not None
+        backend = conveyor_suite.backend
+        task_id = await backend.push("held", max_attempts=3)
+        first = await claim(backend)
+        assert first is not None and first.id == task_id and first.lease_until is not None
+        conveyor_suite.clock.set(first.lease_until.timestamp() + 1)
+        again = await claim(backend, worker(backend))
+        assert again is None, "a task whose lease expired was handed out before resume_abandoned"
+
+    async def test_no_claim_ahead_of_demand(self, conveyor_suite: Suite) -> None:
+        need(conveyor_suite, Capability.PUSH)
+        backend = conveyor_suite.backend
+        first_id, second_id = await backend.push_many(["first", "second"])
+        async with Stream(backend) as stream:
+            first = await stream.next()
+            assert first is not None and first.id == first_id
+            if backend.supports(Capability.FETCH_BY_ID):
+                stored = await backend.fetch_by_id(second_id)
+                assert stored is not None and stored.status is Status.PENDING, (
+                    "poll claimed a task nobody asked for yet"
+                )
+            other = await claim(backend, worker(backend))
+            assert other is not None and other.id == second_id, (
+                "a worker holding one task kept the next from another worker (claimed ahead)"
+            )
+
+    async def test_a_cancelled_wait_claims_nothing(self, conveyor_suite: Suite) -> None:
+        need(conveyor_suite, Capability.PUSH)
+        backend = conveyor_suite.backend
+        async with Stream(backend) as stream:
+            assert await stream.next() is None
+            waiting = asyncio.ensure_future(stream.raw_next())
+            for _ in range(5):
+                await asyncio.sleep(0)  # let it enter its wait
+            task_id = await backend.push("after the cancel")
+            waiting.cancel()
+            try:
+                got = await waiting
+            except asyncio.CancelledError:
+                got = None
+        if got is not None:
+            assert got.id == task_id  # it finished before the cancel: a real claim
+            return
+        other = await claim(backend, worker(backend))
+        assert other is not None and other.id == task_id, "a cancelled poll claimed the task"
+        assert other.attempt == 1, "a cancelled poll counted an attempt"
+
+    async def test_without_ack_a_claim_removes_the_task(self, conveyor_suite: Suite) -> None:
+        if conveyor_suite.supports(Capability.ACK):
+            pytest.skip("the backend has ack (at-least-once): this is for at-most-once backends")
+        need(conveyor_suite, Capability.PUSH, Capability.FETCH_BY_ID)
+        backend = conveyor_suite.backend
+        task_id = await backend.push("once")
+        assert (await claim(backend)) is not None
+        assert await backend.fetch_by_id(task_id) is None, "at-most-once: poll removes its task"

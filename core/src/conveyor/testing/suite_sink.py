@@ -1,4 +1,15 @@
-"""TaskSink and WeakTaskSink: ids, stored fields, all-or-nothing bulk pushes."""
+"""TaskSink and WeakTaskSink: ids, stored fields, all-or-nothing bulk pushes.
+
+Which test holds each promise of ``hookspecs.push`` / ``push_weak``:
+
+- new PENDING tasks, ids returned in order: ``test_ids_are_distinct_and_in_order``
+- every field stored as given, name and meta included: ``test_the_stored_task_keeps_every_field``,
+  ``test_bulk_push_keeps_per_task_options``, ``test_push_weak_stores_a_task``
+- all or none (a payload that cannot be encoded stores nothing):
+  ``test_bulk_push_is_all_or_nothing_on_a_codec_error``; across a crash: not checkable from
+  inside one process, the backend's own tests hold it
+- a push to another queue lands there: ``test_push_to_another_queue``
+"""
 
 from __future__ import annotations
 
@@ -37,7 +48,7 @@ class TestPush(SuiteTests):
         run_at = conveyor_suite.later(120)
         args = {"to": "ann@example.com", "n": [1, 2.5, None], "ü": "✓"}
         task_id = await backend.push(
-            args, run_at=run_at, priority=3, max_attempts=7, meta={"trace": "abc"}
+            args, run_at=run_at, priority=3, max_attempts=7, meta={"trace": "abc"}, name="mail"
         )
         task = await backend.fetch_by_id(task_id)
         assert task is not None, "a pushed task cannot be fetched by its id"
@@ -50,7 +61,9 @@ class TestPush(SuiteTests):
         assert abs(task.run_at - run_at) < _CLOSE, f"run_at {task.run_at} != {run_at}"
         assert task.queue == backend.queue
         assert dict(task.meta) == {"trace": "abc"}
-        assert task.lease_token is None and task.lock_by is None
+        assert task.name == "mail", "push must store Task.name"
+        assert task.lease_token is None and task.lock_by is None and task.lease_until is None
+        assert task.result is None and task.last_error is None
 
     async def test_push_to_another_queue(self, conveyor_suite: Suite) -> None:
         need(conveyor_suite, Capability.FETCH_BY_ID)
@@ -88,7 +101,8 @@ class TestPushWeak(SuiteTests):
 
     async def test_push_weak_stores_a_task(self, conveyor_suite: Suite) -> None:
         backend = conveyor_suite.backend
-        task_id = await backend.push_weak([1, "two"], priority=1)
+        task_id = await backend.push_weak([1, "two"], priority=1, name="weak", meta={"m": 1})
         task = await claim(backend)
         assert task is not None and task.id == task_id
         assert backend.codec.decode(task.args) == [1, "two"]
+        assert (task.priority, task.name, dict(task.meta)) == (1, "weak", {"m": 1})

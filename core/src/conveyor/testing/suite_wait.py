@@ -1,9 +1,21 @@
-"""WaitForCompletion: wait_for and check_status report each finished task once."""
+"""WaitForCompletion: wait_for and check_status report each finished task once.
+
+Which test holds each promise of ``hookspecs.wait_for`` / ``check_status``:
+
+- each id reported once as it reaches DONE or KILLED, then the stream ends:
+  ``test_already_finished``, ``test_finishing_while_waiting`` (a retry in between is not an end);
+  however it got there (cancelled by update): ``test_a_task_cancelled_by_update_is_reported``
+- TimeoutError after timeout, TaskNotFound for an unknown id: ``test_timeout_and_unknown_id``
+- must not busy-poll: not measurable without timing; the backend's own tests hold it
+- check_status: those finished now, once each, without waiting, FAILED is not finished:
+  ``test_only_finished_tasks_once_each``, ``test_a_failed_task_is_not_finished``
+"""
 
 from __future__ import annotations
 
 import asyncio
 
+import attrs
 import pytest
 
 from conveyor.capability import Capability
@@ -79,6 +91,22 @@ class TestWaitFor(SuiteTests):
         with pytest.raises(TimeoutError):
             await backend.wait_one(task_id, timeout=0.05)
 
+    async def test_a_task_cancelled_by_update_is_reported(self, conveyor_suite: Suite) -> None:
+        need(conveyor_suite, Capability.PUSH, Capability.UPDATE, Capability.FETCH_BY_ID)
+        backend = conveyor_suite.backend
+        task_id = await backend.push("cancel me")
+
+        async def collect() -> list[TaskResult[object]]:
+            return [r async for r in backend.wait_for([task_id], timeout=HANG_GUARD)]
+
+        waiting = asyncio.ensure_future(collect())
+        await asyncio.sleep(0)
+        stored = await backend.fetch_by_id(task_id)
+        assert stored is not None
+        await backend.update(attrs.evolve(stored, status=Status.KILLED, last_error="cancelled"))
+        results = await guard(waiting, "wait_for")
+        assert [(r.task_id, r.status) for r in results] == [(task_id, Status.KILLED)]
+
 
 class TestCheckStatus(SuiteTests):
     """check_status reports finished tasks only, once each, without waiting."""
@@ -91,3 +119,13 @@ class TestCheckStatus(SuiteTests):
         assert await backend.check_status([ok.id, bad.id]) == []
         await _finish(conveyor_suite, ok, bad)
         _check(await backend.check_status([ok.id, bad.id, TaskId.new()]), ok, bad)
+
+    async def test_a_failed_task_is_not_finished(self, conveyor_suite: Suite) -> None:
+        ok, bad = await _two_claimed(conveyor_suite)
+        backend = conveyor_suite.backend
+        await backend.hooks.ack(bad, Retry(conveyor_suite.later(3600), "later"))
+        await backend.hooks.ack(ok, Done(backend.codec.encode({"sum": 3})))
+        results = await backend.check_status([ok.id, bad.id])
+        assert [(r.task_id, r.status) for r in results] == [(ok.id, Status.DONE)], (
+            "a FAILED task (to run again) is not finished"
+        )

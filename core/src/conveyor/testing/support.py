@@ -20,6 +20,7 @@ from conveyor.task_id import TaskId
 
 __all__ = [
     "HANG_GUARD",
+    "Stream",
     "Suite",
     "claim",
     "claim_all",
@@ -71,6 +72,45 @@ async def claim_all(backend: Backend, who: WorkerInfo | None = None) -> list[Tas
         if len(got) > 10_000:
             raise AssertionError("poll never reported idle after 10000 claims")
     return got
+
+
+class Stream:
+    """One poll stream kept open, as a worker keeps it, for one worker identity."""
+
+    def __init__(self, backend: Backend, who: WorkerInfo | None = None) -> None:
+        self.backend = backend
+        self.who = who or worker(backend)
+        self._items: AsyncIterator[Task[bytes] | None] = backend.poll(self.who)
+
+    async def next(self) -> Task[bytes] | None:
+        """The stream's next item (a claimed task or None)."""
+        item: Task[bytes] | None = await guard(anext(self._items), "poll's next item")
+        return item
+
+    def raw_next(self) -> Awaitable[Task[bytes] | None]:
+        """The next item, unguarded: for a test that cancels it (``guard``'s timeout would
+        add a task of its own, which may swallow what a cancelled claim returned)."""
+        return anext(self._items)
+
+    async def task(self, nones: int = 3) -> Task[bytes] | None:
+        """The next task, allowing up to ``nones`` ``None`` items before it (a wait in progress)."""
+        for _ in range(nones + 1):
+            item = await self.next()
+            if item is not None:
+                return item
+        return None
+
+    async def aclose(self) -> None:
+        """Close the stream (what the worker does on stop)."""
+        close = getattr(self._items, "aclose", None)
+        if close is not None:
+            await guard(close(), "closing a poll stream")
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 class Suite:
