@@ -1,0 +1,92 @@
+"""The rules' edges that mutation testing found no test for (``make mutation``, target rules).
+
+The table (conveyor.testing.rules_table) drives the rules through whole
+scenarios; these pin what it does not reach: the validators' bounds and types,
+the documented defaults, and records a backend may hand the rules that no
+scenario produces. Each test names the mutants it kills (see docs/mutation.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import pytest
+
+from conveyor import Status, Task, TaskId, rules
+from conveyor.outcome import Release
+from conveyor.rules.authoring import DEFAULT_LEASE_SECONDS
+
+NOW = datetime(2027, 1, 15, 12, 0, tzinfo=UTC)
+
+
+def _task(status: Status = Status.PENDING, **fields: Any) -> Task[bytes]:
+    return Task(TaskId.new(), b"x", status=status, run_at=NOW, **fields)
+
+
+def _held(attempt: int = 1, **fields: Any) -> Task[bytes]:
+    fields.setdefault("lock_by", "w1")
+    fields.setdefault("lease_token", "t1")
+    fields.setdefault("lease_until", NOW + timedelta(seconds=30))
+    return _task(Status.RUNNING, attempt=attempt, **fields)
+
+
+@attrs.frozen
+class _Options:
+    wait: float = attrs.field(default=0.0, validator=rules.seconds(0.0, low_open=False))
+    count: int = attrs.field(default=1, validator=rules.whole())
+
+
+def test_a_closed_lower_bound_accepts_the_bound_and_refuses_below() -> None:
+    # Kills `number != low` for `number >= low` in seconds(low_open=False).
+    assert _Options(wait=0.0).wait == 0.0
+    with pytest.raises(ValueError, match=r"wait must be a number of seconds at least 0"):
+        _Options(wait=-0.5)
+
+
+def test_whole_defaults_to_the_int32_range_and_refuses_what_is_not_an_int() -> None:
+    # Kills `2**31 << 1` for `2**31 - 1` and `and` for `or` in whole().
+    assert _Options(count=2**31 - 1).count == 2**31 - 1
+    for bad in (2**31, 0, 2.0, True, "3"):
+        with pytest.raises(
+            ValueError, match="count must be a whole number from 1 to 2,147,483,647"
+        ):
+            _Options(count=bad)  # type: ignore[arg-type]
+
+
+def test_backend_config_defaults_are_the_documented_ones() -> None:
+    # Kills a changed `lease_seconds` default (README tables and docs say 30 s).
+    config = rules.BackendConfig()
+    assert (config.queue, config.lease_seconds) == ("default", 30.0)
+    assert DEFAULT_LEASE_SECONDS == 30.0
+
+
+def test_held_means_a_held_status_and_a_lease_token() -> None:
+    # Kills `or` for `and` in is_held.
+    assert rules.is_held(_held())
+    assert not rules.is_held(_held(lease_token=None)), "RUNNING without a token is not held"
+    assert not rules.is_held(_task(Status.PENDING, lease_token="t1", lock_by="w1"))
+
+
+def test_a_heartbeat_matches_the_worker_by_name_not_identity() -> None:
+    # Kills `is not` for `!=` in extend: worker names arrive as new strings.
+    task = _held(lock_by="worker-1")
+    name = "".join(["worker-", "1"])
+    later = NOW + timedelta(seconds=10)
+    extended = rules.extend(task, name, now=later, lease_seconds=30)
+    assert extended.lease_until == later + timedelta(seconds=30)
+
+
+@pytest.mark.parametrize("how", ["resume", "reschedule", "release"])
+def test_giving_back_an_uncounted_attempt_never_goes_below_zero(how: str) -> None:
+    # Kills `max(-1, ...)` for `max(0, ...)`: a backend that claims without counting
+    # (attempt 0 while RUNNING) must still get a valid record back.
+    task = _held(attempt=0)
+    if how == "resume":
+        back = rules.resume(task, NOW)
+    elif how == "reschedule":
+        back = rules.reschedule(task, task, NOW)
+    else:
+        back = rules.settle(task, task, Release())
+    assert back is not None and (back.status, back.attempt) == (Status.PENDING, 0)
