@@ -118,6 +118,8 @@ class Equivalent:
     line: str
     operator: str
     reason: str
+    kind: str = "equivalent"  # or "timing": differs only in how long something takes
+    next: str | None = None  # the stripped line after, where `line` alone is ambiguous
     used: bool = False
 
 
@@ -133,6 +135,10 @@ class Tally:
     @property
     def equivalent(self) -> int:
         return sum(1 for *_, eq in self.survivors if eq is not None)
+
+    @property
+    def timing(self) -> int:
+        return sum(1 for *_, eq in self.survivors if eq is not None and eq.kind == "timing")
 
     @property
     def missing(self) -> int:
@@ -319,7 +325,17 @@ def load_equivalents(path: Path, name: str) -> list[Equivalent]:
         return []
     with path.open("rb") as handle:
         entries = tomllib.load(handle).get(name, [])
-    return [Equivalent(e["file"], e["line"].strip(), e["operator"], e["reason"]) for e in entries]
+    return [
+        Equivalent(
+            e["file"],
+            e["line"].strip(),
+            e["operator"],
+            e["reason"],
+            e.get("kind", "equivalent"),
+            e["next"].strip() if "next" in e else None,
+        )
+        for e in entries
+    ]
 
 
 def source_line(spec_path: str, line: int, cache: dict[str, list[str]]) -> str:
@@ -354,6 +370,7 @@ def tally(db: WorkDB, equivalents: list[Equivalent]) -> Tally:
                 if e.file == str(spec.module_path)
                 and e.line == text
                 and fnmatch.fnmatchcase(spec.operator_name, e.operator)
+                and e.next in (None, source_line(e.file, spec.start_pos[0] + 1, lines))
             ),
             None,
         )
@@ -373,7 +390,7 @@ def write_survivors(path: Path, name: str, t: Tally) -> None:
         for item, outcome, eq in sorted(t.survivors, key=key):
             spec = item.mutations[0]
             verdict = (
-                f"equivalent: {eq.reason}" if eq else "MISSING TEST (or an unlisted equivalent)"
+                f"{eq.kind}: {eq.reason}" if eq else "MISSING TEST (or an unlisted equivalent)"
             )
             out.write(
                 f"\n{spec.module_path}:{spec.start_pos[0]}  {spec.operator_name}"
@@ -389,7 +406,8 @@ def report(target: Target, db: WorkDB, equivalents: list[Equivalent], out_dir: P
     write_survivors(out_dir / "survivors.txt", target.name, t)
     print(
         f"{target.name}: {done}/{t.total} mutants run: killed {t.killed}"
-        f" (timeout {t.timeouts}), survived {len(t.survivors)}, equivalent {t.equivalent};"
+        f" (timeout {t.timeouts}), survived {len(t.survivors)}, equivalent {t.equivalent}"
+        f" (timing-only {t.timing});"
         f" rate {t.killed}/{t.killed + t.missing} = {t.rate:.1f}% of non-equivalent;"
         f" {t.annotations} more in annotations and {t.incompetent} not valid Python, not run"
         f"  (survivors: {out_dir / 'survivors.txt'})",

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 import conveyor
-from conveyor import ManualClock, Status
+from conveyor import ConfigError, ManualClock, Status
 from conveyor.outcome import Done
 from conveyor.testing.support import claim, guard, worker
 
@@ -45,3 +47,29 @@ async def test_wait_for_waits_within_its_timeout() -> None:
     await backend.hooks.ack(task, Done(backend.codec.encode("ok")))
     result = await guard(waiting, "wait_for")
     assert result.status is Status.DONE and result.result == "ok"
+
+
+async def test_a_push_wakes_a_poll_that_waits_for_work() -> None:
+    # Kills `if not not waiter.done()` in store.enqueue: the waiter was dropped unwoken.
+    backend = conveyor.open("memory", clock=ManualClock(1_700_000_000.0), idle_wait=3600.0)
+    stream = backend.poll(worker(backend))
+    try:
+        assert await guard(anext(stream), "the first poll") is None
+        second = asyncio.ensure_future(anext(stream))
+        waiters = backend.plugin.store.queue(backend.queue).waiters  # type: ignore[attr-defined]
+        for _ in range(2000):  # until the poll waits (or, wrongly, returns): 20 s at most
+            if waiters or second.done():
+                break
+            await asyncio.sleep(0.01)
+        task_id = await backend.push("x")
+        task = await guard(second, "a waiting poll after a push")
+        assert task is not None and task.id == task_id
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+def test_idle_wait_may_be_zero_but_not_negative() -> None:
+    # Kills `low_open=True` for idle_wait's validator: 0 (never wait) is allowed.
+    assert conveyor.open("memory://?idle_wait=0").plugin.config.idle_wait == 0.0  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="idle_wait must be a number of seconds at least 0"):
+        conveyor.open("memory://?idle_wait=-1")
