@@ -46,7 +46,9 @@ def test_a_closed_lower_bound_accepts_the_bound_and_refuses_below() -> None:
 
 
 def test_whole_defaults_to_the_int32_range_and_refuses_what_is_not_an_int() -> None:
-    # Kills `2**31 << 1` for `2**31 - 1` and `and` for `or` in whole().
+    # Kills changed bounds (`low=0`, `low=2`, `2**31 << 1`, `2**31 ^ 1`...), `and` for
+    # `or` and broken chained comparisons in whole().
+    assert _Options(count=1).count == 1
     assert _Options(count=2**31 - 1).count == 2**31 - 1
     for bad in (2**31, 0, 2.0, True, "3"):
         with pytest.raises(
@@ -60,6 +62,23 @@ def test_backend_config_defaults_are_the_documented_ones() -> None:
     config = rules.BackendConfig()
     assert (config.queue, config.lease_seconds) == ("default", 30.0)
     assert DEFAULT_LEASE_SECONDS == 30.0
+
+
+def test_a_config_repr_leaves_out_the_codec() -> None:
+    # Kills `repr=True` on BackendConfig.codec: a config's repr shows the options a
+    # user typed (queue, lease, clock), not the codec object the registry put there.
+    text = repr(rules.BackendConfig())
+    assert "lease_seconds=30.0" in text and "codec" not in text
+
+
+def test_replace_changes_the_named_fields_and_refuses_unknown_ones() -> None:
+    # Kills `changes.keys() // FIELDS` and `* FIELDS` in replace (the table never calls it).
+    task = _held()
+    changed = rules.replace(task, priority=3, last_error="e")
+    assert (changed.priority, changed.last_error) == (3, "e")
+    assert attrs.evolve(changed, priority=0, last_error=None) == task
+    with pytest.raises(TypeError, match="colour"):
+        rules.replace(task, colour=1)
 
 
 def test_held_means_a_held_status_and_a_lease_token() -> None:
