@@ -97,8 +97,16 @@ class IndieBackend:
             t
             for t in self.store.tasks.values()
             if t.queue == self.config.queue
-            and t.status in (Status.PENDING, Status.FAILED)
-            and t.run_at <= now
+            and (
+                t.status in (Status.PENDING, Status.FAILED)
+                or (
+                    self.bug("expired_handed_out")
+                    and t.status is Status.RUNNING
+                    and t.lease_until is not None
+                    and t.lease_until <= now
+                )
+            )
+            and (t.run_at < now if self.bug("due_strict") else t.run_at <= now)
         ]
         if self.bug("order_ignores_run_at"):
             ready.sort(key=lambda t: (-t.priority, t.id))
@@ -189,6 +197,8 @@ class IndieBackend:
             if stored.lease_until <= self.now():
                 raise StaleLease(f"the lease of {task.id} expired")
         clear: dict[str, Any] = {"lock_by": None, "lease_token": None, "lease_until": None}
+        if self.bug("retry_keeps_lease") and isinstance(outcome, Retry):
+            clear = {}
         if isinstance(outcome, Done):
             new = attrs.evolve(stored, status=Status.DONE, result=outcome.result, **clear)
         elif isinstance(outcome, Retry):
@@ -275,13 +285,14 @@ class IndieBackend:
         if stored is None:
             raise TaskNotFound(f"no task {task.id} to update")
         if task.status is not stored.status:
-            if Status.RUNNING in (task.status, stored.status) or Status.QUEUED in (
+            held = Status.RUNNING in (task.status, stored.status) or Status.QUEUED in (
                 task.status,
                 stored.status,
-            ):
+            )
+            if held and not self.bug("update_enters_running"):
                 raise InvalidTransition(stored.status, task.status)
             stored.status.check(task.status)
-        if task.max_attempts < max(1, stored.attempt):
+        if task.max_attempts < max(1, stored.attempt) and not self.bug("update_below_attempt"):
             raise ValueError(f"max_attempts {task.max_attempts} is below attempt {stored.attempt}")
         keep: dict[str, Any] = {
             "queue": stored.queue,
@@ -303,7 +314,7 @@ class IndieBackend:
         stored = self.store.tasks.get(task.id)
         if stored is None:
             raise TaskNotFound(f"no task {task.id} to reschedule")
-        if stored.status in _FINAL:
+        if stored.status in _FINAL and not self.bug("reschedule_finished"):
             raise InvalidTransition(stored.status, Status.PENDING)
         if task.lease_token is not None:
             check_lease(stored, task)

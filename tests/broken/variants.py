@@ -1,7 +1,10 @@
-"""Deliberately broken variants of the memory backend: each gets one promise wrong.
+"""Deliberately broken backends: each gets one promise wrong.
 
-``tests/test_suite_catches.py`` runs the conformance suite against each and
-asserts that it fails, and that the intact backend passes the same harness.
+The first twelve are variants of the memory backend. The rest, one per
+guarantee the suite's promise maps added, are the independent backend
+(``indie.py``) with one bug switched on (``SeededVariant``). ``tests/test_suite_catches.py``
+runs the conformance suite against each and asserts that it fails, and that
+both intact backends pass the same harness.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from datetime import UTC, datetime
 
 import attrs
 from conveyor_memory import MemoryBackend
+from indie import IndieBackend, IndieConfig
 
 from conveyor import (
     Filter,
@@ -167,7 +171,49 @@ class ClaimsWhatItLacks(MemoryBackend):
         raise NotImplementedError("push_weak")
 
 
-VARIANTS: dict[str, type[MemoryBackend]] = {
+class SeededVariant(IndieBackend):
+    """The independent backend with the bug ``BUG`` switched on."""
+
+    BUG: str = ""
+
+    def __init__(self, config: IndieConfig, store: object | None = None) -> None:
+        super().__init__(attrs.evolve(config, bug=self.BUG), store)  # type: ignore[arg-type]
+
+
+def _seeded(name: str, bug: str, doc: str) -> type[SeededVariant]:
+    return type(name, (SeededVariant,), {"BUG": bug, "__doc__": doc})
+
+
+# One per guarantee the promise maps added: (variant, indie bug, the suite class that holds it).
+SEEDED: dict[str, tuple[str, str]] = {
+    "SpinsWhenIdle": ("poll_spins", "TestBackend"),
+    "ClaimsAhead": ("poll_prefetch", "TestBackend"),
+    "ReadyOnlyAfterRunAt": ("due_strict", "TestBackend"),
+    "HandsOutExpiredLeases": ("expired_handed_out", "TestBackend"),
+    "StreamSnapshot": ("poll_snapshot", "TestWorkerUse"),
+    "RacesConcurrentClaims": ("claim_race", "TestWorkerUse"),
+    "HeartbeatsEveryone": ("heartbeat_all_workers", "TestResumeAbandoned"),
+    "HeartbeatRevives": ("heartbeat_revives_expired", "TestResumeAbandoned"),
+    "RefusesLateAck": ("ack_refused_after_expiry", "TestResumeAbandoned"),
+    "ExpiresLate": ("expiry_strict", "TestResumeAbandoned"),
+    "VacuumedAckNotFound": ("ack_vacuumed_not_found", "TestAck"),
+    "RetryKeepsLease": ("retry_keeps_lease", "TestAck"),
+    "ReleaseToBack": ("release_to_back", "TestOrder"),
+    "OrdersById": ("order_ignores_run_at", "TestOrder"),
+    "UpdateMovesQueue": ("update_moves_queue", "TestUpdate"),
+    "UpdateForgesLease": ("update_takes_lease", "TestUpdate"),
+    "UpdateEntersRunning": ("update_enters_running", "TestUpdate"),
+    "UpdateBelowAttempt": ("update_below_attempt", "TestUpdate"),
+    "RescheduleKeepsAttempt": ("reschedule_keeps_attempt", "TestReschedule"),
+    "ReschedulesFinished": ("reschedule_finished", "TestReschedule"),
+    "DropsName": ("push_drops_name", "TestPush"),
+    "IgnoresNameFilter": ("name_filter_ignored", "TestListTasks"),
+    "OmitsWorkerQueues": ("queues_omit_worker_only", "TestListQueues"),
+    "MetricsIgnoreQueue": ("metrics_ignore_queue", "TestMetrics"),
+    "ReportsFailedAsFinished": ("check_status_reports_failed", "TestCheckStatus"),
+}
+
+VARIANTS: dict[str, type[MemoryBackend] | type[SeededVariant]] = {
     cls.__name__: cls
     for cls in (
         LosesOnClaim,
@@ -183,7 +229,8 @@ VARIANTS: dict[str, type[MemoryBackend]] = {
         LeaksQueues,
         ClaimsWhatItLacks,
     )
-}
+} | {name: _seeded(name, bug, f"indie with bug {bug!r}") for name, (bug, _) in SEEDED.items()}
 """Every broken variant by name."""
 
 INTACT: type[MemoryBackend] = MemoryBackend
+INTACT_INDIE: type[IndieBackend] = IndieBackend

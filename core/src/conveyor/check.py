@@ -6,10 +6,14 @@ the backend's ``Config`` has a ``clock`` field), and returns one row per
 capability (plus the required ``backend`` trait, the ``model`` and ``reopen``):
 pass, fail or skip, with the first failure's message or the skip reason.
 
-The suite writes to, reads back and vacuums the store the URL names. Use a
-scratch store: ``{tmp}`` in the URL becomes a fresh temporary directory for
-each test (``json://{tmp}/tasks.json``; the reopen checks then run too) and
-``{unique}`` a token unique to each test (a Redis key prefix, say).
+The suite writes to, claims from and vacuums the store the URL names, so it
+runs only on scratch stores, never on one the user did not hand over as such:
+the URL must be given explicitly (never the configured store); one that names
+a store (a path, a host) must carry ``{tmp}`` (a fresh temporary directory per
+test: ``json://{tmp}/tasks.json``) or ``{unique}`` (a token unique to each
+test: a key prefix, a database name); either turns on the reopen checks. Before
+any test, the store is opened once and read (never written): one that already
+holds tasks is refused with what to do instead (``ScratchStoreError``).
 
 ``python -m conveyor.check -b URL`` (and ``conveyor check -b URL``) prints the
 table; the exit status is 0 only if nothing failed.
@@ -30,9 +34,16 @@ from typing import Any, Literal
 
 import attrs
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import BackendUnavailable, ConveyorError
 
-__all__ = ["CapabilityResult", "CheckReport", "main", "run_check"]
+__all__ = ["CapabilityResult", "CheckReport", "ScratchStoreError", "main", "run_check"]
+
+PLACEHOLDERS = ("{tmp}", "{unique}")
+
+
+class ScratchStoreError(ConveyorError):
+    """The URL names a store the suite may not use: persistent, or not empty."""
+
 
 Outcome = Literal["pass", "fail", "skip"]
 
@@ -94,7 +105,9 @@ class CapabilityResult:
     failed: int
     skipped: int
     message: str = ""
-    """The first failure's message, or for a skipped row the first skip reason."""
+    """The first failure's message, else the first skip reason (a row with skips names one)."""
+    details: str = ""
+    """The first failure in full (pytest's report), for ``--full``."""
 
 
 @attrs.frozen
@@ -136,15 +149,71 @@ def open_for_check(url: str, clock: Any) -> Any:
     return conveyor.open(url, clock=clock)
 
 
+def names_a_store(url: str) -> bool:
+    """Whether ``url`` names a store of its own (a host or a path), unlike ``memory://``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else f"{url}://")
+    return bool(parts.netloc or parts.path.strip("/"))
+
+
+def scratch_fix(url: str) -> str:
+    """The URL to use instead of ``url``: its file in ``{tmp}``, else a ``{unique}`` prefix."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    name = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    if "." in name:
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{parts.scheme}://{{tmp}}/{name}{query}"
+    joiner = "&" if parts.query else "?"
+    return f"{url}{joiner}prefix=conveyor-check-{{unique}}"
+
+
+def refuse_persistent(url: str) -> None:
+    """Raise ``ScratchStoreError`` if ``url`` names a store without ``{tmp}``/``{unique}``."""
+    if names_a_store(url) and not any(p in url for p in PLACEHOLDERS):
+        raise ScratchStoreError(
+            f"refusing to run the conformance suite on {url}: it claims, acks and vacuums"
+            f" what it finds there; give it a scratch store instead: -b '{scratch_fix(url)}'"
+        )
+
+
+async def _stored_tasks(backend: Any) -> int:
+    """How many tasks ``backend`` already holds, found by reading only (0 if it cannot tell)."""
+    from conveyor.capability import Capability
+    from conveyor.expose import Filter
+
+    if backend.supports(Capability.LIST_ALL_TASKS):
+        return len(await backend.hooks.list_all_tasks(Filter(page_size=100)))
+    if backend.supports(Capability.LIST_QUEUES):
+        return sum(1 for _ in await backend.list_queues())
+    return 0
+
+
 def _preflight(url: str, clock: bool) -> None:
-    """Open and close ``url`` once, so a bad URL is one error rather than a table of failures."""
+    """Open ``url`` once and read it, so a bad URL or a used store is one line, not a table."""
     from conveyor.clock import ManualClock
 
     def attempt() -> None:
         with tempfile.TemporaryDirectory(prefix="conveyor-check-") as scratch:
             store = url.replace("{tmp}", scratch).replace("{unique}", "preflight")
             backend = open_for_check(store, ManualClock() if clock else None)
-            asyncio.run(backend.aclose())
+
+            async def probe() -> int:
+                try:
+                    return await _stored_tasks(backend)
+                finally:
+                    await backend.aclose()
+
+            found = asyncio.run(probe())
+            if found:
+                raise ScratchStoreError(
+                    f"the store {url} already holds tasks ({found}{'+' if found >= 100 else ''}"
+                    " found): every suite test needs an empty store; make the URL name a new"
+                    " one per test with {tmp} (a fresh directory) or {unique} (a fresh prefix"
+                    " or database)"
+                )
 
     # A thread of its own: the caller may already be running an event loop.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -162,13 +231,14 @@ def _suite_rows() -> dict[str, str]:
 
     rows: dict[str, str] = {}
     for class_name in suite.__all__:
-        capability = getattr(getattr(suite, class_name), "capability", None)
+        cls = getattr(suite, class_name)
+        capability = getattr(cls, "capability", None)
         if capability is not None:
             rows[class_name] = capability.value
         elif class_name == "TestBackend":
             rows[class_name] = TRAIT
         else:
-            rows[class_name] = class_name.removeprefix("Test").lower()
+            rows[class_name] = getattr(cls, "row", None) or class_name.removeprefix("Test").lower()
     return rows
 
 
@@ -195,6 +265,7 @@ class _Collector:
 
     def __init__(self) -> None:
         self.outcomes: dict[str, tuple[Outcome, str]] = {}
+        self.details: dict[str, str] = {}
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         previous = self.outcomes.get(report.nodeid)
@@ -203,6 +274,10 @@ class _Collector:
         if report.failed:
             test = report.nodeid.rsplit("::", 1)[-1]
             self.outcomes[report.nodeid] = ("fail", f"{test}: {_message(report)}")
+            self.details.setdefault(report.nodeid, str(report.longrepr))
+        elif getattr(report, "wasxfail", None) is not None:
+            reason = str(report.wasxfail).removeprefix("reason: ")
+            self.outcomes[report.nodeid] = ("skip", reason or "an expected failure")
         elif report.skipped:
             self.outcomes[report.nodeid] = ("skip", _message(report))
         elif report.when == "call":
@@ -213,15 +288,20 @@ class _Collector:
             self.outcomes[f"collect::{report.nodeid}::error"] = ("fail", _message(report))
 
 
-def _rows(outcomes: dict[str, tuple[Outcome, str]]) -> tuple[CapabilityResult, ...]:
+def _rows(
+    outcomes: dict[str, tuple[Outcome, str]], details: dict[str, str] | None = None
+) -> tuple[CapabilityResult, ...]:
     classes = _suite_rows()
     from conveyor.capability import Capability
 
     order = [TRAIT, *(c.value for c in Capability), *sorted(classes.values()), "collection"]
     grouped: dict[str, list[tuple[Outcome, str]]] = {}
+    full: dict[str, str] = {}
     for nodeid, test in outcomes.items():
         name = "collection" if nodeid.startswith("collect::") else _row_name(nodeid, classes)
         grouped.setdefault(name, []).append(test)
+        if test[0] == "fail" and details and nodeid in details:
+            full.setdefault(name, details[nodeid])
     rows = []
     for name in sorted(grouped, key=lambda n: order.index(n) if n in order else len(order)):
         tests = grouped[name]
@@ -231,12 +311,16 @@ def _rows(outcomes: dict[str, tuple[Outcome, str]]) -> tuple[CapabilityResult, .
             outcome: Outcome = "fail"
             message = first["fail"]
         elif counts["pass"]:
-            outcome, message = "pass", ""
+            # a pass beside skips always says why the skipped ones did not run
+            outcome, message = "pass", first["skip"] and f"skipped: {first['skip']}"
         else:
             outcome, message = "skip", first["skip"]
         rows.append(
-            CapabilityResult(name, outcome, counts["pass"], counts["fail"], counts["skip"], message)
-        )
+            CapabilityResult(
+                name, outcome, counts["pass"], counts["fail"], counts["skip"], message,
+                full.get(name, ""),
+            )
+        )  # fmt: skip
     return tuple(rows)
 
 
@@ -251,12 +335,15 @@ def run_check(
 
     ``select`` is a pytest ``-k`` expression; ``model_examples`` how many
     examples the stateful model runs; ``include_slow`` adds the deep (soak) tests.
-    Raises ``ConfigError``/``UnknownBackend`` if ``url`` cannot be opened at all.
+    Raises ``ScratchStoreError`` for a URL naming a store without ``{tmp}``/``{unique}``
+    or a store that already holds tasks, ``ConfigError``/``UnknownBackend`` if ``url``
+    cannot be opened at all.
     """
     import pytest
 
     from conveyor.testing.model import EXAMPLES_ENV
 
+    refuse_persistent(url)
     clock = takes_clock(url)
     _preflight(url, clock)
     with tempfile.TemporaryDirectory(prefix="conveyor-check-") as scratch:
@@ -290,11 +377,12 @@ def run_check(
                     os.environ.pop(EXAMPLES_ENV, None)
                 else:
                     os.environ[EXAMPLES_ENV] = saved
-    return CheckReport(url, _rows(collector.outcomes))
+    return CheckReport(url, _rows(collector.outcomes, collector.details))
 
 
-def print_report(report: CheckReport, *, file: Any = None) -> None:
-    """Print ``report`` as a rich table (one row per capability)."""
+def print_report(report: CheckReport, *, file: Any = None, full: bool = False) -> None:
+    """Print ``report`` as a rich table (one row per capability); ``full`` adds each
+    failing row's first failure as pytest reported it."""
     from rich.console import Console
     from rich.table import Table
 
@@ -313,8 +401,15 @@ def print_report(report: CheckReport, *, file: Any = None) -> None:
         )
     console.print(table)
     failed = [r.name for r in report.results if r.outcome == "fail"]
+    if full:
+        for row in report.results:
+            if row.outcome == "fail" and row.details:
+                console.rule(f"{row.name}: first failure")
+                console.print(row.details, markup=False, highlight=False)
     if failed:
         console.print(f"[bold red]FAILED[/]: {', '.join(failed)}")
+        if not full:
+            console.print("(--full shows each first failure as pytest reported it)")
     else:
         console.print("[green]every capability the backend has passed[/]")
 
@@ -324,22 +419,26 @@ def _parser() -> argparse.ArgumentParser:
         prog="conveyor check",
         description=(
             "Run the conformance suite against a backend and print a pass/fail/skip table."
-            " The suite writes to and vacuums the store: use a scratch one. '{tmp}' in the"
-            " URL becomes a fresh directory per test (json://{tmp}/tasks.json), '{unique}'"
-            " a token unique to each test."
+            " The suite claims, acks and vacuums what it finds, so it runs only on a scratch"
+            " store given with -b: '{tmp}' in the URL becomes a fresh directory per test"
+            " (json://{tmp}/tasks.json), '{unique}' a token unique to each test (a key prefix"
+            " or database name). It never uses the configured store."
         ),
     )
     parser.add_argument(
         "-b",
         "--backend",
         metavar="URL",
-        help="the backend to check (default: CONVEYOR_BACKEND, then [tool.conveyor] backend)",
+        help="the backend to check (required; never the configured store)",
     )
     parser.add_argument("-k", dest="select", metavar="EXPR", help="only tests matching EXPR")
     parser.add_argument(
         "--examples", type=int, metavar="N", help="examples for the stateful model (default 20)"
     )
     parser.add_argument("--slow", action="store_true", help="also run the deep (soak) tests")
+    parser.add_argument(
+        "--full", action="store_true", help="show each failing row's first failure in full"
+    )
     return parser
 
 
@@ -347,14 +446,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry: print the table; 0 if nothing failed, 1 if something did, 2 on misuse."""
     args = _parser().parse_args(argv)
     url = args.backend
-    if url is None:
-        from conveyor.config import configured_target
-
-        url = configured_target()
     if not url:
+        # Never the configured store: the suite would claim and vacuum real tasks.
         print(
-            "conveyor check: no backend given: pass -b URL (like memory://), set"
-            " CONVEYOR_BACKEND, or add backend under [tool.conveyor] in pyproject.toml",
+            "conveyor check: pass the backend to check with -b, as a scratch store"
+            " (memory://, or json://{tmp}/tasks.json); it never runs on the configured store",
             file=sys.stderr,
         )
         return 2
@@ -373,13 +469,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run_check(
             url, select=args.select, model_examples=args.examples, include_slow=args.slow
         )
+    except BackendUnavailable as exc:
+        print(f"conveyor check: {exc}", file=sys.stderr)
+        return 3
     except ConveyorError as exc:
         print(f"conveyor check: {exc}", file=sys.stderr)
         return 2
     if not report.results:
         print(f"conveyor check: no test ran against {url}", file=sys.stderr)
         return 1
-    print_report(report)
+    print_report(report, full=args.full)
     return 0 if report.ok else 1
 
 

@@ -327,4 +327,3 @@ class TestModel(SuiteTests):
         need(conveyor_suite, C.PUSH)
         loop = asyncio.get_running_loop()
         await asyncio.to_thread(run_model, conveyor_suite, loop, _examples(300), 60)
-

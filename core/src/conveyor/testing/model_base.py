@@ -202,7 +202,9 @@ class MachineBase(RuleBasedStateMachine):
         if task_id == best_id:
             return
         got = self.tasks[task_id]
-        assert got.priority == best.priority, f"priority {got.priority} delivered before {best.priority}"
+        assert got.priority == best.priority, (
+            f"priority {got.priority} delivered before {best.priority}"
+        )
         assert abs(got.run_at - best.run_at) <= TOLERANCE, (
             f"within a priority the earliest run_at comes first: {task_id} (run_at"
             f" {got.run_at:.3f}) was delivered before {best_id} (run_at {best.run_at:.3f})"
