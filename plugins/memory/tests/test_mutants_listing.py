@@ -12,7 +12,12 @@ from conveyor.testing.support import claim, worker
 
 
 def _memory() -> Backend:
-    return conveyor.open("memory://?queue=a", clock=ManualClock(1_700_000_000.0))
+    return conveyor.open("memory://?queue=queue-a", clock=ManualClock(1_700_000_000.0))
+
+
+def _fresh(text: str) -> str:
+    """``text`` as a new string object: equal, not identical (``is`` must not pass for ``==``)."""
+    return "".join(list(text))
 
 
 async def test_a_name_filter_keeps_only_that_name_and_no_filter_keeps_all() -> None:
@@ -21,9 +26,9 @@ async def test_a_name_filter_keeps_only_that_name_and_no_filter_keeps_all() -> N
     report = await backend.push("r", name="report")
     await backend.push("m", name="mail")
     await backend.push("n")
-    other = backend.make_shared("b")
+    other = backend.make_shared("queue-b")
     await other.push("r2", name="report")
-    wanted = "".join(["rep", "ort"])  # equal to the stored name, not the same object
+    wanted = _fresh("report")
     assert [t.id for t in await backend.list_tasks(name=wanted)] == [report]
     assert len(await backend.list_tasks()) == 3, "no name filter must list every task"
     assert len(await backend.list_all_tasks(name=wanted)) == 2
@@ -35,33 +40,36 @@ def _counts(rows: list[conveyor.Statistic]) -> dict[str, str]:
 
 
 async def test_metrics_count_the_tasks_of_their_queue() -> None:
-    # Kills `dict.fromkeys(Status, 1)`, `counts[...] += 0`, `task.queue < queue`.
+    # Kills `dict.fromkeys(Status, 1)`, `counts[...] += 0`, `task.queue < / is queue`.
     backend = _memory()
     for n in range(3):
         await backend.push(n)
-    other = backend.make_shared("b")
+    other = backend.make_shared("queue-b")
     for n in range(2):
         await other.push(n)
     task = await claim(backend)
     assert task is not None
     await backend.hooks.ack(task, Done(None))
-    a = _counts(await backend.metrics("a"))
+    a = _counts(await backend.metrics(_fresh("queue-a")))
     assert (a["PENDING_JOBS"], a["DONE_JOBS"], a["RUNNING_JOBS"], a["TOTAL_JOBS"]) == (
         "2", "1", "0", "3",
     )  # fmt: skip
-    assert _counts(await backend.metrics("b"))["TOTAL_JOBS"] == "2"
+    assert _counts(await backend.metrics(_fresh("queue-b")))["TOTAL_JOBS"] == "2"
     everything = _counts(await backend.metrics(None))
     assert (everything["PENDING_JOBS"], everything["TOTAL_JOBS"]) == ("4", "5")
     assert everything["SUCCESS_RATE"] == "100.0"
     assert Status.DONE.value.upper() + "_JOBS" in everything
 
 
-async def test_list_queues_shows_each_queue_its_own_workers() -> None:
-    # Kills `r["info"].queue > / < name` in list_queues.
+async def test_list_queues_and_list_workers_show_each_queue_its_own_workers() -> None:
+    # Kills `r["info"].queue > / < / <= name` in list_queues, `info.queue is queue` in
+    # list_workers, and the queue of a worker with no task missing from list_queues.
     backend = _memory()
     await backend.push("x")
-    first, second = worker(backend, "a"), worker(backend, "b")
+    first, second = worker(backend, _fresh("queue-a")), worker(backend, _fresh("queue-b"))
     await backend.register_worker(first)
     await backend.register_worker(second)
     queues = {q.name: q.workers for q in await backend.list_queues()}
-    assert queues == {"a": [first.name], "b": [second.name]}
+    assert queues == {"queue-a": [first.name], "queue-b": [second.name]}
+    assert [w.id for w in await backend.list_workers(_fresh("queue-b"))] == [second.name]
+    assert {w.id for w in await backend.list_workers(None)} == {first.name, second.name}
