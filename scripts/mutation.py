@@ -210,6 +210,8 @@ def tree_files(exclude: set[Path]) -> list[Path]:
     for path in Path(".").rglob("*"):
         if any(fnmatch.fnmatch(part, p) for part in path.parts for p in IGNORED):
             continue
+        if path.suffix == ".md" or path.name == Path(EQUIVALENT_FILE).name:
+            continue  # prose and the equivalents list judge no mutant
         if path.is_file() and not path.is_symlink() and path not in exclude:
             out.append(path)
     return out
@@ -452,12 +454,15 @@ def run(target: Target, args: argparse.Namespace) -> Tally:
     with use_db(str(session), WorkDB.Mode.open) as db:
         if args.report:
             return report(target, db, equivalents, out_dir)
-        if state.get("tree") not in (None, tree_digest):
-            # The tests changed since these mutants survived: judge them again.
+        if state.get("tree") != tree_digest:
+            # Survivors were judged by other tests (or by a run that did not finish):
+            # judge them again. Kills stand: tests are added far more than removed.
             again = [
                 i for i, r in db.completed_work_items if r.test_outcome is TestOutcome.SURVIVED
             ]
             _forget(db, [i.job_id for i in again])
+            state["tree"] = tree_digest
+            state_file.write_text(json.dumps(state))
         items = sorted(db.work_items, key=lambda i: i.job_id)  # job ids are random: a fair sample
         chosen = {i.job_id for i in items[: math.ceil(args.fraction * len(items))]}
         pending = sorted(
@@ -465,8 +470,6 @@ def run(target: Target, args: argparse.Namespace) -> Tally:
         )
         if pending:
             _execute(target, args, db, pending, modules, out_dir)
-        state["tree"] = tree_digest
-        state_file.write_text(json.dumps(state))
         return report(target, db, equivalents, out_dir)
 
 
