@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import pytest
 
-from conveyor import Status, Task, TaskId, rules
+from conveyor import InvalidTransition, Status, Task, TaskId, rules
 from conveyor.outcome import Release
 from conveyor.rules.authoring import DEFAULT_LEASE_SECONDS
 
@@ -109,3 +109,59 @@ def test_giving_back_an_uncounted_attempt_never_goes_below_zero(how: str) -> Non
     else:
         back = rules.settle(task, task, Release())
     assert back is not None and (back.status, back.attempt) == (Status.PENDING, 0)
+
+
+def test_a_queue_name_may_be_200_characters_and_no_more() -> None:
+    # Kills MAX_QUEUE_NAME = 199 and `len(value) == MAX_QUEUE_NAME`.
+    assert rules.check_queue_name("q" * 200) == "q" * 200
+    for length in (201, 250):
+        with pytest.raises(ValueError, match="at most 200 characters"):
+            rules.check_queue_name("q" * length)
+
+
+def test_a_duration_is_a_real_number_above_an_open_bound_up_to_the_high_one() -> None:
+    # Kills `or` for `and` in the number check (True and "5" pass as numbers), the
+    # open bound made closed (`not low_open`), and `number >= high`.
+    assert rules.BackendConfig(lease_seconds=rules.MAX_SECONDS).lease_seconds == rules.MAX_SECONDS
+    assert rules.BackendConfig(lease_seconds=0.001).lease_seconds == 0.001
+    for bad in (0, 0.0, True, "5", rules.MAX_SECONDS + 1):
+        with pytest.raises(
+            ValueError, match="lease_seconds must be a number of seconds more than 0"
+        ):
+            rules.BackendConfig(lease_seconds=bad)  # type: ignore[arg-type]
+
+
+def test_backend_config_fields_are_keyword_only_so_subclasses_may_add_required_ones() -> None:
+    # Kills `kw_only=False` on BackendConfig.
+    with pytest.raises(TypeError):
+        rules.BackendConfig("mail")  # type: ignore[call-arg]
+
+    @attrs.frozen(kw_only=True)
+    class Needs(rules.BackendConfig):
+        path: str
+
+    assert Needs(path="/tmp/x").path == "/tmp/x"
+
+
+def test_config_of_reads_only_a_backend_config() -> None:
+    # Kills `not isinstance(...)` in config_of.
+    class Plugin:
+        def __init__(self, config: object) -> None:
+            self.config = config
+
+    config = rules.BackendConfig()
+    assert rules.config_of(Plugin(config)) is config
+    assert rules.config_of(Plugin({"queue": "x"})) is None
+    assert rules.config_of(object()) is None
+
+
+def test_update_explains_a_held_state_only_for_an_otherwise_allowed_change() -> None:
+    # Kills `held or old.can_become(new)`: DONE -> RUNNING is refused by the table of
+    # transitions itself, and says so, not "only a claim enters Running".
+    done = _task(Status.DONE, attempt=1)
+    with pytest.raises(InvalidTransition) as refused:
+        rules.update(done, attrs.evolve(done, status=Status.RUNNING))
+    assert "only a claim" not in str(refused.value)
+    pending = _task(Status.PENDING)
+    with pytest.raises(InvalidTransition, match="only a claim enters"):
+        rules.update(pending, attrs.evolve(pending, status=Status.RUNNING))
