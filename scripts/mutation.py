@@ -364,7 +364,12 @@ def tally(db: WorkDB, equivalents: list[Equivalent]) -> Tally:
             result.timeouts += (outcome.output or "").startswith("timeout")
             continue
         spec = item.mutations[0]
-        text = source_line(str(spec.module_path), spec.start_pos[0], lines)
+        at = spec.start_pos[0]
+        for _ in range(5):  # a decorator's span starts at the blank line above it
+            if source_line(str(spec.module_path), at, lines):
+                break
+            at += 1
+        text = source_line(str(spec.module_path), at, lines)
         match = next(
             (
                 e
@@ -372,7 +377,7 @@ def tally(db: WorkDB, equivalents: list[Equivalent]) -> Tally:
                 if e.file == str(spec.module_path)
                 and e.line == text
                 and fnmatch.fnmatchcase(spec.operator_name, e.operator)
-                and e.next in (None, source_line(e.file, spec.start_pos[0] + 1, lines))
+                and e.next in (None, source_line(e.file, at + 1, lines))
             ),
             None,
         )
