@@ -44,6 +44,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,7 +299,9 @@ def mutate(
     if mutated is None:
         return WorkResult(worker_outcome=WorkerOutcome.NO_TEST)
     try:
-        compile(mutated, module, "exec")
+        with warnings.catch_warnings():  # `x is "literal"` mutants warn; they still run
+            warnings.simplefilter("ignore")
+            compile(mutated, module, "exec")
     except SyntaxError as exc:  # `*` in a signature made `+`: no test needs to run
         return WorkResult(
             worker_outcome=WorkerOutcome.NORMAL,
