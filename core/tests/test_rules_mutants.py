@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 from conveyor import InvalidTransition, Status, Task, TaskId, rules
-from conveyor.outcome import Release
+from conveyor.outcome import Release, Retry
 from conveyor.rules.authoring import DEFAULT_LEASE_SECONDS
 
 NOW = datetime(2027, 1, 15, 12, 0, tzinfo=UTC)
@@ -165,3 +165,27 @@ def test_update_explains_a_held_state_only_for_an_otherwise_allowed_change() -> 
     pending = _task(Status.PENDING)
     with pytest.raises(InvalidTransition, match="only a claim enters"):
         rules.update(pending, attrs.evolve(pending, status=Status.RUNNING))
+
+
+def test_seconds_takes_its_bounds_by_name_or_place_and_low_open_by_name_only() -> None:
+    # Kills `/` for `*` in seconds()'s signature.
+    check = rules.seconds(low=1.0, high=2.0)
+
+    @attrs.frozen
+    class Span:
+        length: float = attrs.field(validator=check)
+
+    assert Span(2.0).length == 2.0
+    with pytest.raises(TypeError):
+        rules.seconds(0.0, 1.0, False)  # type: ignore[call-arg]
+
+
+def test_a_retry_on_the_last_of_many_attempts_kills() -> None:
+    # Kills `attempt is not max_attempts` for `attempt < max_attempts` in settle: ints
+    # above 256 are distinct objects, so identity would let a task run past its limit.
+    many = int("1000")  # built at run time: not the same object as any constant
+    task = _held(attempt=many, max_attempts=int("1000"))
+    settled = rules.settle(task, task, Retry(NOW, "again"))
+    assert (settled.status, settled.attempt) == (Status.KILLED, 1000)
+    earlier = rules.settle(_held(attempt=999, max_attempts=many), _held(), Retry(NOW, "again"))
+    assert earlier.status is Status.FAILED
