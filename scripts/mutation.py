@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cosmic_ray.commands import init as cosmic_init
+from cosmic_ray.commands.init import _all_work_items
 from cosmic_ray.modules import find_modules
 from cosmic_ray.mutating import mutate_code
 from cosmic_ray.plugins import get_operator
@@ -445,20 +446,30 @@ def run(target: Target, args: argparse.Namespace) -> Tally:
     modules = sorted(set(find_modules([Path(m) for m in target.modules])))
     state_file, session = out_dir / "state.json", out_dir / "session.sqlite"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    source_digest = digest(modules)
+    digests = {str(m): digest([m]) for m in modules}
     tree_digest = digest(tree_files(set(modules)))
     equivalents = load_equivalents(Path(args.equivalent), target.name)
 
-    stale = not session.exists() or state.get("source") != source_digest
-    if args.report and stale:
+    known = state.get("modules") if session.exists() else None
+    if known is None and session.exists() and state.get("source") == digest(modules):
+        known = digests  # a session from before per-module digests, of this very source
+    changed = [m for m in modules if known is None or known.get(str(m)) != digests[str(m)]]
+    gone = sorted(set(known or ()) - set(digests))
+    if args.report and (changed or gone):
         raise SystemExit(f"{target.name}: no results for the current source; run it first")
-    if args.fresh or stale:
+    if args.fresh or known is None:
         session.unlink(missing_ok=True)
         with use_db(str(session)) as db:
             cosmic_init(modules, db, {})
             skip_annotations(db)
-        state = {"source": source_digest}
-        state_file.write_text(json.dumps(state))  # before any run: --report must see it
+    elif changed or gone:
+        # Only the modules that changed (a merge touched one file) are mutated afresh.
+        with use_db(str(session), WorkDB.Mode.open) as db:
+            _drop_modules(db, [str(m) for m in changed] + gone)
+            db.add_work_items(_all_work_items(changed, {}))
+            skip_annotations(db)
+    state["modules"] = digests
+    state_file.write_text(json.dumps(state))  # before any run: --report must see it
     with use_db(str(session), WorkDB.Mode.open) as db:
         if args.report:
             return report(target, db, equivalents, out_dir)
@@ -479,6 +490,19 @@ def run(target: Target, args: argparse.Namespace) -> Tally:
         if pending:
             _execute(target, args, db, pending, modules, out_dir)
         return report(target, db, equivalents, out_dir)
+
+
+def _drop_modules(db: WorkDB, module_paths: Sequence[str]) -> None:
+    """Forget every mutant (and its result) of ``module_paths``."""
+    from cosmic_ray.work_db import MutationSpecStorage, WorkItemStorage, WorkResultStorage
+
+    with db._session_maker.begin() as s:
+        specs = s.query(MutationSpecStorage.job_id).where(
+            MutationSpecStorage.module_path.in_(module_paths)
+        )
+        ids = [row[0] for row in specs]
+        for table in (WorkResultStorage, MutationSpecStorage, WorkItemStorage):
+            s.query(table).where(table.job_id.in_(ids)).delete()
 
 
 def _forget(db: WorkDB, job_ids: Sequence[str]) -> None:
