@@ -14,6 +14,9 @@ bytes; the facade encodes before and decodes after.
 All hooks are ``firstresult``: the backend's own implementation gives the
 answer; observers wrap it (``hookimpl(wrapper=True)``) to watch or time calls.
 Async hooks return awaitables; an observer wrapping one sees the awaitable.
+
+``conveyor.rules`` is the executable form of these docstrings (one pure function
+per rule) and ``conveyor.testing.rules_table`` the cases that hold a backend to it.
 """
 
 from __future__ import annotations
@@ -90,8 +93,9 @@ def ack(task: Task[bytes], outcome: Outcome) -> Awaitable[None]:
     """Record the outcome of the attempt ``task`` (as ``poll`` handed it out) ran.
 
     ``Done`` → ``DONE`` with the result; ``Retry`` → ``FAILED`` with
-    ``last_error`` to run again at the retry's ``run_at``, or ``KILLED`` if
-    ``attempt >= max_attempts``; ``Kill`` → ``KILLED`` with ``last_error``;
+    ``last_error`` to run again at the retry's ``run_at`` (its place in line is
+    that time), or ``KILLED`` (``run_at`` unchanged) if ``attempt >= max_attempts``;
+    ``Kill`` → ``KILLED`` with ``last_error``;
     ``Release`` → ``PENDING`` with this attempt uncounted and ``run_at``
     unchanged (it keeps its place in line). The lease is cleared. Raise
     ``StaleLease`` if the stored task no longer holds ``task.lease_token``,
@@ -151,7 +155,8 @@ def update(task: Task[bytes]) -> Awaitable[None]:
 def reschedule(task: Task[bytes], run_at: datetime) -> Awaitable[None]:
     """Make the task ``PENDING`` to run at ``run_at``, lease cleared.
 
-    A ``PENDING`` task only moves in time (its status and attempt unchanged); a
+    A ``PENDING`` task only moves in time (its status and attempt unchanged; a
+    lease token it carries is stale, since no one holds it); a
     ``FAILED`` one becomes ``PENDING`` with its attempts kept; a held one
     (``RUNNING``/``QUEUED``) gets its current attempt back, as ``Release``
     does, so no later claim exceeds ``max_attempts``. A finished task

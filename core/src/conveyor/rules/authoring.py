@@ -8,6 +8,7 @@ core can move its modules without breaking any backend.
 
 from __future__ import annotations
 
+from conveyor import hookspecs
 from conveyor.clock import SYSTEM_CLOCK, at
 from conveyor.expose import status_statistics
 from conveyor.lease import DEFAULT_LEASE_SECONDS
@@ -29,6 +30,7 @@ __all__ = [
     "assemble",
     "at",
     "capabilities_of",
+    "hookspecs",
     "implemented_hooks",
     "poll_with",
     "spec_parameters",
