@@ -85,7 +85,7 @@ def test_a_passing_row_with_skips_names_the_reason() -> None:
 
 
 def test_full_shows_the_whole_first_failure() -> None:
-    row = CapabilityResult("ack", "fail", 3, 1, 0, "test_kill: boom", "Traceback...\nE  boom\n")
+    row = CapabilityResult("ack", "fail", 3, 1, 0, "test_kill: boom", details="Trace\nE  boom\n")
     report = CheckReport("memory://", (row,))
     short, full = io.StringIO(), io.StringIO()
     print_report(report, file=short)

@@ -1,6 +1,6 @@
 """Count the seeded bugs (``seeded.py``) the conformance suite catches.
 
-    .venv/bin/python tests/broken/measure.py [--examples N] [NAME ...]
+    .venv/bin/python tests/broken/measure.py [--examples N] [--seed S] [--only-model] [NAME ...]
 
 Each bug runs the whole suite (the model at ``--examples``, default its own
 default) in a pytest subprocess of its own, against ``IndieBackend(bug=NAME)``;
@@ -40,7 +40,7 @@ def conveyor_backend(conveyor_clock):
 
 
 def run(
-    bug: str, examples: int | None, timeout: float, seed: int | None = None
+    bug: str, examples: int | None, timeout: float, seed: int | None = None, select: str = ""
 ) -> tuple[bool, list[str], str]:
     """(whether the suite failed, the failing test ids, the tail of the output)."""
     with tempfile.TemporaryDirectory(prefix="conveyor-measure-") as scratch:
@@ -56,7 +56,8 @@ def run(
             done = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
                  "-m", "not slow", str(root),
-                 *([] if seed is None else [f"--hypothesis-seed={seed}"])],
+                 *([] if seed is None else [f"--hypothesis-seed={seed}"]),
+                 *(["-k", select] if select else [])],
                 cwd=root, capture_output=True, text=True, timeout=timeout, check=False, env=env,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
@@ -74,11 +75,13 @@ def main() -> int:
     parser.add_argument("names", nargs="*")
     parser.add_argument("--examples", type=int)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--only-model", action="store_true", help="run the stateful model alone")
     parser.add_argument(
         "--seed", type=int, help="Hypothesis seed: the model draws the same steps for every bug"
     )
     args = parser.parse_args()
-    intact_failed, baseline, tail = run("", args.examples, args.timeout, args.seed)
+    select = "TestModel" if args.only_model else ""
+    intact_failed, baseline, tail = run("", args.examples, args.timeout, args.seed, select)
     if intact_failed:
         # An older suite may contradict the hookspecs the intact backend follows: a bug
         # then counts as caught only by a test that the intact backend passes.
@@ -86,7 +89,7 @@ def main() -> int:
     names = args.names or list(ALL)
     caught: dict[str, bool] = {}
     for name in names:
-        _, failed, _ = run(name, args.examples, args.timeout, args.seed)
+        _, failed, _ = run(name, args.examples, args.timeout, args.seed, select)
         failed = [f for f in failed if f not in baseline]
         hit = bool(failed)
         caught[name] = hit

@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from hypothesis.stateful import (
@@ -48,6 +48,12 @@ __all__ = ["QueueMachine", "TestModel", "EXAMPLES_ENV", "run_model"]
 
 EXAMPLES_ENV = "CONVEYOR_MODEL_EXAMPLES"
 """Environment variable: how many examples the model runs (default 20; ``make soak`` more)."""
+
+SHRINK_ENV = "CONVEYOR_MODEL_SHRINK"
+"""Environment variable: set to 1 to shrink a failing example to its shortest form.
+
+Off by default: against a slow store, shrinking a failure takes minutes, and the
+unshrunk example (at most 25 steps) already names the step that failed."""
 
 _FINISHED = (Status.DONE, Status.KILLED)
 
@@ -143,9 +149,12 @@ class QueueMachine(MachineBase):
         if old is None:
             return
         model = self.tasks.get(old.id)
-        if model is not None and model.held is not None:
-            if model.held.lease_token == old.lease_token:
-                return  # still the current claim: not stale
+        if (
+            model is not None
+            and model.held is not None
+            and model.held.lease_token == old.lease_token
+        ):
+            return  # still the current claim: not stale
         try:
             self.call(self.suite.backend.hooks.ack(old, Done()))
         except StaleLease:
@@ -283,7 +292,9 @@ class QueueMachine(MachineBase):
         self.check_listings()
 
 
-def run_model(suite: Suite, loop: asyncio.AbstractEventLoop, examples: int, steps: int) -> None:
+def run_model(
+    suite: Suite, loop: asyncio.AbstractEventLoop, examples: int, steps: int, shrink: bool = False
+) -> None:
     """Run the model against ``suite``'s backend (call from a thread, not the loop)."""
     failures: list[Exception] = []
     machine = type(
@@ -298,6 +309,8 @@ def run_model(suite: Suite, loop: asyncio.AbstractEventLoop, examples: int, step
                 deadline=None,
                 database=None,
                 suppress_health_check=list(HealthCheck),
+                phases=list(Phase) if shrink else [p for p in Phase if p is not Phase.shrink],
+                report_multiple_bugs=False,
             ),
         )
     except Flaky as exc:
@@ -314,16 +327,20 @@ def _examples(default: int) -> int:
     return int(value) if value.strip().isdigit() else default
 
 
+def _shrink() -> bool:
+    return os.environ.get(SHRINK_ENV, "").strip() in ("1", "true", "yes")
+
+
 class TestModel(SuiteTests):
     """The stateful model holds its invariants over random sequences of operations."""
 
     async def test_model(self, conveyor_suite: Suite) -> None:
         need(conveyor_suite, C.PUSH)
         loop = asyncio.get_running_loop()
-        await asyncio.to_thread(run_model, conveyor_suite, loop, _examples(20), 25)
+        await asyncio.to_thread(run_model, conveyor_suite, loop, _examples(20), 25, _shrink())
 
     @pytest.mark.slow
     async def test_model_deep(self, conveyor_suite: Suite) -> None:
         need(conveyor_suite, C.PUSH)
         loop = asyncio.get_running_loop()
-        await asyncio.to_thread(run_model, conveyor_suite, loop, _examples(300), 60)
+        await asyncio.to_thread(run_model, conveyor_suite, loop, _examples(300), 60, _shrink())

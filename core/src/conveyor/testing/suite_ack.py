@@ -3,8 +3,9 @@
 Which test holds each promise of ``hookspecs.ack``:
 
 - Done -> DONE with the result: ``test_done_stores_the_result``
-- Retry -> FAILED with last_error at the retry's run_at: ``test_retry_fails_the_task_and_runs_it_again``,
-  ``test_retry_waits_for_its_run_at``; KILLED once attempt >= max_attempts:
+- Retry -> FAILED with last_error at the retry's run_at:
+  ``test_retry_fails_the_task_and_runs_it_again``, ``test_retry_waits_for_its_run_at``;
+  KILLED once attempt >= max_attempts:
   ``test_retry_at_max_attempts_kills``, ``test_retry_kills_on_the_last_attempt_only``
 - Kill -> KILLED with last_error: ``test_kill``
 - Release -> PENDING, attempt uncounted, run_at unchanged: ``test_release_gives_back_the_attempt``
@@ -34,7 +35,7 @@ import pytest
 
 from conveyor.capability import Capability
 from conveyor.errors import StaleLease
-from conveyor.outcome import Done, Kill, Release, Retry
+from conveyor.outcome import Done, Kill, Outcome, Release, Retry
 from conveyor.status import Status
 from conveyor.task import Task
 from conveyor.testing.base import SuiteTests, need, need_clock
@@ -153,12 +154,13 @@ class TestAck(SuiteTests):
     async def test_retry_kills_on_the_last_attempt_only(self, conveyor_suite: Suite) -> None:
         backend = conveyor_suite.backend
         first = await _claimed(conveyor_suite, max_attempts=2)
-        await backend.hooks.ack(first, Retry(conveyor_suite.now(), "one"))
+        when = conveyor_suite.now()
+        await backend.hooks.ack(first, Retry(when, "one"))
         if backend.supports(Capability.FETCH_BY_ID):
             stored = await _status(conveyor_suite, first)
             assert stored.status is Status.FAILED, "a retry with an attempt left must FAIL"
             assert stored.last_error == "one"
-            assert abs(stored.run_at - conveyor_suite.now()).total_seconds() < 1e-3
+            assert abs(stored.run_at - when).total_seconds() < 1e-3
         second = await claim(backend)
         assert second is not None and second.id == first.id and second.attempt == 2
         await backend.hooks.ack(second, Retry(conveyor_suite.now(), "two"))
@@ -170,7 +172,7 @@ class TestAck(SuiteTests):
     async def test_every_outcome_clears_the_lease(self, conveyor_suite: Suite) -> None:
         need(conveyor_suite, Capability.FETCH_BY_ID)
         backend = conveyor_suite.backend
-        outcomes = [
+        outcomes: list[Outcome] = [
             Done(),
             Retry(conveyor_suite.later(3600), "r"),
             Kill("k"),

@@ -9,21 +9,21 @@ heartbeat's leases: ``suite_ack.TestResumeAbandoned``):
 - a poll that never awaits starves the loop: ``test_poll_awaits_between_nones``
 - ready is PENDING/FAILED with run_at <= now: ``test_a_task_due_exactly_now_is_ready``,
   ``test_nothing_is_delivered_before_run_at``, ``test_a_delayed_task_is_delivered_once_due``
-- higher priority first, FIFO within one: ``test_higher_priority_first``, ``test_fifo_within_a_priority``
+- higher priority first, FIFO within one: ``test_higher_priority_first``,
+  ``test_fifo_within_a_priority``
 - an expired lease is not handed out until resumed: ``test_an_expired_lease_is_not_handed_out``
 - never claim ahead of demand: ``test_no_claim_ahead_of_demand``
 - a cancelled wait claims nothing: ``test_a_cancelled_wait_claims_nothing``
-- without ack, poll removes what it hands out: ``test_without_ack_a_claim_removes_the_task``
+- without ack, poll removes what it hands out: ``test_a_claim_removes_the_task_only_without_ack``
 - a claim is never handed to a second worker, nothing lost or doubled:
-  ``test_a_claimed_task_is_not_handed_to_a_second_worker``, ``test_no_task_is_lost_or_duplicated_by_claims``
+  ``test_a_claimed_task_is_not_handed_to_a_second_worker``,
+  ``test_no_task_is_lost_or_duplicated_by_claims``
 - heartbeat of an idle worker, middleware, close idempotent: the tests named after them
 """
 
 from __future__ import annotations
 
 import asyncio
-
-import pytest
 
 from conveyor.capability import Capability
 from conveyor.status import Status
@@ -231,11 +231,15 @@ class TestBackend(SuiteTests):
         assert other is not None and other.id == task_id, "a cancelled poll claimed the task"
         assert other.attempt == 1, "a cancelled poll counted an attempt"
 
-    async def test_without_ack_a_claim_removes_the_task(self, conveyor_suite: Suite) -> None:
-        if conveyor_suite.supports(Capability.ACK):
-            pytest.skip("the backend has ack (at-least-once): this is for at-most-once backends")
+    async def test_a_claim_removes_the_task_only_without_ack(self, conveyor_suite: Suite) -> None:
         need(conveyor_suite, Capability.PUSH, Capability.FETCH_BY_ID)
         backend = conveyor_suite.backend
         task_id = await backend.push("once")
         assert (await claim(backend)) is not None
-        assert await backend.fetch_by_id(task_id) is None, "at-most-once: poll removes its task"
+        stored = await backend.fetch_by_id(task_id)
+        if backend.supports(Capability.ACK):
+            assert stored is not None and stored.status is Status.RUNNING, (
+                "with ack (at-least-once) a claimed task stays stored, RUNNING, until acked"
+            )
+        else:
+            assert stored is None, "without ack (at-most-once) poll removes what it hands out"

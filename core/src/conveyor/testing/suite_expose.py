@@ -2,10 +2,11 @@
 
 Which test holds each promise of the listing and metrics hookspecs:
 
-- list_tasks: one queue, oldest first, offset/limit pages: ``test_pages_cover_every_task_once_oldest_first``;
-  status filter: ``test_filter_by_status``; name filter, both must match: ``test_filter_by_name_and_status``
-- list_all_tasks: every queue, as list_tasks pages: ``test_every_queue_paged``, ``test_filter_by_status``,
-  ``test_filter_by_name_and_status``
+- list_tasks: one queue, oldest first, offset/limit pages:
+  ``test_pages_cover_every_task_once_oldest_first``; status filter: ``test_filter_by_status``;
+  name filter, both must match: ``test_filter_by_name_and_status``
+- list_all_tasks: every queue, as list_tasks pages: ``test_every_queue_paged``,
+  ``test_filter_by_status``, ``test_filter_by_name_and_status``
 - list_queues: every queue holding tasks or workers, with its statistics:
   ``test_queues_with_tasks_are_listed``, ``test_a_queue_with_only_workers_is_listed``,
   ``test_queue_statistics_count_its_tasks``
@@ -293,7 +294,8 @@ class TestMetrics(SuiteTests):
                 if title in after:
                     grew = after[title] - before[queue].get(title, 0)
                     assert grew == delta, (
-                        f"metrics({queue!r}) {title} grew by {grew}, the pushes and acks made {delta}"
+                        f"metrics({queue!r}) {title} grew by {grew};"
+                        f" the pushes and acks made {delta}"
                     )
         fresh = not any(before[backend.queue].get(k) for k in ("DONE_JOBS", "KILLED_JOBS"))
         rows = await backend.metrics(backend.queue)

@@ -2,7 +2,8 @@
 
 Which test holds each promise of the hookspecs these classes cover:
 
-- fetch_by_id: any status, None if none: ``test_finds_a_task_in_every_status``, ``test_unknown_id_is_none``
+- fetch_by_id: any status, None if none: ``test_finds_a_task_in_every_status``,
+  ``test_unknown_id_is_none``
 - update: TaskNotFound: ``test_update_refuses_an_unknown_id``; what may change:
   ``test_update_overwrites``, ``test_update_can_cancel_a_pending_task``; what may not (id, queue,
   attempt, lease kept): ``test_update_keeps_queue_attempt_and_lease``; can_become:
@@ -20,7 +21,8 @@ Which test holds each promise of the hookspecs these classes cover:
 - resume_by_id: FAILED/KILLED/RUNNING -> PENDING now, lease cleared; killed restarts at 0,
   failed keeps, held gives its attempt back; holder's ack refused:
   ``test_resume_killed_failed_running``; on the last attempt: ``test_resume_of_a_last_attempt``;
-  False for DONE, PENDING, unknown: ``test_nothing_to_resume``; the back of the line: ``suite_order``
+  False for DONE, PENDING, unknown: ``test_nothing_to_resume``; the back of the line:
+  ``suite_order``
 - register_worker: listed, refreshed, never doubled: ``test_register_then_heartbeat``
 """
 
@@ -144,7 +146,7 @@ class TestUpdate(SuiteTests):
         stored = await _fetch(conveyor_suite, task_id)
         forged = attrs.evolve(
             stored, queue="conformance-elsewhere", attempt=4, lock_by="forger",
-            lease_token="forged-token", lease_until=None, priority=3,
+            lease_token="forged-token", lease_until=None, priority=3,  # noqa: S106
         )  # fmt: skip
         await backend.update(forged)
         again = await _fetch(conveyor_suite, task_id)
@@ -256,10 +258,11 @@ class TestReschedule(SuiteTests):
         await backend.reschedule(task_id, run_at=conveyor_suite.later(1800))
         stored = await _fetch(conveyor_suite, task_id)
         assert (stored.status, stored.attempt) == (Status.PENDING, 1), "FAILED keeps its attempts"
-        await backend.reschedule(task_id, run_at=conveyor_suite.later(900))
+        when = conveyor_suite.later(900)
+        await backend.reschedule(task_id, run_at=when)
         stored = await _fetch(conveyor_suite, task_id)
         assert (stored.status, stored.attempt) == (Status.PENDING, 1), "PENDING only moves in time"
-        assert abs(stored.run_at - conveyor_suite.later(900)).total_seconds() < 1e-3
+        assert abs(stored.run_at - when).total_seconds() < 1e-3
 
     async def test_a_held_task_gets_its_attempt_back(self, conveyor_suite: Suite) -> None:
         need(conveyor_suite, Capability.PUSH, Capability.ACK)

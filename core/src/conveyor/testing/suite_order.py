@@ -1,4 +1,4 @@
-"""Where a task stands in line: the order ``hookspecs.poll`` promises, checked by the order produced.
+"""Where a task stands in line: ``hookspecs.poll``'s order, checked by the order produced.
 
 Which test holds each promise of ``poll``'s "Order" paragraph (and the places in
 line that ``ack``, ``resume_abandoned``, ``resume_by_id`` and ``update`` promise):
@@ -20,6 +20,7 @@ import attrs
 
 from conveyor.capability import Capability
 from conveyor.outcome import Kill, Release, Retry
+from conveyor.task import Task
 from conveyor.task_id import TaskId
 from conveyor.testing.base import SuiteTests, need, need_clock
 from conveyor.testing.support import Suite, claim, claim_all
@@ -27,8 +28,8 @@ from conveyor.testing.support import Suite, claim, claim_all
 __all__ = ["TestOrder"]
 
 
-def _ids(tasks: list[object]) -> list[TaskId]:
-    return [t.id for t in tasks]  # type: ignore[attr-defined]
+def _ids(tasks: list[Task[bytes]]) -> list[TaskId]:
+    return [t.id for t in tasks]
 
 
 class TestOrder(SuiteTests):
