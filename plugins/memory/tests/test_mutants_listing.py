@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import conveyor
 from conveyor import Backend, ManualClock, Status
-from conveyor.outcome import Done
+from conveyor.outcome import Done, Kill, Retry
 from conveyor.testing.support import claim, worker
 
 
@@ -73,3 +73,21 @@ async def test_list_queues_and_list_workers_show_each_queue_its_own_workers() ->
     assert queues == {"queue-a": [first.name], "queue-b": [second.name]}
     assert [w.id for w in await backend.list_workers(_fresh("queue-b"))] == [second.name]
     assert {w.id for w in await backend.list_workers(None)} == {first.name, second.name}
+
+
+async def test_a_result_carries_an_error_only_when_the_task_was_killed() -> None:
+    # Kills `task.status <= Status.KILLED` in _result: a task that failed once and
+    # then succeeded reports no error, though its record keeps last_error.
+    backend = _memory()
+    done_id, killed_id = await backend.push("d"), await backend.push("k")
+    for _ in range(2):
+        task = await claim(backend)
+        assert task is not None
+        await backend.hooks.ack(task, Retry(backend.now(), "boom"))
+    again = [await claim(backend), await claim(backend)]
+    by_id = {t.id: t for t in again if t is not None}
+    await backend.hooks.ack(by_id[done_id], Done(None))
+    await backend.hooks.ack(by_id[killed_id], Kill("fatal"))
+    results = {r.task_id: r for r in await backend.check_status([done_id, killed_id])}
+    assert (results[done_id].status, results[done_id].error) == (Status.DONE, None)
+    assert (results[killed_id].status, results[killed_id].error) == (Status.KILLED, "fatal")

@@ -21,9 +21,11 @@ from conveyor.testing.support import claim, guard, worker
 async def test_an_idle_poll_wakes_for_the_next_delayed_task_not_after_idle_wait() -> None:
     # Kills `due is None` and `due * now` (the poll sleeps the hour of idle_wait),
     # `due | now` (it raises), `due / now` and `due // now` (it wakes after 1 s, too
-    # early, again and again), `timeout <= 1` and `timeout != 0` (it spins).
+    # early, again and again), `timeout <= 1` and `timeout != 0` (it spins), and
+    # `delayed[-1]` in next_due (it waits for the later task's hour).
     backend = conveyor.open("memory", idle_wait=3600.0)  # the system clock: time must pass
     task_id = await backend.push("x", delay=2.5)  # longer than the mutants' 1 s waits
+    await backend.push("later", delay=3600)  # the heap's last entry, not its first
     stream = backend.poll(worker(backend))
     try:
         idle = 0
@@ -37,11 +39,14 @@ async def test_an_idle_poll_wakes_for_the_next_delayed_task_not_after_idle_wait(
 
 
 async def test_wait_for_waits_within_its_timeout() -> None:
-    # Kills `loop.time() % timeout`: the deadline must be now + timeout.
+    # Kills `loop.time() % timeout` (the deadline must be now + timeout) and
+    # `deadline / now`, `deadline // now` (what is left of it must be deadline - now).
     backend = conveyor.open("memory", clock=ManualClock(1_700_000_000.0))
     task_id = await backend.push("x")
     waiting = asyncio.create_task(backend.wait_one(task_id, timeout=600))
-    await asyncio.sleep(0.01)  # let the waiter register before the task finishes
+    # Finish after 2 s: well inside the timeout, past the ~1 s that `deadline / now`
+    # or `deadline // now` would leave.
+    await asyncio.sleep(2.0)
     assert not waiting.done(), "wait_for returned before the task finished"
     task = await claim(backend)
     assert task is not None
@@ -74,3 +79,8 @@ def test_idle_wait_may_be_zero_but_not_negative() -> None:
     assert conveyor.open("memory://?idle_wait=0").plugin.config.idle_wait == 0.0  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="idle_wait must be a number of seconds at least 0"):
         conveyor.open("memory://?idle_wait=-1")
+
+
+def test_idle_wait_defaults_to_the_documented_second() -> None:
+    # Kills a changed idle_wait default (plugins/memory/README.md documents 1.0).
+    assert conveyor.open("memory").plugin.config.idle_wait == 1.0  # type: ignore[attr-defined]
