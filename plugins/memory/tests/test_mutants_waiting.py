@@ -84,3 +84,11 @@ def test_idle_wait_may_be_zero_but_not_negative() -> None:
 def test_idle_wait_defaults_to_the_documented_second() -> None:
     # Kills a changed idle_wait default (plugins/memory/README.md documents 1.0).
     assert conveyor.open("memory").plugin.config.idle_wait == 1.0  # type: ignore[attr-defined]
+
+
+async def test_wait_for_gives_up_after_its_timeout() -> None:
+    # Kills `loop.time() * timeout`: with a timeout above 1 s that deadline never came.
+    backend = conveyor.open("memory", clock=ManualClock(1_700_000_000.0))
+    task_id = await backend.push("never run")
+    with pytest.raises(TimeoutError):
+        await guard(backend.wait_one(task_id, timeout=1.5), "wait_for with a timeout")
