@@ -92,6 +92,6 @@ async def test_wait_for_gives_up_after_its_timeout() -> None:
     task_id = await backend.push("never run")
     # Not the suite's guard: it would take memory's TimeoutError for a hang. A hang ends
     # in asyncio.timeout's own TimeoutError, without memory's message.
-    with pytest.raises(TimeoutError, match="had not finished after 1.5 s"):
+    with pytest.raises(TimeoutError, match=r"had not finished after 1\.5 s"):
         async with asyncio.timeout(20):
             await backend.wait_one(task_id, timeout=1.5)
