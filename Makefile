@@ -9,7 +9,7 @@ PLUGINS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 SOURCES := core/src $(addsuffix /src,$(PLUGINS))
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck pytest soak bench clean
+.PHONY: install demo test lint typecheck pytest soak bench mutation clean
 
 install: $(STAMP)
 
@@ -51,6 +51,24 @@ $(BENCH_STAMP): bench/requirements.txt core/pyproject.toml $(addsuffix /pyprojec
 bench: $(BENCH_STAMP)
 	set -e; for script in bench/bench_*.py; do $(BENCH_PY) $$script; done
 	$(BENCH_PY) bench/plot.py
+
+# Mutation testing, not part of `make test` (it runs a target's tests once per
+# mutant: tens of minutes). cosmic-ray lives in its own environment; the tests run
+# in .venv. See docs/mutation.md. `make mutation MUTATION_ARGS="--fraction 0.3"`
+# measures a fixed sample first.
+MUTATION_VENV  := build/mutation/venv
+MUTATION_PY    := $(MUTATION_VENV)/bin/python
+MUTATION_STAMP := $(MUTATION_VENV)/.installed
+MUTATION_TARGETS ?= memory rules
+MUTATION_ARGS ?= --workers 2
+
+$(MUTATION_STAMP): scripts/mutation-requirements.txt
+	test -x $(MUTATION_PY) || $(PYTHON) -m venv $(MUTATION_VENV)
+	$(MUTATION_PY) -m pip install --quiet -r scripts/mutation-requirements.txt
+	touch $(MUTATION_STAMP)
+
+mutation: $(STAMP) $(MUTATION_STAMP)
+	nice -n 19 $(MUTATION_PY) scripts/mutation.py $(MUTATION_TARGETS) $(MUTATION_ARGS)
 
 soak: $(STAMP)
 	$(PY) -m pytest -q -m slow
