@@ -135,6 +135,13 @@ class GroupCommit:
         else:
             self._retired.append(fd)
 
+    def reset(self) -> None:
+        """Forget the futures of an event loop that stopped (another loop takes over)."""
+        self._syncing.clear()
+        self._waiters.clear()
+        self._soon = False
+        self._target = self.synced
+
     async def drain(self) -> None:
         """Wait for the fsyncs in flight."""
         while self._syncing:
