@@ -137,7 +137,9 @@ def test_foreign_json_file_is_refused_and_left_alone(tmp_path: Path) -> None:
 def test_newer_version_is_refused_naming_file_and_version(tmp_path: Path) -> None:
     path = tmp_path / "tasks.json"
     path.write_text(json.dumps({"format": FORMAT, "version": VERSION + 1}) + "\n")
-    with pytest.raises(NewerFormat, match=rf"tasks.json is in conveyor-json format version {VERSION + 1}"):
+    with pytest.raises(
+        NewerFormat, match=rf"tasks.json is in conveyor-json format version {VERSION + 1}"
+    ):
         conveyor.open(f"json://{path}")
 
 
