@@ -25,7 +25,18 @@ import conveyor
 from conveyor import BackendUnavailable, Filter
 
 BULK_PUSHER = """
-import asyncio, sys, conveyor
+import asyncio, os, random, signal, sys, conveyor
+if sys.argv[4] == "tear":
+    # Killed from inside a bulk write, at a random byte of it: the write is really torn.
+    real_write, pushes = os.write, [0]
+    def write(fd, data):
+        if len(data) > 10_000:
+            pushes[0] += 1
+            if pushes[0] > 1:
+                real_write(fd, bytes(data)[: random.randrange(len(data))])
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real_write(fd, data)
+    os.write = write
 async def main():
     backend = conveyor.open(sys.argv[1])
     first, size = int(sys.argv[2]), int(sys.argv[3])
@@ -95,15 +106,18 @@ async def kill_bulk_pushers(path: Path, kills: int, size: int, seed: int) -> dic
     tried: set[int] = set()
     totals = collections.Counter[str]()
     first = 0
-    for _ in range(kills):
-        child = spawn(BULK_PUSHER, f"json://{path}", first, size)
+    for kill in range(kills):
+        mode = "tear" if kill % 2 else "signal"
+        child = spawn(BULK_PUSHER, f"json://{path}", first, size, mode)
         assert child.stdout is not None
         line = child.stdout.readline()  # one batch acknowledged: the child is under way
         assert line, stderr_of(child)
         acked.add(int(line))
-        time.sleep(rng.random() * 0.05)
-        child.send_signal(signal.SIGKILL)
+        if mode == "signal":
+            time.sleep(rng.random() * 0.05)
+            child.send_signal(signal.SIGKILL)
         out, _ = child.communicate(timeout=60)
+        assert child.returncode == -signal.SIGKILL, stderr_of(child)
         acked.update(int(b) for b in out.split())
         last = max(acked, default=first - 1)
         tried.update(range(first, last + 2))  # the batch in flight may or may not be there

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conveyor_json import VERSION, LinkRefused, LockTimeout, NotOwner, StoreError
+from conveyor_json import VERSION, CorruptStore, LinkRefused, LockTimeout, NotOwner, StoreError
 
 import conveyor
 from conveyor import BackendUnavailable, ConfigError, Filter
@@ -238,3 +238,56 @@ async def test_a_version_1_store_is_read_and_rewritten_as_the_current_version(
 def test_a_store_in_a_missing_place_is_still_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         conveyor.open(f"json://{tmp_path}/missing/tasks.json")
+
+
+async def test_repair_cuts_at_the_last_valid_record_and_keeps_a_backup(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.json"
+    async with conveyor.open(f"json://{path}") as backend:
+        kept = [await backend.push({"n": i}) for i in range(3)]
+        acknowledged = path.stat().st_size
+        await backend.push_many([{"late": 1}, {"late": 2}])
+        await backend.push({"late": 3})
+    original = path.read_bytes()
+    # A power cut: the group's blocks never arrived (a hole), the record after it did.
+    holed = bytearray(original)
+    holed[acknowledged + 10 : acknowledged + 200] = b"\0" * 190
+    path.write_bytes(bytes(holed))
+    with pytest.raises(CorruptStore, match=r"python -m conveyor_json repair"):
+        conveyor.open(f"json://{path}")
+    command = [sys.executable, "-m", "conveyor_json", "repair", str(path)]
+    dry = subprocess.run([*command, "--dry-run"], capture_output=True, text=True)
+    assert dry.returncode == 0 and path.read_bytes() == bytes(holed), dry.stderr
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"cut at byte {acknowledged:,}" in done.stdout
+    assert "kept 3 records" in done.stdout and "whole records that followed" in done.stdout
+    backup = Path(done.stdout.rsplit("kept as ", 1)[1].strip())
+    assert backup.read_bytes() == bytes(holed)
+    async with conveyor.open(f"json://{path}") as backend:
+        stored = {t.id for t in await backend.hooks.list_all_tasks(Filter(page_size=100))}
+    assert stored == set(kept)
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0 and "nothing to cut" in again.stdout
+
+
+def test_repair_of_something_that_is_not_a_store_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text("hello\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "conveyor_json", "repair", str(other)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert other.read_text() == "hello\n"
+
+
+async def test_the_plugin_logs_under_the_conveyor_logger(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "tasks.json"
+    await conveyor.open(f"json://{path}").aclose()
+    (tmp_path / "tasks.json.99.tmp").write_text("left by a killed compaction")
+    with caplog.at_level("WARNING", logger="conveyor"):
+        await conveyor.open(f"json://{path}").aclose()
+    assert [r.name for r in caplog.records] == ["conveyor.json"]
