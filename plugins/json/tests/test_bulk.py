@@ -261,3 +261,16 @@ async def test_a_write_that_fails_half_way_leaves_nothing_behind(
             except StoreBroken:
                 time.sleep(0.05)
     assert await batches_in(path) == {0: 300, 1: 300}
+
+
+@pytest.mark.slow
+async def test_soak_full_disk_rounds(tmp_path: Path) -> None:
+    totals = collections.Counter[str]()
+    for round_ in range(6):
+        (tmp_path / f"r{round_}").mkdir()
+        with small_tmpfs(tmp_path / f"r{round_}", "800k") as mount:
+            filler = mount / "filler"
+            filler.write_bytes(b"x" * (100_000 + round_ * 50_000))
+            totals.update(await fill_then_retry(mount / "tasks.json", filler, 100 + round_ * 150))
+    print(f"\nfull disk, 6 rounds: {dict(totals)}")
+    assert totals["lost"] == totals["phantom"] == totals["partial"] == totals["duplicated"] == 0

@@ -19,10 +19,22 @@ import fcntl
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from conveyor_json.errors import BackendInUse, LockTimeout
 
 __all__ = ["StoreLock"]
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _waits() -> ThreadPoolExecutor:
+    """Threads that wait for other processes' locks (not the loop's default executor, which
+    a wait that outlives its timeout would hold on to)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(64, thread_name_prefix="conveyor-json-lock")
+    return _pool
 
 
 class StoreLock:
@@ -98,33 +110,35 @@ class StoreLock:
             raise self._timed_out() from None
         if self.try_lock():
             return True
-        waiting = loop.run_in_executor(None, self._lock_until, time.monotonic() + self.timeout)
+        guard = threading.Lock()
+        claim = {"abandoned": False, "taken": False}
+
+        def wait() -> None:
+            # Blocks in flock: the kernel wakes it the moment the lock is free.
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            with guard:
+                if claim["abandoned"]:
+                    self.unlock()  # nobody waits for it any more (even if the loop is gone)
+                else:
+                    claim["taken"] = True
+
+        waiting = loop.run_in_executor(_waits(), wait)
         try:
             await asyncio.wait_for(asyncio.shield(waiting), max(0.0, deadline - loop.time()))
-        except BaseException:
-            # Cancelled (or timed out) while the thread waits: it may still take the
-            # lock; release it, and the gate, only once it is done.
-            def later(done: asyncio.Future[bool]) -> None:
-                if not done.cancelled() and done.exception() is None and done.result():
-                    self.unlock()
+        except BaseException as exc:
+            # Timed out or cancelled while the thread waits: it lets the lock go itself
+            # when it gets it; the gate stays shut until then.
+            with guard:
+                claim["abandoned"] = True
+                taken = claim["taken"]
+            if taken:
+                self.unlock()
                 gate.release()
-
-            waiting.add_done_callback(later)
+            else:
+                waiting.add_done_callback(lambda _: gate.release())
+            if isinstance(exc, TimeoutError):
+                raise self._timed_out() from None
             raise
-        if not waiting.result():
-            gate.release()
-            raise self._timed_out()
-        return True
-
-    def _lock_until(self, deadline: float) -> bool:
-        # Polls rather than blocks: a blocked flock cannot be given a timeout.
-        pause = 0.0002
-        while not self.try_lock():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.005)
         return True
 
     def release(self, gated: bool) -> None:
