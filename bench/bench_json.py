@@ -162,10 +162,12 @@ rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 async def ops():
     times = {"push": [], "claim": [], "ack": []}
     stream = backend.hooks.poll(conveyor.WorkerInfo("bench", "default"))
+    clock = time.perf_counter
     for i in range(300):
-        t = time.perf_counter(); await backend.push({"sample": i}); times["push"].append(time.perf_counter() - t)
-        t = time.perf_counter(); task = await anext(stream); times["claim"].append(time.perf_counter() - t)
-        t = time.perf_counter(); await backend.hooks.ack(task, conveyor.Done(None)); times["ack"].append(time.perf_counter() - t)
+        t = clock(); await backend.push({"sample": i}); times["push"].append(clock() - t)
+        t = clock(); task = await anext(stream); times["claim"].append(clock() - t)
+        t = clock(); await backend.hooks.ack(task, conveyor.Done(None))
+        times["ack"].append(clock() - t)
     await stream.aclose()
     await backend.aclose()
     return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
@@ -181,7 +183,7 @@ def growth(folder: Path, sizes: list[int]) -> list[dict[str, float]]:
     rows = []
     for size in sizes:
 
-        async def fill(count: int) -> None:
+        async def fill(count: int, have: int = have) -> None:
             async with conveyor.open(f"json://{path}?fsync=false") as backend:
                 stream = backend.hooks.poll(WorkerInfo("filler", "default"))
                 for start in range(0, count, 5_000):
@@ -247,8 +249,10 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "json.json").write_text(json.dumps(report, indent=2))
     gc.collect()
-    print(f"bench_json: load average after {os.getloadavg()}; max RSS"
-          f" {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:,.0f} MB")
+    print(
+        f"bench_json: load average after {os.getloadavg()}; max RSS"
+        f" {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:,.0f} MB"
+    )
     return 0
 
 
