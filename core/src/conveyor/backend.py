@@ -20,7 +20,7 @@ from conveyor.hooks import Hooks
 from conveyor.markers import PROJECT
 from conveyor.middleware import Middleware
 from conveyor.plugin import HOOK_NAMES, capabilities_of, implemented_hooks
-from conveyor.rules.config import check_queue_name
+from conveyor.rules.config import BackendConfig, check_queue_name, config_of
 from conveyor.status import Status
 from conveyor.task import DEFAULT_MAX_ATTEMPTS, Task, TaskResult, utc
 from conveyor.task_id import TaskId, TaskIdLike
@@ -55,7 +55,10 @@ class Backend:
     ) -> None:
         self.name = name
         self.plugin = plugin
-        self.codec: Codec = codec if codec is not None else JsonCodec()
+        # The plugin's BackendConfig (if it has one) is all the facade reads of it.
+        self.config: BackendConfig | None = config_of(plugin)
+        configured = None if self.config is None else self.config.codec
+        self.codec: Codec = codec if codec is not None else configured or JsonCodec()
         self.args_type = args_type
         self._observers = tuple(observers)
         self._providers = providers
@@ -76,8 +79,10 @@ class Backend:
         self.capabilities: frozenset[Capability] = capabilities_of(implemented)
         # Pushes are stamped on the backend's own clock, so "now" means the same
         # instant to the facade and to the store (a ManualClock in tests).
-        clock: Any = getattr(getattr(plugin, "config", None), "clock", None)
-        self.clock: Clock = clock if isinstance(clock, Clock) else SYSTEM_CLOCK
+        self.clock: Clock = SYSTEM_CLOCK if self.config is None else self.config.clock
+        self.lease_seconds: float | None = (
+            None if self.config is None else self.config.lease_seconds
+        )
         self.hooks = Hooks(manager, implemented, self._unsupported)
         self._closed = False
 

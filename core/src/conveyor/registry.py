@@ -193,6 +193,10 @@ class Registry:
         values = _url_values(name, factory, parts) if parts is not None else {}
         values.update(config)
         config_class = getattr(factory, "Config", None)
+        if codec is not None and _takes_codec(config_class):
+            # One codec, passed once: a backend whose Config has a ``codec`` field (every
+            # BackendConfig) gets it there too, so a pipe hands it to the backend it feeds.
+            values.setdefault("codec", codec)
         structured = structure_config(name, config_class, values)
         plugin = factory(structured) if config_class is not None else factory(None)
         return Backend(
@@ -203,6 +207,14 @@ class Registry:
             args_type=args_type,
             providers=self.providers,
         )
+
+
+def _takes_codec(config_class: type | None) -> bool:
+    return (
+        config_class is not None
+        and attrs.has(config_class)
+        and "codec" in attrs.fields_dict(config_class)
+    )
 
 
 def _url_values(name: str, factory: BackendFactory, parts: SplitResult) -> dict[str, Any]:

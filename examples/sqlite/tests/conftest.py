@@ -13,7 +13,7 @@ pytest_plugins = ["conveyor.testing"]
 
 def open_sqlite(path: Path, clock: ManualClock) -> Backend:
     # conveyor.open("sqlite:///...", clock=clock) once installed; this also works uninstalled
-    return Backend(SqliteBackend(SqliteConfig(str(path), clock=clock)), name="sqlite")
+    return Backend(SqliteBackend(SqliteConfig(path=str(path), clock=clock)), name="sqlite")
 
 
 @pytest.fixture

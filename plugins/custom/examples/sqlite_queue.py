@@ -6,7 +6,7 @@ from typing import Any
 from conveyor_custom import abandon, claim, dump_task, extend, load_task, settle
 
 from conveyor import Backend, Clock, Outcome, Task, TaskId, WorkerInfo, registry
-from conveyor.clock import SYSTEM_CLOCK
+from conveyor.rules.authoring import SYSTEM_CLOCK
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, body TEXT,
     queue AS (json_extract(body, '$.queue')), status AS (json_extract(body, '$.status')),
@@ -14,7 +14,7 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, body TEXT,
 SELECT = "SELECT body FROM tasks WHERE "
 SAVE = "UPDATE tasks SET body = ? WHERE id = ? AND body = ?"
 RUNNING = "status = 'Running'"
-READY = "queue = ? AND status IN ('Pending', 'Failed') AND run_at <= ? ORDER BY priority DESC, id"
+READY = "queue = ? AND status IN ('Pending','Failed') AND run_at <= ? ORDER BY -priority,run_at,id"
 
 
 def sqlite_queue(path: str, queue: str = "default", clock: Clock = SYSTEM_CLOCK) -> Backend:
@@ -55,4 +55,5 @@ def sqlite_queue(path: str, queue: str = "default", clock: Clock = SYSTEM_CLOCK)
         return sum(replace(t, a) for t in select(RUNNING) if (a := abandon(t, clock=clock)))
 
     parts: dict[str, Any] = dict(fetch=fetch, push=push, ack=ack, fetch_by_id=fetch_by_id)
-    return registry.open("custom", **parts, heartbeat=heartbeat, resume_abandoned=resume_abandoned)
+    parts.update(heartbeat=heartbeat, resume_abandoned=resume_abandoned, clock=clock)
+    return registry.open("custom", **parts)  # clock: the facade stamps pushes by it too

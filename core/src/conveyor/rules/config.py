@@ -25,6 +25,7 @@ __all__ = [
     "seconds",
     "whole",
     "clock",
+    "config_of",
 ]
 
 MAX_QUEUE_NAME = 200
@@ -101,6 +102,16 @@ def clock(value: Any) -> Clock:
     return value  # type: ignore[no-any-return]
 
 
+def _codec(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not (
+        callable(getattr(value, "encode", None)) and callable(getattr(value, "decode", None))
+    ):
+        raise TypeError(
+            f"codec must be a conveyor.Codec (encode and decode methods), such as"
+            f" conveyor.JsonCodec(), not {value!r:.80}; it is passed in Python, not in a URL"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class BackendConfig:
     """What every backend is configured with; a plugin's ``Config`` subclasses it.
@@ -108,9 +119,23 @@ class BackendConfig:
     ``queue``: the default queue (``get_queue``), 1 to 200 characters.
     ``lease_seconds``: how long a claim lasts without a heartbeat (more than 0,
     at most a year). ``clock``: where "now" comes from; a ``ManualClock`` in
-    tests. The fields are keyword-only, so a subclass may add required ones.
+    tests. ``codec``: the ``conveyor.Codec`` payloads are stored with (``None``:
+    ``JsonCodec``); the registry puts the ``codec=`` of ``conveyor.open`` here.
+    The fields are keyword-only, so a subclass may add required ones.
+
+    A plugin object whose ``config`` attribute is a ``BackendConfig`` tells the
+    ``Backend`` facade (and so the worker) its clock, lease and codec that way;
+    the facade reads nothing else of the plugin (``config_of``).
     """
 
     queue: str = attrs.field(default="default", validator=_queue)
     lease_seconds: float = attrs.field(default=30.0, validator=seconds())
     clock: Any = attrs.field(default=SYSTEM_CLOCK, converter=clock)
+    codec: Any = attrs.field(default=None, validator=_codec, repr=False)
+
+
+def config_of(plugin: object) -> BackendConfig | None:
+    """``plugin.config`` if it is a ``BackendConfig``, else ``None``: the one attribute of
+    a plugin object the core reads besides its hooks."""
+    config = getattr(plugin, "config", None)
+    return config if isinstance(config, BackendConfig) else None

@@ -1,9 +1,12 @@
 """The backend: a plugin class whose ``@hookimpl`` methods are its capabilities.
 
-Each hook is one short SQL transaction. ``BEGIN IMMEDIATE`` takes SQLite's write
-lock first, so two processes claiming from one file never get the same task.
-The calls block the event loop for the length of a local transaction, which is
-acceptable for an example; a production backend would hand them to a thread.
+Every hook that changes a task is the same three steps in one SQL transaction:
+read the stored row, apply the contract's rule from ``conveyor.rules`` (a pure
+function over the record), write the row back. ``BEGIN IMMEDIATE`` takes
+SQLite's write lock first, so two processes claiming from one file never get
+the same task. The calls block the event loop for the length of a local
+transaction, which is acceptable for an example; a production backend would
+hand them to a thread.
 """
 
 # ruff: noqa: S608 - the SQL pieces spliced in are this module's constants; values are bound
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -21,32 +24,40 @@ from urllib.parse import SplitResult
 
 import attrs
 
-from conveyor import ConfigError, StaleLease, Status, Task, TaskId, TaskResult, WorkerInfo, hookimpl
-from conveyor.clock import SYSTEM_CLOCK
-from conveyor.lease import check_lease, new_token
-from conveyor.outcome import Done, Kill, Outcome, Release, Retry
+from conveyor import (
+    ConfigError,
+    Outcome,
+    Status,
+    Task,
+    TaskId,
+    TaskResult,
+    WorkerInfo,
+    hookimpl,
+    rules,
+)
+from conveyor.rules.authoring import at
 
 __all__ = ["SqliteBackend", "SqliteConfig"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- push order: FIFO within a priority
-    id TEXT NOT NULL UNIQUE, queue TEXT NOT NULL, status TEXT NOT NULL,
+    id TEXT PRIMARY KEY, args BLOB NOT NULL, queue TEXT NOT NULL, status TEXT NOT NULL,
     attempt INTEGER NOT NULL, max_attempts INTEGER NOT NULL, run_at INTEGER NOT NULL,
-    priority INTEGER NOT NULL, args BLOB NOT NULL, result BLOB, last_error TEXT,
-    lock_by TEXT, lease_token TEXT, lease_until INTEGER, meta TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS ready ON tasks (queue, status, priority DESC, seq);
+    priority INTEGER NOT NULL, result BLOB, last_error TEXT, lock_by TEXT, lease_token TEXT,
+    lease_until INTEGER, meta TEXT NOT NULL, name TEXT);
+CREATE INDEX IF NOT EXISTS ready ON tasks (queue, status, priority DESC, run_at, id);
 """
-FIELDS = "id, queue, status, attempt, max_attempts, run_at, priority, args, result,"
-FIELDS += " last_error, lock_by, lease_token, lease_until, meta"
-READY = "status IN ('Pending', 'Failed')"
-FINAL = "status IN ('Done', 'Killed')"
-UNLOCK = "lock_by = NULL, lease_token = NULL, lease_until = NULL"
+FIELDS = "id, args, queue, status, attempt, max_attempts, run_at, priority, result,"
+FIELDS += " last_error, lock_by, lease_token, lease_until, meta, name"  # Task's field order
+SAVE = f"INSERT OR REPLACE INTO tasks ({FIELDS}) VALUES ({', '.join('?' * 15)})"
+# conveyor.rules.is_ready and order_key, as SQL: what a claim takes first
+READY = "queue = ? AND status IN ('Pending', 'Failed') AND run_at <= ?"
+ORDER = "ORDER BY priority DESC, run_at, id"
 
 
-def _micros(when: datetime | float) -> int:
+def _micros(when: datetime | None) -> int | None:
     """Times are stored as whole microseconds, as exact as a datetime."""
-    return round((when.timestamp() if isinstance(when, datetime) else when) * 1_000_000)
+    return None if when is None else round(when.timestamp() * 1_000_000)
 
 
 def _time(micros: int | None) -> datetime | None:
@@ -54,31 +65,28 @@ def _time(micros: int | None) -> datetime | None:
 
 
 def _task(row: sqlite3.Row) -> Task[bytes]:
-    return Task(
-        TaskId(row["id"]), row["args"], row["queue"], Status(row["status"]), row["attempt"],
-        row["max_attempts"], _time(row["run_at"]) or datetime.now(UTC), row["priority"],
-        row["result"], row["last_error"], row["lock_by"], row["lease_token"],
-        _time(row["lease_until"]), json.loads(row["meta"]),
+    values = list(row)
+    values[0], values[3] = TaskId.parse(values[0]), Status(values[3])
+    values[6], values[12] = _time(values[6]), _time(values[12])
+    values[13] = json.loads(values[13])
+    return Task(*values)
+
+
+def _row(t: Task[bytes]) -> tuple[Any, ...]:
+    return (
+        t.id, t.args, t.queue, t.status.value, t.attempt, t.max_attempts, _micros(t.run_at),
+        t.priority, t.result, t.last_error, t.lock_by, t.lease_token, _micros(t.lease_until),
+        json.dumps(dict(t.meta)), t.name,
     )  # fmt: skip
 
 
-def _clock(value: Any) -> Any:
-    if not callable(getattr(value, "time", None)):
-        raise TypeError(f"clock needs a time() method returning epoch seconds, not {value!r}")
-    return value
-
-
-@attrs.frozen
-class SqliteConfig:
-    """``path``: the database file; ``queue``: the default queue; ``lease_seconds``: how
-    long a claim lasts without a heartbeat; ``idle_wait``: how long an empty poll
-    waits before asking again; ``clock``: for tests (``conveyor.ManualClock``)."""
+@attrs.frozen(kw_only=True)
+class SqliteConfig(rules.BackendConfig):
+    """``path``: the database file; ``idle_wait``: how long an empty poll waits before
+    asking again; and ``queue``, ``lease_seconds``, ``clock`` from ``BackendConfig``."""
 
     path: str
-    queue: str = "default"
-    lease_seconds: float = 30.0
-    idle_wait: float = 0.5
-    clock: Any = attrs.field(default=SYSTEM_CLOCK, converter=_clock, kw_only=True)
+    idle_wait: float = attrs.field(default=0.5, validator=rules.seconds(0.0, low_open=False))
 
 
 class SqliteBackend:
@@ -104,8 +112,8 @@ class SqliteBackend:
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot use {config.path!r} as a SQLite task store: {exc}") from None
 
-    def _now(self) -> int:
-        return _micros(self.config.clock.time())
+    def _now(self) -> datetime:
+        return at(self.config.clock.time())
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -117,22 +125,27 @@ class SqliteBackend:
             raise
         self.db.execute("COMMIT")
 
-    def _claim(self, worker: WorkerInfo) -> Task[bytes] | None:
+    def _select(self, where: str, *values: Any) -> list[Task[bytes]]:
+        rows = self.db.execute(f"SELECT {FIELDS} FROM tasks WHERE {where}", values)
+        return [_task(row) for row in rows]
+
+    def _apply(self, task_id: TaskId, rule: Callable[[Task[bytes] | None], Any]) -> Any:
+        """Read task ``task_id`` (or ``None``), apply ``rule``, write back what it returns."""
         with self._write() as db:
-            row = db.execute(
-                f"SELECT seq FROM tasks WHERE queue = ? AND {READY} AND run_at <= ?"
-                " ORDER BY priority DESC, seq LIMIT 1",
-                (self.config.queue, self._now()),
-            ).fetchone()
-            if row is None:
+            new = rule(next(iter(self._select("id = ?", task_id)), None))
+            if isinstance(new, Task):
+                db.execute(SAVE, _row(new))
+            return new
+
+    def _claim(self, worker: WorkerInfo) -> Task[bytes] | None:
+        lease, now = self.config.lease_seconds, self._now()
+        with self._write() as db:
+            ready = self._select(f"{READY} {ORDER} LIMIT 1", self.config.queue, _micros(now))
+            if not ready:
                 return None
-            until = self._now() + _micros(self.config.lease_seconds)
-            claimed = db.execute(
-                "UPDATE tasks SET status = 'Running', attempt = attempt + 1, lock_by = ?,"
-                f" lease_token = ?, lease_until = ? WHERE seq = ? RETURNING {FIELDS}",
-                (worker.name, new_token(), until, row["seq"]),
-            ).fetchone()
-        return _task(claimed)
+            claimed = rules.claim(ready[0], worker.name, now=now, lease_seconds=lease)
+            db.execute(SAVE, _row(claimed))
+        return claimed
 
     # --- the required Backend trait ------------------------------------------------
 
@@ -149,105 +162,64 @@ class SqliteBackend:
 
     @hookimpl
     async def heartbeat(self, worker: WorkerInfo) -> None:
-        until = self._now() + _micros(self.config.lease_seconds)
+        lease, now = self.config.lease_seconds, self._now()
         with self._write() as db:
-            db.execute(
-                "UPDATE tasks SET lease_until = ? WHERE lock_by = ? AND status = 'Running'",
-                (until, worker.name),
-            )
+            for task in self._select("lock_by = ? AND status = 'Running'", worker.name):
+                db.execute(
+                    SAVE, _row(rules.extend(task, worker.name, now=now, lease_seconds=lease))
+                )
 
     @hookimpl
     async def close(self) -> None:
         self.db.close()  # sqlite3 allows closing twice
 
-    # --- capabilities ------------------------------------------------------------
+    # --- capabilities: each one rule of conveyor.rules -------------------------------
 
     @hookimpl
     async def ack(self, task: Task[bytes], outcome: Outcome) -> None:
-        with self._write() as db:
-            row = db.execute(f"SELECT {FIELDS} FROM tasks WHERE id = ?", (task.id,)).fetchone()
-            if row is None:
-                raise StaleLease(f"task {task.id} no longer exists; the ack was refused")
-            stored = _task(row)
-            check_lease(stored, task)
-            run_at, attempt, result, error = row["run_at"], stored.attempt, None, None
-            if isinstance(outcome, Done):
-                status, result = Status.DONE, outcome.result
-            elif isinstance(outcome, Retry):
-                error, run_at = outcome.error, _micros(outcome.run_at)
-                status = Status.KILLED if attempt >= stored.max_attempts else Status.FAILED
-            elif isinstance(outcome, Kill):
-                status, error = Status.KILLED, outcome.error
-            else:
-                assert isinstance(outcome, Release)
-                status, attempt = Status.PENDING, attempt - 1
-            db.execute(
-                f"UPDATE tasks SET status = ?, attempt = ?, run_at = ?, result = ?,"
-                f" last_error = COALESCE(?, last_error), {UNLOCK} WHERE id = ?",
-                (status.value, attempt, run_at, result, error, task.id),
-            )
+        self._apply(task.id, lambda stored: rules.settle(stored, task, outcome))
 
     @hookimpl
     async def push(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
-        rows = [
-            (t.id, t.queue, t.status.value, t.attempt, t.max_attempts, _micros(t.run_at),
-             t.priority, t.args, json.dumps(dict(t.meta)))
-            for t in tasks
-        ]  # fmt: skip
         with self._write() as db:  # one transaction: all or none
-            db.executemany(
-                "INSERT INTO tasks (id, queue, status, attempt, max_attempts, run_at, priority,"
-                " args, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            db.executemany(SAVE.replace("OR REPLACE ", ""), [_row(t) for t in tasks])
         return [t.id for t in tasks]
 
     @hookimpl
     async def fetch_by_id(self, task_id: TaskId) -> Task[bytes] | None:
-        row = self.db.execute(f"SELECT {FIELDS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return None if row is None else _task(row)
-
-    @hookimpl
-    async def vacuum(self) -> int:
-        with self._write() as db:
-            return db.execute(f"DELETE FROM tasks WHERE {FINAL}").rowcount
+        return next(iter(self._select("id = ?", task_id)), None)
 
     @hookimpl
     async def resume_by_id(self, task_id: TaskId) -> bool:
-        with self._write() as db:
-            return bool(
-                db.execute(
-                    "UPDATE tasks SET attempt = CASE status WHEN 'Killed' THEN 0 ELSE attempt END,"
-                    f" status = 'Pending', run_at = ?, {UNLOCK}"
-                    " WHERE id = ? AND status IN ('Failed', 'Killed', 'Running')",
-                    (self._now(), task_id),
-                ).rowcount
-            )
+        now = self._now()
+        resumed = self._apply(task_id, lambda stored: stored and rules.resume(stored, now))
+        return resumed is not None
 
     @hookimpl
     async def resume_abandoned(self) -> int:
-        expired = "status = 'Running' AND lease_until <= ?"
         now = self._now()
         with self._write() as db:
-            killed = db.execute(
-                f"UPDATE tasks SET status = 'Killed', last_error = 'worker ' || lock_by ||"
-                f" ' stopped renewing its lease', {UNLOCK}"
-                f" WHERE {expired} AND attempt >= max_attempts",
-                (now,),
-            ).rowcount
-            resumed = db.execute(
-                f"UPDATE tasks SET status = 'Pending', {UNLOCK} WHERE {expired}", (now,)
-            ).rowcount
-        return killed + resumed
+            held = self._select(
+                "status IN ('Running', 'Queued') AND lease_until <= ?", _micros(now)
+            )
+            back = [t for t in (rules.abandon(task, now) for task in held) if t is not None]
+            db.executemany(SAVE, [_row(t) for t in back])
+        return len(back)
+
+    @hookimpl
+    async def vacuum(self) -> int:
+        with self._write() as db:  # rules.vacuumable: Done and Killed
+            return db.execute("DELETE FROM tasks WHERE status IN ('Done', 'Killed')").rowcount
 
     @hookimpl
     async def check_status(self, task_ids: Sequence[TaskId]) -> Sequence[TaskResult[bytes]]:
-        marks = ", ".join("?" * len(task_ids))
-        rows = self.db.execute(
-            f"SELECT id, status, result, last_error FROM tasks WHERE {FINAL} AND id IN ({marks})",
-            list(task_ids),
-        ).fetchall()
-        return [TaskResult(TaskId(r[0]), Status(r[1]), r[2], r[3]) for r in rows]
+        tasks = self._select(f"id IN ({', '.join('?' * len(task_ids))})", *task_ids)
+        killed = Status.KILLED
+        return [
+            TaskResult(t.id, t.status, t.result, t.last_error if t.status is killed else None)
+            for t in tasks
+            if t.status.is_final
+        ]
 
     @hookimpl
     def get_queue(self) -> str:

@@ -9,13 +9,16 @@ from typing import Any
 import attrs
 
 from conveyor import Backend, Capability, ConfigError, ConveyorError, Task, WorkerInfo
-from conveyor.plugin import assemble, spec_parameters
-from conveyor.poll_strategy import Backoff, PollStrategy, poll_with
+from conveyor.rules import BackendConfig
+from conveyor.rules.authoring import Backoff, PollStrategy, assemble, poll_with, spec_parameters
 from conveyor_custom.parts import PARTS, SYNC_ONLY, Runner, parts_of, unknown_part
 
 __all__ = ["CustomBackend", "CustomConfig", "OPTIONS"]
 
-OPTIONS = ("poll_strategy", "poll_interval", "poll_max_interval", "run_sync")
+OPTIONS = (
+    "poll_strategy", "poll_interval", "poll_max_interval", "run_sync", "queue", "lease_seconds",
+    "clock", "codec",
+)  # fmt: skip
 """Config keys that are settings rather than parts."""
 
 DEFAULT_MAX_INTERVAL = 5.0
@@ -23,13 +26,15 @@ DEFAULT_MAX_INTERVAL = 5.0
 
 
 @attrs.frozen
-class CustomConfig:
+class CustomConfig(BackendConfig):
     """The parts (functions, sync or async; ``fetch`` required) and settings:
     ``poll_strategy``: a ``conveyor.poll_strategy`` strategy deciding when to fetch
     again after an empty fetch; without one, ``Backoff`` from ``poll_interval``
     doubling up to ``poll_max_interval`` (default: 5 s, or ``poll_interval`` if longer);
     ``run_sync``: ``thread`` (sync parts run on one thread of their own) or
-    ``inline`` (on the event loop; only for functions that never block)."""
+    ``inline`` (on the event loop; only for functions that never block); and
+    ``queue``, ``lease_seconds``, ``clock`` (``conveyor.rules.BackendConfig``),
+    which tell the facade and the worker what the parts use."""
 
     fetch: Any = None
     push: Any = None

@@ -7,7 +7,7 @@ from typing import Any, Self
 
 import conveyor
 from conveyor import Backend, Capability, Codec, ConfigError
-from conveyor.plugin import capabilities_of
+from conveyor.rules.authoring import capabilities_of
 from conveyor_custom.parts import REQUIRED, check_part, expected_signature
 
 __all__ = ["BuildError", "CustomBackendBuilder"]

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from conveyor import ConfigError, hookspecs
-from conveyor.plugin import HOOK_NAMES, spec_parameters
+from conveyor import ConfigError
+from conveyor.rules.authoring import HOOK_NAMES, hookspecs, spec_parameters
 
 __all__ = [
     "PARTS",

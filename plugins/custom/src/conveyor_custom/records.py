@@ -1,9 +1,11 @@
 """Helpers for writing a custom backend's parts: storing tasks, claiming them, settling acks.
 
-They hold the contract's rules (see ``conveyor.hookspecs``) so a backend over a
-plain table does not re-derive them: ``claim`` is what ``fetch`` does to a ready
-task, ``settle`` what ``ack`` does to the stored one, ``dump_task`` and
-``load_task`` turn a task into one JSON text column and back.
+The contract's rules themselves are ``conveyor.rules`` (pure functions over task
+records); these wrap the ones a backend over a plain table needs most, in terms
+of a ``WorkerInfo`` and a clock: ``claim`` is what ``fetch`` does to a ready
+task, ``settle`` what ``ack`` does to the stored one, ``extend`` a heartbeat,
+``abandon`` what ``resume_abandoned`` does. ``dump_task`` and ``load_task`` turn a
+task into one JSON text column and back.
 """
 
 from __future__ import annotations
@@ -13,21 +15,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
-
-from conveyor import Done, Kill, Outcome, Release, Retry, StaleLease, Status, Task, TaskId
-from conveyor.clock import SYSTEM_CLOCK, Clock
-from conveyor.context import WorkerInfo
-from conveyor.lease import DEFAULT_LEASE_SECONDS, check_lease, new_token
+from conveyor import Clock, Status, Task, TaskId, WorkerInfo, rules
+from conveyor.rules import settle
+from conveyor.rules.authoring import DEFAULT_LEASE_SECONDS, SYSTEM_CLOCK, at
 
 __all__ = ["claim", "settle", "extend", "abandon", "is_ready", "dump_task", "load_task"]
-
-_CLEAR: dict[str, Any] = {"lock_by": None, "lease_token": None, "lease_until": None}
 
 
 def is_ready(task: Task[Any], now: float) -> bool:
     """Whether ``poll`` may hand ``task`` out at epoch second ``now``."""
-    return task.status in (Status.PENDING, Status.FAILED) and task.run_at.timestamp() <= now
+    return rules.is_ready(task, at(now))
 
 
 def claim(
@@ -37,62 +34,25 @@ def claim(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     clock: Clock = SYSTEM_CLOCK,
 ) -> Task[bytes]:
-    """``task`` claimed for ``worker``: ``RUNNING``, attempt counted, a fresh lease.
-
-    Store the result before returning it from ``fetch``; ``settle`` checks it.
-    """
-    until = datetime.fromtimestamp(clock.time() + lease_seconds, UTC)
-    return attrs.evolve(
-        task,
-        status=task.status.check(Status.RUNNING),
-        attempt=task.attempt + 1,
-        lock_by=worker.name,
-        lease_token=new_token(),
-        lease_until=until,
-    )
-
-
-def settle(stored: Task[bytes] | None, claimed: Task[bytes], outcome: Outcome) -> Task[bytes]:
-    """The stored task after ``ack(claimed, outcome)``; ``StaleLease`` if ``claimed``'s lease
-    is no longer the stored one (``stored`` is ``None`` when the task is gone)."""
-    if stored is None:
-        raise StaleLease(f"task {claimed.id} no longer exists; the ack was refused")
-    check_lease(stored, claimed)
-    if type(outcome) is Done:
-        return attrs.evolve(stored, status=Status.DONE, result=outcome.result, **_CLEAR)
-    if type(outcome) is Retry:
-        if stored.attempt >= stored.max_attempts:
-            return attrs.evolve(stored, status=Status.KILLED, last_error=outcome.error, **_CLEAR)
-        return attrs.evolve(
-            stored, status=Status.FAILED, run_at=outcome.run_at, last_error=outcome.error, **_CLEAR
-        )
-    if type(outcome) is Kill:
-        return attrs.evolve(stored, status=Status.KILLED, last_error=outcome.error, **_CLEAR)
-    if type(outcome) is Release:
-        attempt = max(0, stored.attempt - 1)
-        return attrs.evolve(stored, status=Status.PENDING, attempt=attempt, **_CLEAR)
-    raise TypeError(f"unknown outcome {outcome!r}")
+    """``task`` claimed for ``worker``: ``RUNNING``, attempt counted, a fresh lease
+    (``conveyor.rules.claim``). Store the result before returning it from ``fetch``."""
+    now = at(clock.time())
+    return rules.claim(task, worker.name, now=now, lease_seconds=lease_seconds)
 
 
 def extend(
     task: Task[bytes], *, lease_seconds: float = DEFAULT_LEASE_SECONDS, clock: Clock = SYSTEM_CLOCK
 ) -> Task[bytes]:
-    """``task`` (held by a worker) with its lease moved ``lease_seconds`` ahead: a heartbeat."""
-    return attrs.evolve(task, lease_until=datetime.fromtimestamp(clock.time() + lease_seconds, UTC))
+    """``task`` after a heartbeat of its holder: the lease moved ``lease_seconds`` ahead,
+    unless it has already expired (``conveyor.rules.extend``)."""
+    now = at(clock.time())
+    return rules.extend(task, task.lock_by or "", now=now, lease_seconds=lease_seconds)
 
 
 def abandon(task: Task[bytes], *, clock: Clock = SYSTEM_CLOCK) -> Task[bytes] | None:
-    """``task`` put back if its lease has expired (its worker presumed dead), else ``None``.
-
-    The lost attempt stays counted: ``PENDING`` with attempts left, else ``KILLED``.
-    """
-    if task.status is not Status.RUNNING or task.lease_until is None:
-        return None
-    if task.lease_until.timestamp() > clock.time():
-        return None
-    error = f"worker {task.lock_by!r} stopped renewing its lease (attempt {task.attempt})"
-    status = Status.KILLED if task.attempt >= task.max_attempts else Status.PENDING
-    return attrs.evolve(task, status=status, last_error=error, **_CLEAR)
+    """``task`` put back if its lease has expired (its worker presumed dead), else ``None``:
+    ``PENDING`` with attempts left, else ``KILLED`` (``conveyor.rules.abandon``)."""
+    return rules.abandon(task, at(clock.time()))
 
 
 def _b64(value: bytes | None) -> str | None:
@@ -121,6 +81,7 @@ def dump_task(task: Task[bytes]) -> str:
             "lease_token": task.lease_token,
             "lease_until": _when(task.lease_until),
             "meta": dict(task.meta),
+            "name": task.name,
         },
         separators=(",", ":"),
     )
@@ -147,6 +108,7 @@ def load_task(text: str | bytes) -> Task[bytes]:
             data["lease_token"],
             None if lease_until is None else datetime.fromtimestamp(float(lease_until), UTC),
             dict(data["meta"]),
+            data.get("name"),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"not a task written by dump_task: {type(exc).__name__}: {exc}") from None

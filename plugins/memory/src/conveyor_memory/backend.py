@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import attrs
 
 from conveyor import (
     Filter,
+    Outcome,
     QueueInfo,
     RunningWorker,
-    StaleLease,
     Statistic,
     Status,
     Task,
@@ -22,73 +21,20 @@ from conveyor import (
     TaskResult,
     WorkerInfo,
     hookimpl,
+    rules,
 )
-from conveyor.clock import SYSTEM_CLOCK, Clock
-from conveyor.expose import status_statistics
-from conveyor.lease import check_lease, new_token
-from conveyor.outcome import Done, Kill, Outcome, Release, Retry
-from conveyor_memory.record import make_task
+from conveyor.rules.authoring import at, status_statistics
 from conveyor_memory.store import MemoryStore
 
 __all__ = ["MemoryBackend", "MemoryConfig"]
 
-_FINAL = (Status.DONE, Status.KILLED)
 
+@attrs.frozen(kw_only=True)
+class MemoryConfig(rules.BackendConfig):
+    """``queue``, ``lease_seconds``, ``clock`` (``conveyor.rules.BackendConfig``) and
+    ``idle_wait``: how long an empty poll waits for a push before reporting idle."""
 
-def _clock(value: Any) -> Clock:
-    if not callable(getattr(value, "time", None)):
-        raise TypeError(f"clock must have a time() method returning epoch seconds, not {value!r}")
-    return value  # type: ignore[no-any-return]
-
-
-@attrs.frozen
-class MemoryConfig:
-    """``queue``: default queue; ``lease_seconds``: how long a claim lasts without a
-    heartbeat; ``idle_wait``: how long an empty poll waits for a push before
-    reporting idle; ``clock``: a ``conveyor.Clock`` (keyword only, for tests)."""
-
-    queue: str = "default"
-    lease_seconds: float = 30.0
-    idle_wait: float = 1.0
-    clock: Any = attrs.field(default=SYSTEM_CLOCK, converter=_clock)
-
-
-_DIRECT = frozenset(
-    ("args", "attempt", "run_at", "result", "last_error", "lock_by", "lease_token", "lease_until")
-)
-
-
-def _with(task: Task[bytes], status: Status, **changes: Any) -> Task[bytes]:
-    # Same as attrs.evolve (Task has no converters or validators), built directly:
-    # evolve was the largest single cost of an ack on the worker's hot path.
-    if not _DIRECT.issuperset(changes):
-        return attrs.evolve(task, status=task.status.check(status), **changes)
-    get = changes.get
-    return Task(
-        task.id, get("args", task.args), task.queue, task.status.check(status),
-        get("attempt", task.attempt), task.max_attempts, get("run_at", task.run_at),
-        task.priority, get("result", task.result), get("last_error", task.last_error),
-        get("lock_by", task.lock_by), get("lease_token", task.lease_token),
-        get("lease_until", task.lease_until), task.meta, task.name,
-    )  # fmt: skip
-
-
-def _settled(
-    task: Task[bytes],
-    status: Status,
-    result: Any,
-    last_error: str | None,
-    *,
-    run_at: datetime | None = None,
-    attempt: int | None = None,
-) -> Task[bytes]:
-    """``task`` moved to ``status`` (checked) with its lease cleared."""
-    return make_task(
-        task.id, task.args, task.queue, task.status.check(status),
-        task.attempt if attempt is None else attempt, task.max_attempts,
-        task.run_at if run_at is None else run_at, task.priority, result, last_error,
-        None, None, None, task.meta, task.name,
-    )  # fmt: skip
+    idle_wait: float = attrs.field(default=1.0, validator=rules.seconds(0.0, low_open=False))
 
 
 class MemoryBackend:
@@ -107,14 +53,14 @@ class MemoryBackend:
 
     @hookimpl
     async def poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
-        store, queue = self.store, self.config.queue
-        lease, clock = self.config.lease_seconds, store.clock
+        store, queue, lease = self.store, self.config.queue, self.config.lease_seconds
         held = store.held.setdefault(worker.name, set())
-        take, tasks, fromtimestamp, now = (
+        take, tasks, now, claim, name = (
             store.take,
             store.tasks,
-            datetime.fromtimestamp,
-            clock.time,
+            store.clock.time,
+            rules.claim,
+            worker.name,
         )
         idle = False
         while True:
@@ -123,18 +69,13 @@ class MemoryBackend:
                 if idle:
                     # Only after reporting idle once: wait for a push rather than spin.
                     await self._wait(queue)
-                    task = store.take(queue)
+                    task = take(queue)
                 if task is None:
                     idle = True
                     yield None
                     continue
             idle = False
-            until = fromtimestamp(now() + lease, UTC)
-            claimed = make_task(
-                task.id, task.args, task.queue, Status.RUNNING, task.attempt + 1,
-                task.max_attempts, task.run_at, task.priority, None, task.last_error,
-                worker.name, new_token(), until, task.meta, task.name,
-            )  # fmt: skip
+            claimed = claim(task, name, now=at(now()), lease_seconds=lease)
             tasks[task.id] = claimed
             held.add(task.id)
             yield claimed
@@ -155,66 +96,31 @@ class MemoryBackend:
         except TimeoutError:
             pass
 
+    def _now(self) -> datetime:
+        return at(self.store.clock.time())
+
+    def _release(self, task: Task[bytes]) -> None:
+        """Forget that ``task``'s holder (if any) holds it."""
+        if task.lock_by is not None:
+            self.store.held.get(task.lock_by, set()).discard(task.id)
+
     @hookimpl
     async def heartbeat(self, worker: WorkerInfo) -> None:
-        store = self.store
-        until = datetime.fromtimestamp(store.clock.time() + self.config.lease_seconds, UTC)
+        store, now, lease = self.store, self._now(), self.config.lease_seconds
         for tid in store.held.get(worker.name, ()):
             task = store.tasks.get(tid)
-            if task is not None and task.lock_by == worker.name:
-                store.tasks[tid] = attrs.evolve(task, lease_until=until)
+            if task is not None:
+                store.tasks[tid] = rules.extend(task, worker.name, now=now, lease_seconds=lease)
         record = store.workers.get(worker.name)
         if record is not None:
-            record["last_heartbeat"] = store.now()
+            record["last_heartbeat"] = now
 
     @hookimpl
     async def ack(self, task: Task[bytes], outcome: Outcome) -> None:
-        store = self.store
-        stored = store.tasks.get(task.id)
-        if stored is None:
-            raise StaleLease(f"task {task.id} no longer exists; the ack was refused")
-        check_lease(stored, task)
-        held = store.held.get(stored.lock_by or "")
-        if held is not None:
-            held.discard(task.id)
-        # Built directly rather than with attrs.evolve: this runs once per task.
-        if type(outcome) is Done:
-            # The common case, spelled out: RUNNING -> DONE needs no table lookup.
-            if stored.status is not Status.RUNNING:
-                stored.status.check(Status.DONE)
-            store.tasks[task.id] = make_task(
-                stored.id, stored.args, stored.queue, Status.DONE, stored.attempt,
-                stored.max_attempts, stored.run_at, stored.priority, outcome.result,
-                stored.last_error, None, None, None, stored.meta, stored.name,
-            )  # fmt: skip
-            if store.finished_waiters:
-                store.finished(task.id)
-        elif type(outcome) is Retry:
-            if stored.attempt >= stored.max_attempts:
-                store.tasks[task.id] = _settled(stored, Status.KILLED, stored.result, outcome.error)
-                store.finished(task.id)
-            else:
-                new = _settled(
-                    stored,
-                    Status.FAILED,
-                    stored.result,
-                    outcome.error,
-                    run_at=outcome.run_at,
-                )
-                store.tasks[task.id] = new
-                store.enqueue(new)
-        elif type(outcome) is Kill:
-            store.tasks[task.id] = _settled(stored, Status.KILLED, stored.result, outcome.error)
-            store.finished(task.id)
-        elif type(outcome) is Release:
-            new = _settled(
-                stored, Status.PENDING, stored.result, stored.last_error,
-                attempt=max(0, stored.attempt - 1),
-            )  # fmt: skip
-            store.tasks[task.id] = new
-            store.enqueue(new)
-        else:
-            raise TypeError(f"unknown outcome {outcome!r}")
+        stored = self.store.tasks.get(task.id)
+        settled = rules.settle(stored, task, outcome)
+        self._release(task)
+        self.store.save(settled)
 
     # --- TaskSink -------------------------------------------------------------------
 
@@ -238,92 +144,50 @@ class MemoryBackend:
 
     @hookimpl
     async def update(self, task: Task[bytes]) -> None:
-        store = self.store
-        stored = store.tasks.get(task.id)
-        if stored is None:
-            raise TaskNotFound(f"no task {task.id} to update")
-        if task.status is not stored.status:
-            stored.status.check(task.status)
-        store.entry.pop(task.id, None)
-        store.tasks[task.id] = task
-        if task.status in (Status.PENDING, Status.FAILED):
-            store.enqueue(task)
-        elif task.status in _FINAL:
-            store.finished(task.id)
+        self.store.save(rules.update(self.store.tasks.get(task.id), task))
 
     @hookimpl
     async def reschedule(self, task: Task[bytes], run_at: datetime) -> None:
-        store = self.store
-        stored = store.tasks.get(task.id)
-        if stored is None:
-            raise TaskNotFound(f"no task {task.id} to reschedule")
-        if task.lease_token is not None:
-            check_lease(stored, task)
-        store.held.get(stored.lock_by or "", set()).discard(task.id)
-        new = attrs.evolve(
-            stored,
-            status=stored.status.check(Status.PENDING)
-            if stored.status is not Status.PENDING
-            else stored.status,
-            run_at=run_at,
-            lock_by=None,
-            lease_token=None,
-            lease_until=None,
-        )
-        store.tasks[task.id] = new
-        store.enqueue(new)
+        stored = self.store.tasks.get(task.id)
+        new = rules.reschedule(stored, task, run_at)
+        self._release(stored)  # type: ignore[arg-type] # reschedule raised if it was None
+        self.store.save(new)
 
     @hookimpl
     async def vacuum(self) -> int:
         store = self.store
-        gone = [tid for tid, task in store.tasks.items() if task.status in _FINAL]
+        gone = [tid for tid, task in store.tasks.items() if rules.vacuumable(task)]
         for tid in gone:
             del store.tasks[tid]
         return len(gone)
 
     @hookimpl
     async def resume_by_id(self, task_id: TaskId) -> bool:
-        store = self.store
-        stored = store.tasks.get(task_id)
-        if stored is None or stored.status not in (Status.FAILED, Status.KILLED, Status.RUNNING):
+        stored = self.store.tasks.get(task_id)
+        new = None if stored is None else rules.resume(stored, self._now())
+        if stored is None or new is None:
             return False
-        store.held.get(stored.lock_by or "", set()).discard(task_id)
-        attempt = 0 if stored.status is Status.KILLED else stored.attempt
-        new = _with(
-            stored, Status.PENDING, attempt=attempt, run_at=store.now(),
-            lock_by=None, lease_token=None, lease_until=None,
-        )  # fmt: skip
-        store.tasks[task_id] = new
-        store.enqueue(new)
+        self._release(stored)
+        self.store.save(new)
         return True
 
     @hookimpl
     async def resume_abandoned(self) -> int:
-        store = self.store
-        now = store.now()
-        count = 0
-        for worker, held in store.held.items():
+        store, now, count = self.store, self._now(), 0
+        for held in store.held.values():
             for tid in list(held):
                 task = store.tasks.get(tid)
-                if task is None or task.lease_until is None or task.lease_until > now:
-                    continue
-                held.discard(tid)
-                clear = {"lock_by": None, "lease_token": None, "lease_until": None}
-                error = f"worker {worker!r} stopped renewing its lease (attempt {task.attempt})"
-                if task.attempt >= task.max_attempts:
-                    store.tasks[tid] = _with(task, Status.KILLED, last_error=error, **clear)
-                    store.finished(tid)
-                else:
-                    new = _with(task, Status.PENDING, last_error=error, **clear)
-                    store.tasks[tid] = new
-                    store.enqueue(new)
-                count += 1
+                back = None if task is None else rules.abandon(task, now)
+                if task is None or back is not None:
+                    held.discard(tid)
+                if back is not None:
+                    store.save(back)
+                    count += 1
         return count
 
     @hookimpl
     async def register_worker(self, worker: WorkerInfo) -> None:
-        now = self.store.now()
-        self.store.workers[worker.name] = {"info": worker, "last_heartbeat": now}
+        self.store.workers[worker.name] = {"info": worker, "last_heartbeat": self._now()}
 
     # --- Expose ---------------------------------------------------------------------
 
@@ -397,7 +261,7 @@ class MemoryBackend:
             task = store.tasks.get(tid)
             if task is None:
                 raise TaskNotFound(f"no task {tid} to wait for")
-            if task.status in _FINAL:
+            if task.status.is_final:
                 yield self._result(task)
             else:
                 waiter = loop.create_future()
@@ -415,7 +279,7 @@ class MemoryBackend:
     @hookimpl
     async def check_status(self, task_ids: Sequence[TaskId]) -> Sequence[TaskResult[bytes]]:
         tasks = (self.store.tasks.get(tid) for tid in task_ids)
-        return [self._result(t) for t in tasks if t is not None and t.status in _FINAL]
+        return [self._result(t) for t in tasks if t is not None and t.status.is_final]
 
     # --- ConfigExt, MakeShared -----------------------------------------------------------
 

@@ -5,47 +5,35 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from datetime import datetime
 from typing import Any
 
-from conveyor import Status, Task, TaskId
-from conveyor.clock import Clock, at
+from conveyor import Task, TaskId
+from conveyor.rules import READY_STATES
+from conveyor.rules.authoring import SYSTEM_CLOCK
 
-__all__ = ["MemoryStore", "QueueState", "ready_key"]
-
-_READY = (Status.PENDING, Status.FAILED)
-
-
-_SEQ_BITS = 64
-_SEQ_MASK = (1 << _SEQ_BITS) - 1
-
-
-def ready_key(priority: int, seq: int) -> int:
-    """One int ordering (-priority, seq): ints compare far faster than tuples in a heap."""
-    return (-priority << _SEQ_BITS) + seq
+__all__ = ["MemoryStore", "QueueState"]
 
 
 class QueueState:
-    """One queue: a ready heap of ``ready_key(priority, seq)`` ints (``ids`` maps the
-    key to the task id) and a delayed heap of (run_at, -priority, seq, id).
+    """One queue: a ready heap of ``(-priority, run_at, id, seq)`` (``conveyor.rules.order_key``
+    then the entry's sequence number) and a delayed heap of ``(run_at, -priority, id, seq)``.
 
     Heap entries are never removed in place; an entry is live only while
     ``store.entry[id]`` still equals its ``seq`` (lazy deletion).
     """
 
-    __slots__ = ("delayed", "ids", "ready", "waiters")
+    __slots__ = ("delayed", "ready", "waiters")
 
     def __init__(self) -> None:
-        self.ready: list[int] = []
-        self.ids: dict[int, TaskId] = {}
-        self.delayed: list[tuple[float, int, int, TaskId]] = []
+        self.ready: list[tuple[int, float, TaskId, int]] = []
+        self.delayed: list[tuple[float, int, TaskId, int]] = []
         self.waiters: list[asyncio.Future[None]] = []
 
 
 class MemoryStore:
     """Tasks of every queue, the queue heaps, held leases, workers and result waiters."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Any = SYSTEM_CLOCK) -> None:
         self.clock = clock
         self.tasks: dict[TaskId, Task[bytes]] = {}
         self.queues: dict[str, QueueState] = {}
@@ -62,6 +50,16 @@ class MemoryStore:
             state = self.queues[name] = QueueState()
         return state
 
+    def save(self, task: Task[bytes]) -> None:
+        """Store ``task`` and put it where its status says: in line, or out of it."""
+        self.tasks[task.id] = task
+        if task.status in READY_STATES:
+            self.enqueue(task)
+        else:
+            self.entry.pop(task.id, None)
+            if task.status.is_final:
+                self.finished(task.id)
+
     def enqueue(self, task: Task[bytes]) -> None:
         """(Re)insert a ready-state task into its queue's heaps and wake a poller."""
         seq = next(self.seq)
@@ -69,11 +67,9 @@ class MemoryStore:
         state = self.queue(task.queue)
         when = task.run_at.timestamp()
         if when <= self.clock.time():
-            key = ready_key(task.priority, seq)
-            state.ids[key] = task.id
-            heapq.heappush(state.ready, key)
+            heapq.heappush(state.ready, (-task.priority, when, task.id, seq))
         else:
-            heapq.heappush(state.delayed, (when, -task.priority, seq, task.id))
+            heapq.heappush(state.delayed, (when, -task.priority, task.id, seq))
         waiters = state.waiters
         while waiters:
             waiter = waiters.pop()
@@ -86,19 +82,16 @@ class MemoryStore:
         state = self.queues.get(queue)
         if state is None:
             return None
-        ready, ids, delayed, entry = state.ready, state.ids, state.delayed, self.entry
+        ready, delayed, entry = state.ready, state.delayed, self.entry
         if delayed:
             now = self.clock.time()
             while delayed and delayed[0][0] <= now:
-                _, neg, seq, tid = heapq.heappop(delayed)
-                key = ready_key(-neg, seq)
-                ids[key] = tid
-                heapq.heappush(ready, key)
+                when, neg, tid, seq = heapq.heappop(delayed)
+                heapq.heappush(ready, (neg, when, tid, seq))
         pop = heapq.heappop
         while ready:
-            key = pop(ready)
-            tid = ids.pop(key)
-            if entry.get(tid) == key & _SEQ_MASK:
+            _, _, tid, seq = pop(ready)
+            if entry.get(tid) == seq:
                 del entry[tid]
                 return self.tasks[tid]
         return None
@@ -112,6 +105,3 @@ class MemoryStore:
         for waiter in self.finished_waiters.pop(task_id, ()):
             if not waiter.done():
                 waiter.set_result(None)
-
-    def now(self) -> datetime:
-        return at(self.clock.time())

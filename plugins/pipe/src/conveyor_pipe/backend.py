@@ -11,7 +11,14 @@ import attrs
 
 import conveyor
 from conveyor import Backend, Capability, ConfigError, Release, Task, WorkerInfo
-from conveyor.plugin import HOOK_NAMES, assemble, implemented_hooks, spec_parameters
+from conveyor.rules import BackendConfig
+from conveyor.rules.authoring import (
+    DEFAULT_LEASE_SECONDS,
+    HOOK_NAMES,
+    assemble,
+    implemented_hooks,
+    spec_parameters,
+)
 from conveyor_pipe.feeder import Feeder, PipeSourceError, as_iterator
 
 __all__ = ["PipeBackend", "PipeConfig", "ON_SOURCE_ERROR"]
@@ -27,12 +34,15 @@ class PipeConfig:
     ``into``: the ``conveyor.Backend`` (or a URL to open) to push them into and
     serve from; ``read_ahead``: at most this many items pushed but not yet handed
     to a worker; ``on_source_error``: ``keep`` (default: serve the inner backend
-    on) or ``stop`` (end the poll stream: the worker takes no more tasks)."""
+    on) or ``stop`` (end the poll stream: the worker takes no more tasks);
+    ``codec``: the ``codec=`` of ``conveyor.open``, handed to a backend opened
+    from a URL (the pipe's codec is always its inner backend's)."""
 
     source: Any = None
     into: Any = None
     read_ahead: int = 16
     on_source_error: str = "keep"
+    codec: Any = None
 
 
 class PipeBackend:
@@ -48,7 +58,7 @@ class PipeBackend:
     declared_capabilities: tuple[Capability, ...] = ()
 
     def __init__(self, config: PipeConfig) -> None:
-        into = _inner(config.into)
+        into = _inner(config.into, config.codec)
         if config.source is None:
             raise ConfigError(
                 "pipe needs a source: conveyor.open('pipe', source=<iterable or async iterable"
@@ -74,6 +84,13 @@ class PipeBackend:
             )
         self.into = into
         self.settings = config
+        # What the facade and the worker read: the inner backend's queue, lease, clock, codec.
+        self.config = BackendConfig(
+            queue=into.queue,
+            lease_seconds=into.lease_seconds or DEFAULT_LEASE_SECONDS,
+            clock=into.clock,
+            codec=into.codec,
+        )
         self.feeder = Feeder(source, into, config.read_ahead)
         hooks: dict[str, Callable[..., Any]] = {
             name: _delegate(name, getattr(into.hooks, name))
@@ -84,11 +101,6 @@ class PipeBackend:
         plugin = assemble(f"pipe into {into.name}", hooks)
         for name in hooks:
             setattr(self, name, getattr(plugin, name))
-
-    @property
-    def config(self) -> Any:
-        """The inner backend's configuration: a worker reads its ``lease_seconds`` and ``clock``."""
-        return getattr(self.into.plugin, "config", None)
 
     @property
     def pushed(self) -> int:
@@ -147,18 +159,24 @@ class PipeBackend:
         await self.into.aclose()
 
 
-def _inner(into: Any) -> Backend:
+def _inner(into: Any, codec: Any) -> Backend:
     if into is None:
         raise ConfigError(
             "pipe needs a backend to feed: conveyor.open('pipe', source=..., into=<an opened"
             " conveyor.Backend or a URL such as 'json://tasks.json'>)"
         )
     if isinstance(into, str):
-        return conveyor.open(into)
+        return conveyor.open(into, codec=codec)
     if not isinstance(into, Backend):
         raise ConfigError(
             f"pipe into= must be an opened conveyor.Backend or a backend URL,"
             f" not {type(into).__name__}"
+        )
+    if codec is not None and codec is not into.codec:
+        raise ConfigError(
+            f"pipe was given codec {getattr(codec, 'name', codec)!r} but into= already encodes"
+            f" with {into.codec.name!r}: pass the codec once, to the backend the pipe feeds"
+            " (conveyor.open(url, codec=...)), or give into= as a URL"
         )
     return into
 

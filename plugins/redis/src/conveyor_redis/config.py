@@ -8,6 +8,7 @@ from urllib.parse import SplitResult, urlunsplit
 import attrs
 
 from conveyor.clock import SYSTEM_CLOCK
+from conveyor.rules import BackendConfig
 
 __all__ = ["RedisConfig", "DEFAULT_URL", "config_from_url"]
 
@@ -39,7 +40,7 @@ def _url(_: object, __: attrs.Attribute[str], value: str) -> None:
 
 
 @attrs.frozen
-class RedisConfig:
+class RedisConfig(BackendConfig):
     """``url``: the server (``redis://[user:password@]host:port/db``, ``rediss://`` for
     TLS); ``queue``: default queue; ``prefix``: the first part of every key;
     ``lease_seconds``: how long a claim lasts without a heartbeat; ``idle_wait``:
