@@ -11,24 +11,23 @@ import attrs
 
 from conveyor import (
     Filter,
+    Outcome,
     QueueInfo,
     RunningWorker,
-    StaleLease,
     Statistic,
-    Status,
     Task,
     TaskId,
     TaskNotFound,
     TaskResult,
     WorkerInfo,
     hookimpl,
+    rules,
 )
-from conveyor.lease import check_lease, new_token
-from conveyor.outcome import Done, Kill, Outcome, Release, Retry
+from conveyor.rules.authoring import at
 from conveyor_json.config import JsonConfig, config_from_url
 from conveyor_json.journal import Journal, Section
 from conveyor_json.listing import metrics_of, page_of, result_of
-from conveyor_json.state import FINAL, Entry, State, from_us, set_record, to_us, worker_record
+from conveyor_json.state import FINAL, State, from_us, to_us, worker_record
 from conveyor_json.store import Store
 
 __all__ = ["JsonBackend"]
@@ -49,15 +48,24 @@ def _put(task: Task[bytes]) -> dict[str, Any]:
         "res": task.result, "err": task.last_error, "by": task.lock_by,
         "tok": task.lease_token,
         "until": None if task.lease_until is None else to_us(task.lease_until),
+        "name": task.name,
     }  # fmt: skip
 
 
-def _lease_check(entry: Entry | None, task: Task[bytes]) -> Entry:
-    if entry is None:
-        raise StaleLease(f"task {task.id} no longer exists; the write was refused")
-    if entry.status is not Status.RUNNING or entry.token != task.lease_token:
-        check_lease(entry.task(), task)  # raises, with the core's explanation
-    return entry
+def _set(task: Task[bytes]) -> dict[str, Any]:
+    """The ``set`` record that gives a stored task the mutable fields of ``task``
+    (a rule's result)."""
+    return {
+        "op": "set", "id": task.id, "s": task.status.value, "a": task.attempt,
+        "at": to_us(task.run_at), "res": task.result, "err": task.last_error,
+        "by": task.lock_by, "tok": task.lease_token,
+        "until": None if task.lease_until is None else to_us(task.lease_until),
+    }  # fmt: skip
+
+
+def _stored(state: State, task_id: TaskId) -> Task[bytes] | None:
+    entry = state.tasks.get(task_id)
+    return None if entry is None else entry.task()
 
 
 class JsonBackend:
@@ -107,7 +115,7 @@ class JsonBackend:
 
     @hookimpl
     async def poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
-        queue, lease_us, clock = self.config.queue, int(self.config.lease_seconds * 1e6), self.clock
+        queue, lease, clock = self.config.queue, self.config.lease_seconds, self.clock
         name = worker.name
 
         def claim(state: State) -> tuple[Records, TaskId | None]:
@@ -115,11 +123,8 @@ class JsonBackend:
             entry = state.next_ready(queue, now)
             if entry is None:
                 return [], None
-            record = set_record(
-                entry, Status.RUNNING, a=entry.attempt + 1, res=None,
-                by=name, tok=new_token(), until=now + lease_us,
-            )  # fmt: skip
-            return [record], entry.id
+            claimed = rules.claim(entry.task(), name, now=at(now / 1e6), lease_seconds=lease)
+            return [_set(claimed)], entry.id
 
         idle = False
         while True:
@@ -178,22 +183,7 @@ class JsonBackend:
     @hookimpl
     async def ack(self, task: Task[bytes], outcome: Outcome) -> None:
         def section(state: State) -> tuple[Records, None]:
-            entry = _lease_check(state.tasks.get(task.id), task)
-            if type(outcome) is Done:
-                record = set_record(entry, Status.DONE, res=outcome.result)
-            elif type(outcome) is Retry:
-                if entry.attempt >= entry.max_attempts:
-                    record = set_record(entry, Status.KILLED, err=outcome.error)
-                else:
-                    when = to_us(outcome.run_at)
-                    record = set_record(entry, Status.FAILED, at=when, err=outcome.error)
-            elif type(outcome) is Kill:
-                record = set_record(entry, Status.KILLED, err=outcome.error)
-            elif type(outcome) is Release:
-                record = set_record(entry, Status.PENDING, a=max(0, entry.attempt - 1))
-            else:
-                raise TypeError(f"unknown outcome {outcome!r}")
-            return [record], None
+            return [_set(rules.settle(_stored(state, task.id), task, outcome))], None
 
         await self._write(section)
 
@@ -219,26 +209,20 @@ class JsonBackend:
     @hookimpl
     async def update(self, task: Task[bytes]) -> None:
         def section(state: State) -> tuple[Records, None]:
-            stored = state.tasks.get(task.id)
+            stored = _stored(state, task.id)
             if stored is None:
                 raise TaskNotFound(f"no task {task.id} to update in {self.path}")
-            if task.status is not stored.status:
-                stored.status.check(task.status)
-            return [_put(task)], None
+            return [_put(rules.update(stored, task))], None
 
         await self._write(section)
 
     @hookimpl
     async def reschedule(self, task: Task[bytes], run_at: datetime) -> None:
         def section(state: State) -> tuple[Records, None]:
-            stored = state.tasks.get(task.id)
+            stored = _stored(state, task.id)
             if stored is None:
                 raise TaskNotFound(f"no task {task.id} to reschedule in {self.path}")
-            if task.lease_token is not None:
-                check_lease(stored.task(), task)
-            if stored.status is not Status.PENDING:
-                stored.status.check(Status.PENDING)
-            return [set_record(stored, Status.PENDING, at=to_us(run_at))], None
+            return [_set(rules.reschedule(stored, task, run_at))], None
 
         await self._write(section)
 
@@ -253,15 +237,9 @@ class JsonBackend:
         clock = self.clock
 
         def section(state: State) -> tuple[Records, bool]:
-            stored = state.tasks.get(task_id)
-            if stored is None or stored.status not in (
-                Status.FAILED,
-                Status.KILLED,
-                Status.RUNNING,
-            ):
-                return [], False
-            attempt = 0 if stored.status is Status.KILLED else stored.attempt
-            return [set_record(stored, Status.PENDING, a=attempt, at=_now_us(clock))], True
+            stored = _stored(state, task_id)
+            resumed = None if stored is None else rules.resume(stored, at(clock.time()))
+            return ([], False) if resumed is None else ([_set(resumed)], True)
 
         return await self._write(section)
 
@@ -270,13 +248,13 @@ class JsonBackend:
         clock = self.clock
 
         def section(state: State) -> tuple[Records, int]:
+            now_us = _now_us(clock)
+            now = at(now_us / 1e6)
             records: Records = []
-            for entry in list(state.expired(_now_us(clock))):
-                error = (
-                    f"worker {entry.lock_by!r} stopped renewing its lease (attempt {entry.attempt})"
-                )
-                status = Status.KILLED if entry.attempt >= entry.max_attempts else Status.PENDING
-                records.append(set_record(entry, status, err=error))
+            for entry in list(state.expired(now_us)):
+                abandoned = rules.abandon(entry.task(), now)
+                if abandoned is not None:
+                    records.append(_set(abandoned))
             return records, len(records)
 
         return await self._write(section)
