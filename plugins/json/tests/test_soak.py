@@ -55,15 +55,20 @@ asyncio.run(main())
 
 
 def spawn(script: str, *args: object) -> subprocess.Popen[str]:
+    # Output to files, never a pipe nobody reads meanwhile: a full pipe would block the child.
     errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the child
+    output = tempfile.TemporaryFile("w+")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=errors,
-        text=True,
+        [sys.executable, "-c", script, *map(str, args)], stdout=output, stderr=errors, text=True
     )
-    proc.errors = errors  # type: ignore[attr-defined]
+    proc.errors, proc.output = errors, output  # type: ignore[attr-defined]
     return proc
+
+
+def output_of(proc: subprocess.Popen[str]) -> str:
+    output = proc.output  # type: ignore[attr-defined]
+    output.seek(0)
+    return str(output.read())
 
 
 @pytest.fixture(autouse=True)
@@ -91,6 +96,7 @@ async def test_soak_many_pushers_and_workers_killed_mid_task(tmp_path: Path) -> 
     rng = random.Random(7)
     kills = 0
     while any(p.poll() is None for p in pushers) or kills < 20:
+        assert kills < 300, "the pushers never finished"
         victim = spawn(SLOW_WORKER, url, log)
         time.sleep(0.3 + rng.random())
         victim.send_signal(signal.SIGKILL)
@@ -99,9 +105,8 @@ async def test_soak_many_pushers_and_workers_killed_mid_task(tmp_path: Path) -> 
     pushed: list[str] = []
     groups: list[list[str]] = []
     for proc in pushers:
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0
-        for line in out.splitlines():
+        assert proc.wait(timeout=120) == 0
+        for line in output_of(proc).splitlines():
             ids = line.split()
             pushed += ids
             groups.append(ids)
