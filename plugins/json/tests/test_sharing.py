@@ -157,9 +157,15 @@ async def test_an_fsync_error_is_fatal_for_the_handle(
         raise OSError(errno.EIO, "Input/output error")
 
     async with conveyor.open(url) as backend:
+        broken = backend.plugin.journal  # type: ignore[attr-defined]
         monkeypatch.setattr(commit.os, "fdatasync", failing)
         with pytest.raises(StoreBroken, match=r"fsync of .* failed .*Input/output error"):
             await backend.push({"n": 1})
+        assert isinstance(broken.broken, str)
+        # The next call opens a fresh handle (re-reading the file) and syncs with it;
+        # the broken handle itself never retries its fsync.
         with pytest.raises(StoreBroken):
             await backend.push({"n": 2})
-        assert calls == 1  # never retried
+        assert calls == 2
+        assert backend.plugin.journal is not broken  # type: ignore[attr-defined]
+        assert broken.closed

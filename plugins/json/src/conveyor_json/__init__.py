@@ -3,9 +3,14 @@
 from conveyor_json.backend import JsonBackend
 from conveyor_json.config import JsonConfig
 from conveyor_json.errors import (
+    BackendInUse,
     CorruptStore,
+    DiskFull,
     ForeignFile,
+    LinkRefused,
+    LockTimeout,
     NewerFormat,
+    NotOwner,
     StoreBroken,
     StoreError,
     TornTailWarning,
@@ -15,7 +20,12 @@ from conveyor_json.records import FORMAT, VERSION
 __all__ = [
     "FORMAT",
     "VERSION",
+    "BackendInUse",
     "CorruptStore",
+    "DiskFull",
+    "LinkRefused",
+    "LockTimeout",
+    "NotOwner",
     "ForeignFile",
     "JsonBackend",
     "JsonConfig",

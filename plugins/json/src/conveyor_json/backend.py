@@ -5,34 +5,35 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from conveyor import (
     Filter,
+    Outcome,
     QueueInfo,
     RunningWorker,
-    StaleLease,
     Statistic,
-    Status,
     Task,
     TaskId,
     TaskNotFound,
     TaskResult,
     WorkerInfo,
     hookimpl,
+    rules,
 )
-from conveyor.lease import check_lease, new_token
-from conveyor.outcome import Done, Kill, Outcome, Release, Retry
+from conveyor.rules.authoring import at
 from conveyor_json.config import JsonConfig, config_from_url
-from conveyor_json.journal import Journal
+from conveyor_json.journal import Journal, Section
 from conveyor_json.listing import metrics_of, page_of, result_of
-from conveyor_json.state import FINAL, Entry, State, from_us, set_record, to_us, worker_record
+from conveyor_json.state import FINAL, State, from_us, to_us, worker_record
+from conveyor_json.store import Store
 
 __all__ = ["JsonBackend"]
 
 Records = list[dict[str, Any]]
+T = TypeVar("T")
 
 
 def _now_us(clock: Any) -> int:
@@ -47,15 +48,24 @@ def _put(task: Task[bytes]) -> dict[str, Any]:
         "res": task.result, "err": task.last_error, "by": task.lock_by,
         "tok": task.lease_token,
         "until": None if task.lease_until is None else to_us(task.lease_until),
+        "name": task.name,
     }  # fmt: skip
 
 
-def _lease_check(entry: Entry | None, task: Task[bytes]) -> Entry:
-    if entry is None:
-        raise StaleLease(f"task {task.id} no longer exists; the write was refused")
-    if entry.status is not Status.RUNNING or entry.token != task.lease_token:
-        check_lease(entry.task(), task)  # raises, with the core's explanation
-    return entry
+def _set(task: Task[bytes]) -> dict[str, Any]:
+    """The ``set`` record that gives a stored task the mutable fields of ``task``
+    (a rule's result)."""
+    return {
+        "op": "set", "id": task.id, "s": task.status.value, "a": task.attempt,
+        "at": to_us(task.run_at), "res": task.result, "err": task.last_error,
+        "by": task.lock_by, "tok": task.lease_token,
+        "until": None if task.lease_until is None else to_us(task.lease_until),
+    }  # fmt: skip
+
+
+def _stored(state: State, task_id: TaskId) -> Task[bytes] | None:
+    entry = state.tasks.get(task_id)
+    return None if entry is None else entry.task()
 
 
 class JsonBackend:
@@ -64,32 +74,48 @@ class JsonBackend:
     Config = JsonConfig
     config_from_url = staticmethod(config_from_url)
 
-    def __init__(self, config: JsonConfig, journal: Journal | None = None) -> None:
+    def __init__(self, config: JsonConfig, store: Store | None = None) -> None:
         self.config = config
         self.clock = config.clock
-        if journal is None:
-            journal = Journal(
-                config.path, fsync=config.fsync, compact_threshold=config.compact_threshold
-            )
-        self.journal = journal
-        journal.users += 1
+        if store is None:
+            store = Store(config)
+        self._store = store
+        store.users += 1
         self._closed = False
+
+    @property
+    def journal(self) -> Journal:
+        """The open handle on the store file (a fresh one after a failure)."""
+        return self._store.journal
 
     @property
     def path(self) -> str:
         """The store file, as an absolute path."""
-        return self.journal.path
+        return self._store.journal.path
+
+    async def _run(self, section: Section[T]) -> T:
+        """Run ``section`` on the current journal (reopened if it broke); not waited for."""
+        journal = await self._store.current()
+        result, _ = await journal.run(section)
+        return result
+
+    async def _write(self, section: Section[T]) -> T:
+        """Run ``section`` and wait until what it wrote is on disk."""
+        journal = await self._store.current()
+        result, mark = await journal.run(section)
+        await journal.durable(mark)
+        return result
 
     async def _read(self) -> State:
         """The state, caught up with other processes' writes."""
-        await self.journal.run(lambda _: ([], None))
-        return self.journal.state
+        await self._run(lambda _: ([], None))
+        return self._store.journal.state
 
     # --- Backend ----------------------------------------------------------------------
 
     @hookimpl
     async def poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
-        queue, lease_us, clock = self.config.queue, int(self.config.lease_seconds * 1e6), self.clock
+        queue, lease, clock = self.config.queue, self.config.lease_seconds, self.clock
         name = worker.name
 
         def claim(state: State) -> tuple[Records, TaskId | None]:
@@ -97,20 +123,17 @@ class JsonBackend:
             entry = state.next_ready(queue, now)
             if entry is None:
                 return [], None
-            record = set_record(
-                entry, Status.RUNNING, a=entry.attempt + 1, res=None,
-                by=name, tok=new_token(), until=now + lease_us,
-            )  # fmt: skip
-            return [record], entry.id
+            claimed = rules.claim(entry.task(), name, now=at(now / 1e6), lease_seconds=lease)
+            return [_set(claimed)], entry.id
 
         idle = False
         while True:
-            tid, _ = await self.journal.run(claim)
+            tid = await self._run(claim)
             if tid is None:
                 if idle:
                     # Only after reporting idle once: wait rather than spin.
                     await self._wait_ready(queue)
-                    tid, _ = await self.journal.run(claim)
+                    tid = await self._run(claim)
                 if tid is None:
                     idle = True
                     yield None
@@ -122,27 +145,27 @@ class JsonBackend:
         """Wait for a task of ``queue`` to become ready: pushed by this process (woken at
         once) or another (seen within ``poll_interval``), or a delayed one coming due;
         at most ``idle_wait``."""
-        journal, loop, clock = self.journal, asyncio.get_running_loop(), self.clock
+        loop, clock = asyncio.get_running_loop(), self.clock
         deadline = loop.time() + self.config.idle_wait
         while True:
-            due = journal.state.next_due_us(queue)
+            due = self.journal.state.next_due_us(queue)
             left = deadline - loop.time()
             if due is not None:
                 left = min(left, due / 1e6 - clock.time())
             if left <= 0:
                 return
             waiter = loop.create_future()
-            journal.ready_waiters.setdefault(queue, []).append(waiter)
+            self.journal.ready_waiters.setdefault(queue, []).append(waiter)
             try:
                 await asyncio.wait_for(waiter, min(left, self.config.poll_interval))
                 return
             except TimeoutError:
                 pass
             finally:
-                waiters = journal.ready_waiters.get(queue)
+                waiters = self.journal.ready_waiters.get(queue)
                 if waiters and waiter in waiters:
                     waiters.remove(waiter)
-            if journal.changed():
+            if self.journal.changed():
                 # Another process wrote: catch up, and stop waiting only if it made
                 # something of this queue ready (not for its heartbeats or other queues).
                 state = await self._read()
@@ -153,41 +176,23 @@ class JsonBackend:
     async def heartbeat(self, worker: WorkerInfo) -> None:
         now = _now_us(self.clock)
         until = now + int(self.config.lease_seconds * 1e6)
-        await self.journal.run(
+        await self._run(
             lambda _: ([{"op": "beat", "w": worker.name, "at": now, "until": until}], None)
         )
 
     @hookimpl
     async def ack(self, task: Task[bytes], outcome: Outcome) -> None:
         def section(state: State) -> tuple[Records, None]:
-            entry = _lease_check(state.tasks.get(task.id), task)
-            if type(outcome) is Done:
-                record = set_record(entry, Status.DONE, res=outcome.result)
-            elif type(outcome) is Retry:
-                if entry.attempt >= entry.max_attempts:
-                    record = set_record(entry, Status.KILLED, err=outcome.error)
-                else:
-                    when = to_us(outcome.run_at)
-                    record = set_record(entry, Status.FAILED, at=when, err=outcome.error)
-            elif type(outcome) is Kill:
-                record = set_record(entry, Status.KILLED, err=outcome.error)
-            elif type(outcome) is Release:
-                record = set_record(entry, Status.PENDING, a=max(0, entry.attempt - 1))
-            else:
-                raise TypeError(f"unknown outcome {outcome!r}")
-            return [record], None
+            return [_set(rules.settle(_stored(state, task.id), task, outcome))], None
 
-        _, mark = await self.journal.run(section)
-        await self.journal.durable(mark)
+        await self._write(section)
 
     # --- TaskSink ---------------------------------------------------------------------
 
     @hookimpl
     async def push(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
         records = [_put(task) for task in tasks]
-        journal = self.journal
-        _, mark = await journal.run(lambda _: (records, None))
-        await journal.durable(mark)
+        await self._write(lambda _: (records, None))
         return [task.id for task in tasks]
 
     @hookimpl
@@ -204,34 +209,26 @@ class JsonBackend:
     @hookimpl
     async def update(self, task: Task[bytes]) -> None:
         def section(state: State) -> tuple[Records, None]:
-            stored = state.tasks.get(task.id)
+            stored = _stored(state, task.id)
             if stored is None:
                 raise TaskNotFound(f"no task {task.id} to update in {self.path}")
-            if task.status is not stored.status:
-                stored.status.check(task.status)
-            return [_put(task)], None
+            return [_put(rules.update(stored, task))], None
 
-        _, mark = await self.journal.run(section)
-        await self.journal.durable(mark)
+        await self._write(section)
 
     @hookimpl
     async def reschedule(self, task: Task[bytes], run_at: datetime) -> None:
         def section(state: State) -> tuple[Records, None]:
-            stored = state.tasks.get(task.id)
+            stored = _stored(state, task.id)
             if stored is None:
                 raise TaskNotFound(f"no task {task.id} to reschedule in {self.path}")
-            if task.lease_token is not None:
-                check_lease(stored.task(), task)
-            if stored.status is not Status.PENDING:
-                stored.status.check(Status.PENDING)
-            return [set_record(stored, Status.PENDING, at=to_us(run_at))], None
+            return [_set(rules.reschedule(stored, task, run_at))], None
 
-        _, mark = await self.journal.run(section)
-        await self.journal.durable(mark)
+        await self._write(section)
 
     @hookimpl
     async def vacuum(self) -> int:
-        journal = self.journal
+        journal = await self._store.current()
         removed, _ = await journal.run(lambda _: ([], journal.compact(keep_final=False)))
         return removed
 
@@ -240,42 +237,32 @@ class JsonBackend:
         clock = self.clock
 
         def section(state: State) -> tuple[Records, bool]:
-            stored = state.tasks.get(task_id)
-            if stored is None or stored.status not in (
-                Status.FAILED,
-                Status.KILLED,
-                Status.RUNNING,
-            ):
-                return [], False
-            attempt = 0 if stored.status is Status.KILLED else stored.attempt
-            return [set_record(stored, Status.PENDING, a=attempt, at=_now_us(clock))], True
+            stored = _stored(state, task_id)
+            resumed = None if stored is None else rules.resume(stored, at(clock.time()))
+            return ([], False) if resumed is None else ([_set(resumed)], True)
 
-        resumed, mark = await self.journal.run(section)
-        await self.journal.durable(mark)
-        return resumed
+        return await self._write(section)
 
     @hookimpl
     async def resume_abandoned(self) -> int:
         clock = self.clock
 
         def section(state: State) -> tuple[Records, int]:
+            now_us = _now_us(clock)
+            now = at(now_us / 1e6)
             records: Records = []
-            for entry in list(state.expired(_now_us(clock))):
-                error = (
-                    f"worker {entry.lock_by!r} stopped renewing its lease (attempt {entry.attempt})"
-                )
-                status = Status.KILLED if entry.attempt >= entry.max_attempts else Status.PENDING
-                records.append(set_record(entry, status, err=error))
+            for entry in list(state.expired(now_us)):
+                abandoned = rules.abandon(entry.task(), now)
+                if abandoned is not None:
+                    records.append(_set(abandoned))
             return records, len(records)
 
-        count, mark = await self.journal.run(section)
-        await self.journal.durable(mark)
-        return count
+        return await self._write(section)
 
     @hookimpl
     async def register_worker(self, worker: WorkerInfo) -> None:
         now = _now_us(self.clock)
-        await self.journal.run(lambda _: ([worker_record(worker, now)], None))
+        await self._run(lambda _: ([worker_record(worker, now)], None))
 
     # --- Expose ---------------------------------------------------------------------------
 
@@ -322,7 +309,7 @@ class JsonBackend:
     async def wait_for(
         self, task_ids: Sequence[TaskId], timeout: float | None
     ) -> AsyncIterator[TaskResult[bytes]]:
-        journal, loop = self.journal, asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         state = await self._read()
         pending = list(dict.fromkeys(task_ids))
@@ -330,7 +317,7 @@ class JsonBackend:
             if tid not in state.tasks:
                 raise TaskNotFound(f"no task {tid} to wait for in {self.path}")
         while True:
-            state = journal.state
+            state = self.journal.state
             left = []
             for tid in pending:
                 entry = state.tasks.get(tid)
@@ -349,13 +336,13 @@ class JsonBackend:
             # Acks of this process wake us at once; other processes' are seen by polling.
             waiter = loop.create_future()
             for tid in pending:
-                journal.final_waiters.setdefault(tid, []).append(waiter)
+                self.journal.final_waiters.setdefault(tid, []).append(waiter)
             wait = self.config.poll_interval
             try:
                 await asyncio.wait_for(waiter, wait if remaining is None else min(wait, remaining))
             except TimeoutError:
                 pass
-            if journal.changed():
+            if self.journal.changed():
                 await self._read()
 
     @hookimpl
@@ -372,16 +359,14 @@ class JsonBackend:
 
     @hookimpl
     def make_shared(self, queue: str) -> object:
-        return JsonBackend(attrs.evolve(self.config, queue=queue), self.journal)
+        return JsonBackend(attrs.evolve(self.config, queue=queue), self._store)
 
     @hookimpl
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self.journal.users -= 1
-        if self.journal.users <= 0:
-            await self.journal.close()
+        await self._store.close()
 
     def __repr__(self) -> str:
         return f"JsonBackend({self.path!r}, queue={self.config.queue!r})"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import logging
 import os
 import stat
@@ -21,14 +20,16 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from conveyor import BackendClosed, TaskId
-from conveyor_json import records
+from conveyor_json import files, records
 from conveyor_json.commit import GroupCommit
-from conveyor_json.errors import CorruptStore, StoreBroken, StoreError, TornTailWarning
+from conveyor_json.errors import CorruptStore, DiskFull, StoreBroken, StoreError, TornTailWarning
+from conveyor_json.framing import frame, scan
+from conveyor_json.lock import StoreLock
 from conveyor_json.state import FINAL, State
 
 __all__ = ["Journal", "Section"]
 
-log = logging.getLogger("conveyor_json")
+log = logging.getLogger("conveyor.json")
 
 T = TypeVar("T")
 Section = Callable[[State], tuple[list[dict[str, Any]], T]]
@@ -36,21 +37,29 @@ Section = Callable[[State], tuple[list[dict[str, Any]], T]]
 
 _CHUNK = 1 << 20
 _HEADER_MAX = 4096
-_MODE = 0o600
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Journal:
     """An open store file shared with other handles and processes through the lock file."""
 
-    def __init__(self, path: str, *, fsync: bool = True, compact_threshold: int = 10_000) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        fsync: bool = True,
+        compact_threshold: int = 10_000,
+        lock_timeout: float = 30.0,
+    ) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.lock_path = self.path + ".lock"
         self.fsync = fsync
         self.compact_threshold = compact_threshold
-        self.users = 0
         self.broken: str | None = None
+        self.full = False
         self.closed = False
         self.fd = -1
+        self.lock_fd = -1
         self.ident = (0, 0)
         self.offset = 0
         self.state = State()
@@ -58,30 +67,29 @@ class Journal:
         self.final_waiters: dict[TaskId, list[asyncio.Future[None]]] = {}
         self.commit = GroupCommit(self, fsync)
         self._compact_floor = 0
-        self._gate: asyncio.Lock | None = None
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise StoreError(
                 f"cannot open store {self.path}: directory {folder} does not exist;"
                 " create it first (the json backend does not create directories)"
             )
+        files.refuse_link(self.path)
         if os.path.isdir(self.path):
             raise StoreError(f"cannot open store {self.path}: it is a directory; name a file")
+        self.lock_fd = files.open_lock(self.lock_path, self.path)
+        self.lock = StoreLock(self.lock_fd, self.lock_path, lock_timeout)
         try:
-            self.lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _MODE)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create or open the lock file {self.lock_path}: {exc.strerror};"
-                f" the store's directory {folder} must be writable by this user"
-            ) from None
-        try:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+            self.lock.lock_blocking()
             try:
+                # Under the lock no compaction runs, so any copy left is a killed one's.
+                files.remove_stale_temps(self.path)
+                files.refuse_link(self.path)
                 if not os.path.lexists(self.path):
                     self._create()
-                self._load()
+                if self._load() < records.VERSION:
+                    self.compact(keep_final=True)  # migrate: groups need a version-2 header
             finally:
-                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+                self.lock.unlock()
         except BaseException:
             self._close_fds()
             raise
@@ -90,23 +98,18 @@ class Journal:
 
     def _create(self) -> None:
         """Make a new store atomically: header into a temp file, fsync, rename, fsync dir."""
-        self._replace_with([records.header_line()], mode=_MODE)
+        self._replace_with([records.header_line()], mode=files.MODE, owner=None)
 
-    def _load(self) -> None:
-        """(Re)read the whole file into a fresh state (under the lock)."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot open store {self.path} for reading and writing: {exc.strerror}"
-            ) from None
+    def _load(self) -> int:
+        """(Re)read the whole file into a fresh state (under the lock); return its version."""
+        fd = files.open_store(self.path)
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise StoreError(f"cannot open store {self.path}: it is not a regular file")
             head = os.pread(fd, min(_HEADER_MAX, info.st_size), 0)
             first, newline, _ = head.partition(b"\n")
-            records.check_header(self.path, first)
+            version = records.check_header(self.path, first)
             if not newline:
                 raise CorruptStore(
                     records.damaged(self.path, "line 1", "the header line has no end")
@@ -120,6 +123,7 @@ class Journal:
         self.state = state
         for waiters in list(self.ready_waiters.values()) + list(self.final_waiters.values()):
             _wake_all(waiters)
+        return version
 
     def _adopt(self, fd: int, ident: tuple[int, int], offset: int) -> None:
         if self.fd >= 0:
@@ -127,46 +131,48 @@ class Journal:
         self.fd, self.ident, self.offset = fd, ident, offset
 
     def _read(self, fd: int, state: State, start: int, end: int, *, opening: bool) -> int:
-        """Apply the complete lines in ``[start, end)``; return where the good ones stop.
+        """Apply the whole units (lines, groups) in ``[start, end)``; return where they stop.
 
-        A damaged or unfinished last line (a crash mid-write) is cut off the
-        file with a warning; damage before it raises ``CorruptStore``, naming
-        the line (when reading the whole file) or its byte offset.
+        A damaged or unfinished tail (a crash mid-write; after a power cut, garbage
+        where unsynced writes were) is cut off the file with a warning, as long as
+        no whole record follows the damage; otherwise ``CorruptStore`` names the
+        line (when reading the whole file) or its byte offset.
         """
-        pos = read_at = start
+        good = start
         line_no = 2
-        rest = b""
         bad: str | None = None
-        while read_at < end:
-            chunk = os.pread(fd, min(_CHUNK, end - read_at), read_at)
-            if not chunk:
-                break
-            read_at += len(chunk)
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()
-            for line in lines:
-                if bad is not None:
-                    raise CorruptStore(bad)
+        apply = state.apply
+        decode = records.decode
+        for unit in scan(fd, start, end, records.MAX_LINE):
+            if bad is not None:
+                if unit.lines is not None and _decodes(unit.lines):
+                    raise CorruptStore(bad)  # a record follows the damage: not a torn tail
+                continue
+            reason = unit.problem
+            if unit.lines is not None:
                 try:
-                    state.apply(records.decode(line))
+                    if len(unit.lines) == 1:
+                        apply(decode(unit.lines[0]))
+                    else:
+                        for record in [decode(line) for line in unit.lines]:
+                            apply(record)
                 except (KeyError, ValueError, TypeError) as exc:
-                    where = f"line {line_no}" if opening else f"the record at byte {pos}"
                     reason = str(exc) if isinstance(exc, ValueError) else repr(exc)
-                    bad = records.damaged(self.path, where, reason)
-                    if not opening:
-                        raise CorruptStore(bad) from None
                 else:
-                    pos += len(line) + 1
-                line_no += 1
-            if len(rest) > records.MAX_LINE:
-                where = f"line {line_no}" if opening else f"the record at byte {pos}"
-                reason = f"longer than {records.MAX_LINE:,} bytes"
-                raise CorruptStore(records.damaged(self.path, where, reason))
-        if bad is not None and rest:
-            raise CorruptStore(bad)
-        if pos < end:
-            self._cut(fd, pos, end)
-        return pos
+                    good = unit.stop  # type: ignore[assignment]
+                    line_no += unit.spans
+                    continue
+            where = f"line {line_no}" if opening else f"the record at byte {unit.pos}"
+            if unit.stop is None and reason is None:
+                break  # unfinished: cut below
+            bad = records.damaged(self.path, where, reason or "damaged")
+            if unit.stop is None or not opening:
+                if not opening:
+                    self.broken = bad
+                raise CorruptStore(bad)
+        if good < end:
+            self._cut(fd, good, end)
+        return good
 
     def _cut(self, fd: int, pos: int, end: int) -> None:
         message = (
@@ -188,48 +194,34 @@ class Journal:
 
         Returns its result and the write mark to pass to ``durable``. The
         section never awaits, so no other coroutine of this handle can be inside
-        one meanwhile; only a wait for another process's lock goes through the
-        gate (a thread holds the lock for us while we wait, which a second
-        coroutine on this same descriptor must not mistake for its own).
+        one meanwhile.
         """
-        gate = self._gate
-        if (gate is None or not gate.locked()) and self._try_lock():
-            return self._locked(section)
-        if gate is None:
-            gate = self._gate = asyncio.Lock()
-        async with gate:
-            if not self._try_lock():
-                await asyncio.get_running_loop().run_in_executor(
-                    None, fcntl.flock, self.lock_fd, fcntl.LOCK_EX
-                )
-            return self._locked(section)
-
-    def _try_lock(self) -> bool:
+        lock = self.lock
+        if lock.loop is not asyncio.get_running_loop():
+            self._usable()
+            lock.check_loop(self.commit.reset)
+        gated = await lock.acquire()
         try:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+            return self._locked(section)
+        finally:
+            lock.release(gated)
 
     def _locked(self, section: Section[T]) -> tuple[T, int]:
-        try:
-            self._usable()
-            self._catch_up()
-            new, result = section(self.state)
-            if new:
-                self._append(new)
-                dead = self.state.dead
-                if dead > max(self.compact_threshold, len(self.state.tasks), self._compact_floor):
-                    self._auto_compact(dead)
-            return result, self.commit.written
-        finally:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+        self._usable()
+        self._catch_up()
+        new, result = section(self.state)
+        if new:
+            self._append(new)
+            dead = self.state.dead
+            if dead > max(self.compact_threshold, len(self.state.tasks), self._compact_floor):
+                self._auto_compact(dead)
+        return result, self.commit.written
 
     def _usable(self) -> None:
         if self.closed:
             raise BackendClosed(f"the json store {self.path} was closed; open it again")
         if self.broken is not None:
-            raise StoreBroken(self.broken)
+            raise (DiskFull if self.full else StoreBroken)(self.broken)
 
     def _catch_up(self) -> None:
         try:
@@ -258,14 +250,17 @@ class Journal:
         return (info.st_dev, info.st_ino) != self.ident or info.st_size != self.offset
 
     def _append(self, new: list[dict[str, Any]]) -> None:
-        data = b"".join([records.encode(r) for r in new])
-        if len(data) > records.MAX_LINE:
-            for record in new:
-                if len(records.encode(record)) > records.MAX_LINE:
-                    raise StoreError(
-                        f"record for task {record.get('id')} is over the {records.MAX_LINE:,}"
-                        " byte limit of a store line; store less per task"
-                    )
+        lines = [records.encode(r) for r in new]
+        for line, record in zip(lines, new, strict=True):
+            if len(line) > records.MAX_LINE:
+                raise StoreError(
+                    f"record for task {record.get('id')} is over the {records.MAX_LINE:,}"
+                    " byte limit of a store line; store less per task"
+                )
+        try:
+            data = frame(lines)  # several records: one group, visible whole or not at all
+        except ValueError as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
         try:
             written = os.write(self.fd, data)
             if written < len(data):
@@ -273,11 +268,7 @@ class Journal:
                 while view:
                     view = view[os.write(self.fd, view) :]
         except OSError as exc:
-            self.broken = (
-                f"writing to {self.path} failed ({exc.strerror}); what reached the disk is"
-                " unknown, so this handle refuses further use. Reopen the store"
-            )
-            raise StoreBroken(self.broken) from exc
+            self._write_failed(exc)
         self.offset += len(data)
         self.commit.wrote()
         apply = self.state.apply
@@ -291,6 +282,26 @@ class Journal:
                 " this is a bug in conveyor-json, please report it with the file"
             )
             raise StoreBroken(self.broken) from exc
+
+    def _write_failed(self, exc: OSError) -> None:
+        # Take back the part that was written (a reader would drop it anyway: a torn
+        # line or group is never applied), then refuse this handle.
+        try:
+            os.ftruncate(self.fd, self.offset)
+        except OSError:
+            pass
+        if exc.errno in _FULL:
+            self.full = True
+            self.broken = (
+                f"the disk holding {self.path} is full ({exc.strerror}); nothing of the"
+                " failed write is visible. Free some space: the store reopens by itself"
+            )
+            raise DiskFull(self.broken) from exc
+        self.broken = (
+            f"writing to {self.path} failed ({exc.strerror}); what reached the disk is"
+            " unknown, so this handle refuses further use and the store is reopened"
+        )
+        raise StoreBroken(self.broken) from exc
 
     async def durable(self, mark: int) -> None:
         """Return once write ``mark`` (from ``run``) is on disk (see ``GroupCommit``)."""
@@ -308,17 +319,22 @@ class Journal:
             log.warning("compacting %s failed, will retry later: %s", self.path, exc)
 
     def compact(self, keep_final: bool) -> int:
-        """Rewrite the journal as its live records (under the lock); return tasks dropped."""
+        """Rewrite the journal as its live records (under the lock); return tasks dropped.
+
+        The copy keeps the store's mode and owner; a user who does not own the
+        store is refused (``NotOwner``) rather than take it over.
+        """
         state = self.state
+        info = os.fstat(self.fd)
+        files.owner_check(self.path, info)
         lines: list[bytes] = [records.header_line()]
         for record in state.compacted(keep_final):
             lines.append(records.encode(record))
-        mode = stat.S_IMODE(os.fstat(self.fd).st_mode)
-        self._replace_with(lines, mode=mode)
+        self._replace_with(lines, mode=stat.S_IMODE(info.st_mode), owner=info)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
-        except OSError as exc:
-            self.broken = f"cannot reopen {self.path} after compacting it: {exc.strerror}"
+            fd = files.open_store(self.path)
+        except StoreError as exc:
+            self.broken = f"cannot reopen {self.path} after compacting it: {exc}"
             raise StoreBroken(self.broken) from None
         info = os.fstat(fd)
         self._adopt(fd, (info.st_dev, info.st_ino), info.st_size)
@@ -329,32 +345,39 @@ class Journal:
         self.commit.everything_synced()  # the new file was fsync'd before it replaced the old
         return len(dropped)
 
-    def _replace_with(self, lines: Iterable[bytes], *, mode: int) -> None:
+    def _replace_with(
+        self, lines: Iterable[bytes], *, mode: int, owner: os.stat_result | None
+    ) -> None:
         folder = os.path.dirname(self.path)
-        temp = f"{self.path}.{os.getpid()}.tmp"
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create {temp}: {exc.strerror}; the store's directory {folder} must"
-                " be writable by this user"
-            ) from None
+        temp = files.temp_name(self.path)
+        fd = files.create_exclusive(temp, mode)
         try:
             try:
                 with os.fdopen(fd, "wb", buffering=_CHUNK, closefd=False) as out:
                     out.writelines(lines)
                 os.fchmod(fd, mode)
+                if owner is not None:
+                    files.give_back(fd, owner)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(temp, self.path)
-            _fsync_dir(folder)
+            files.refuse_link(self.path)
+            os.replace(temp, self.path)  # replaces a name, never writes through a link
+            files.fsync_dir(folder)
         except OSError as exc:
-            if os.path.exists(temp):
+            try:
                 os.unlink(temp)
-            if exc.errno in (errno.EIO, errno.ENOSPC, errno.EDQUOT):
+            except OSError:
+                pass
+            if exc.errno in (errno.EIO, *_FULL):
                 self.broken = f"rewriting {self.path} failed: {exc.strerror}"
             raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise
 
     # --- waking waiters ---------------------------------------------------------------
 
@@ -382,15 +405,23 @@ class Journal:
         self.state = State()
 
     def _close_fds(self) -> None:
-        for fd in (self.fd, getattr(self, "lock_fd", -1)):
+        for fd in (self.fd, self.lock_fd):
             if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self.fd = -1
-        if hasattr(self, "commit"):
-            self.commit.close_retired()
+        self.fd = self.lock_fd = -1
+        self.commit.close_retired()
+
+
+def _decodes(lines: list[bytes]) -> bool:
+    try:
+        for line in lines:
+            records.decode(line)
+    except ValueError:
+        return False
+    return True
 
 
 def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
@@ -398,11 +429,3 @@ def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
         if not waiter.done():
             waiter.set_result(None)
     waiters.clear()
-
-
-def _fsync_dir(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -29,7 +29,8 @@ __all__ = [
 ]
 
 FORMAT = "conveyor-json"
-VERSION = 1
+VERSION = 2
+"""Version 2 added groups (see ``framing``); version 1 stores are read and rewritten as 2."""
 MAX_LINE = 8 << 20
 """The longest record line written or read: two codec-sized payloads (1 MiB each by
 default) in base64 plus metadata fit with room to spare; anything longer is damage."""
@@ -47,8 +48,8 @@ def header_line() -> bytes:
     return (_dumps({"format": FORMAT, "version": VERSION}) + "\n").encode("ascii")
 
 
-def check_header(path: str, line: bytes) -> None:
-    """Raise unless ``line`` is a header this version reads."""
+def check_header(path: str, line: bytes) -> int:
+    """The format version of header ``line``; raises unless this version reads it."""
     if not line.strip():
         raise ForeignFile(
             f"{path} is empty, so it is not a conveyor-json store (a store begins with a"
@@ -73,6 +74,7 @@ def check_header(path: str, line: bytes) -> None:
             f"{path} is in conveyor-json format version {version}, newer than version"
             f" {VERSION} that this conveyor-json reads; upgrade conveyor-json to open it"
         )
+    return version
 
 
 def _payload(key: str, data: bytes) -> str:
@@ -145,7 +147,7 @@ def _encode_put(record: dict[str, Any]) -> bytes:
         if not isinstance(meta, dict):
             raise TypeError(f"meta must be a mapping, not {meta!r:.100}")
         text += f',"meta":{_dumps(meta)}'
-    for key in ("by", "tok", "err"):
+    for key in ("by", "tok", "err", "name"):
         value = get(key)
         if value is not None:
             text += f',"{key}":{_string(value)}'
@@ -184,6 +186,7 @@ def damaged(path: str, where: str, reason: str) -> str:
     """The message for a damaged record that is not the last one."""
     return (
         f"{path} {where} is damaged ({reason}); the store was not used, so nothing"
-        " was lost or reset. Restore the file from a backup, or remove that line by hand if"
-        " you accept losing what it recorded"
+        " was lost or reset. If it was cut by a power loss, `python -m conveyor_json repair"
+        f" {path}` cuts the store there (keeping a backup and reporting what it cut);"
+        " otherwise restore the file from a backup"
     )

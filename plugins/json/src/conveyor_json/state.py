@@ -51,7 +51,7 @@ class Entry:
     """One task as stored; mutable so that a state change does not rebuild it."""
 
     __slots__ = (
-        "args", "attempt", "error", "id", "lock_by", "max_attempts", "meta", "priority",
+        "args", "attempt", "error", "id", "lock_by", "max_attempts", "meta", "name", "priority",
         "queue", "result", "run_at", "run_at_us", "seq", "status", "token", "until",
     )  # fmt: skip
 
@@ -59,12 +59,14 @@ class Entry:
         tid, args, queue = record["id"], record["args"], record["q"]
         max_attempts, priority = record["ma"], record["p"]
         meta = record.get("meta") or {}
+        name = record.get("name")
         if not (
             type(args) is bytes
             and type(queue) is str
             and type(max_attempts) is int
             and type(priority) is int
             and isinstance(meta, dict)
+            and (name is None or type(name) is str)
         ):
             raise ValueError(f"a task record has a missing or mistyped field: {record!r:.200}")
         self.id = tid if type(tid) is TaskId else TaskId.parse(tid)
@@ -73,6 +75,7 @@ class Entry:
         self.max_attempts: int = max_attempts
         self.priority: int = priority
         self.meta: dict[str, Any] = meta
+        self.name: str | None = name
         self.seq = seq
         self.set(record)
 
@@ -111,7 +114,7 @@ class Entry:
         return Task(
             self.id, self.args, self.queue, self.status, self.attempt, self.max_attempts,
             self.run_at, self.priority, self.result, self.error, self.lock_by, self.token,
-            until, self.meta,
+            until, self.meta, self.name,
         )  # fmt: skip
 
     def put_record(self) -> dict[str, Any]:
@@ -121,7 +124,7 @@ class Entry:
             "a": self.attempt, "ma": self.max_attempts, "at": self.run_at_us,
             "p": self.priority, "meta": self.meta or None, "args": self.args,
             "res": self.result, "err": self.error, "by": self.lock_by, "tok": self.token,
-            "until": self.until,
+            "until": self.until, "name": self.name,
         }  # fmt: skip
 
 
@@ -151,12 +154,13 @@ class WorkerRecord:
 
 
 class QueueHeaps:
-    """One queue's ready heap ``(-priority, seq, id)`` and delayed heap ``(due_us, ...)``."""
+    """One queue's ready heap ``(-priority, run_at_us, id, seq)`` (the rules' ``order_key``:
+    a released or abandoned task keeps its place) and delayed heap ``(due_us, ...)``."""
 
     __slots__ = ("delayed", "ready")
 
     def __init__(self) -> None:
-        self.ready: list[tuple[int, int, TaskId]] = []
+        self.ready: list[tuple[int, int, TaskId, int]] = []
         self.delayed: list[tuple[int, int, int, TaskId]] = []
 
 
@@ -205,9 +209,11 @@ class State:
             self._index(entry, was)
         elif op == "beat":
             name = _opt_str(record["w"]) or ""
-            until = _int(record["until"])
+            until, beat_at = _int(record["until"]), _int(record["at"])
             for tid in self.held.get(name, ()):
-                self.tasks[tid].until = until
+                entry = self.tasks[tid]
+                if entry.until is not None and beat_at < entry.until:
+                    entry.until = until  # an expired lease stays expired (rules.extend)
             worker = self.workers.get(name)
             if worker is not None:
                 worker.last_us = _int(record["at"])
@@ -255,10 +261,10 @@ class State:
             return None
         ready, delayed, tasks = heaps.ready, heaps.delayed, self.tasks
         while delayed and delayed[0][0] <= now_us:
-            _, neg, seq, tid = heapq.heappop(delayed)
-            heapq.heappush(ready, (neg, seq, tid))
+            due, neg, seq, tid = heapq.heappop(delayed)
+            heapq.heappush(ready, (neg, due, tid, seq))
         while ready:
-            _, seq, tid = ready[0]
+            _, _, tid, seq = ready[0]
             entry = tasks.get(tid)
             if entry is not None and entry.seq == seq and entry.status in READY:
                 return entry
@@ -279,11 +285,10 @@ class State:
                     yield entry
 
     def compacted(self, keep_final: bool) -> Iterator[dict[str, Any]]:
-        """Records that recreate this state (ready order preserved), optionally without
-        finished tasks."""
+        """Records that recreate this state, optionally without finished tasks."""
         for worker in self.workers.values():
             yield worker_record(worker.info, worker.last_us)
-        for entry in sorted(self.tasks.values(), key=lambda e: e.seq):
+        for entry in sorted(self.tasks.values(), key=lambda e: (e.run_at_us, e.id)):
             if keep_final or entry.status not in FINAL:
                 yield entry.put_record()
 
