@@ -16,10 +16,17 @@ from conveyor.task import Task, TaskResult
 from conveyor.task_id import TaskId, TaskIdLike
 
 from . import loop as _loop
+from .lanes import Lanes
 
-__all__ = ["BlockingBackend", "open"]
+__all__ = ["BlockingBackend", "open", "DEFAULT_LANES"]
 
 T = TypeVar("T")
+
+DEFAULT_LANES = 4
+"""Direct lanes (see ``conveyor.blocking.lanes``) of a backend opened by URL."""
+
+_IN_PROCESS = frozenset({"memory"})
+"""Backends whose every open is a store of its own: a second handle would not see it."""
 
 Opener = Callable[[], Backend]
 
@@ -48,7 +55,7 @@ class BlockingBackend:
     interpreter exit if ``close()`` was not called.
     """
 
-    def __init__(self, target: str | Opener, /, **config: Any) -> None:
+    def __init__(self, target: str | Opener, /, *, lanes: int | None = None, **config: Any) -> None:
         if isinstance(target, Backend):
             raise TypeError(
                 "BlockingBackend takes a URL or a factory returning a Backend, not an opened"
@@ -71,8 +78,14 @@ class BlockingBackend:
             self._open = target
         else:
             raise TypeError(f"BlockingBackend takes a URL or a factory, not {target!r:.80}")
+        if lanes is None:
+            scheme = target.partition(":")[0] if isinstance(target, str) else ""
+            lanes = DEFAULT_LANES if isinstance(target, str) and scheme not in _IN_PROCESS else 0
+        if type(lanes) is not int or lanes < 0:
+            raise ValueError(f"lanes must be a whole number of zero or more, not {lanes!r}")
         self._lock = threading.Lock()
         self._backend: Backend | None = None
+        self._lanes = Lanes(self._open, lanes) if lanes else None
         self._closed = False
         _loop.track(self)
 
@@ -103,9 +116,19 @@ class BlockingBackend:
             raise BackendClosed("this BlockingBackend was closed; open a new one")
         return _loop.current().run(_await(coroutine))
 
+    def _push(self, tasks: Sequence[Task[bytes]], weak: bool) -> Sequence[TaskId]:
+        lanes = self._lanes
+        if lanes is not None and not self._closed:
+            done, ids = lanes.run(lambda backend: _push(backend, tasks, weak))
+            if done and ids is not None:
+                return ids
+        return self._run(_push(self.backend, tasks, weak))
+
     def _forget(self) -> None:
         """In a forked child: drop the parent's backend unclosed (the parent still uses it)."""
         self._lock = threading.Lock()
+        if self._lanes is not None:
+            self._lanes.forget()
         if self._backend is not None:
             _loop._abandoned.append(self._backend)
             self._backend = None
@@ -116,12 +139,16 @@ class BlockingBackend:
             return
         self._closed = True
         with contextlib.suppress(Exception):  # at exit there is no one left to tell
+            if self._lanes is not None:
+                self._lanes.close()
             _loop.current().run(backend.aclose(), timeout)
 
     def close(self) -> None:
         """Close the backend (safe to call twice); later calls raise ``BackendClosed``."""
         with self._lock:
             backend, self._closed = self._backend, True
+        if self._lanes is not None:
+            self._lanes.close()
         if backend is not None:
             _loop.current().run(backend.aclose())
 
@@ -189,7 +216,7 @@ class BlockingBackend:
         task = backend._new_task(
             args, queue, run_at, delay, priority, max_attempts, meta, name, False
         )
-        return self._run(_push(backend, [task], False))[0]
+        return self._push([task], False)[0]
 
     def push_weak(
         self,
@@ -208,7 +235,7 @@ class BlockingBackend:
         task = backend._new_task(
             args, queue, run_at, delay, priority, max_attempts, meta, name, True
         )
-        return self._run(_push(backend, [task], True))[0]
+        return self._push([task], True)[0]
 
     def push_many(
         self,
@@ -235,7 +262,7 @@ class BlockingBackend:
         ]
         if not tasks:
             return []
-        return list(self._run(_push(backend, tasks, False)))
+        return list(self._push(tasks, False))
 
     # --- task management --------------------------------------------------------------
 
