@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,10 +37,6 @@ async def _push(backend: Backend, tasks: Sequence[Task[bytes]], weak: bool) -> S
     # as soon as it is called, before the awaitable it returns is awaited.
     hook = backend.hooks.push_weak if weak else backend.hooks.push
     return await hook(tasks)
-
-
-async def _await(awaitable: Awaitable[T]) -> T:
-    return await awaitable
 
 
 class BlockingBackend:
@@ -85,6 +82,7 @@ class BlockingBackend:
             raise ValueError(f"lanes must be a whole number of zero or more, not {lanes!r}")
         self._lock = threading.Lock()
         self._backend: Backend | None = None
+        self._on_loop = False  # whether the backend was used on the private loop
         self._lanes = Lanes(self._open, lanes) if lanes else None
         self._closed = False
         _loop.track(self)
@@ -111,10 +109,10 @@ class BlockingBackend:
 
     def _run(self, coroutine: Awaitable[T]) -> T:
         if self._closed:
-            if hasattr(coroutine, "close"):
-                coroutine.close()
+            _loop._discard(coroutine)
             raise BackendClosed("this BlockingBackend was closed; open a new one")
-        return _loop.current().run(_await(coroutine))
+        self._on_loop = True
+        return _loop.current().run(coroutine)
 
     def _push(self, tasks: Sequence[Task[bytes]], weak: bool) -> Sequence[TaskId]:
         lanes = self._lanes
@@ -132,25 +130,34 @@ class BlockingBackend:
         if self._backend is not None:
             _loop._abandoned.append(self._backend)
             self._backend = None
+        self._on_loop = False
 
     def _close_quietly(self, timeout: float) -> None:
-        backend = self._backend
-        if backend is None or self._closed:
+        if not self._closed:
+            with contextlib.suppress(Exception):  # at exit there is no one left to tell
+                self._shut(timeout)
+
+    def _shut(self, timeout: float | None) -> None:
+        with self._lock:
+            backend, self._backend, self._closed = self._backend, None, True
+        if self._lanes is not None:
+            self._lanes.close()
+        if backend is None:
             return
-        self._closed = True
-        with contextlib.suppress(Exception):  # at exit there is no one left to tell
-            if self._lanes is not None:
-                self._lanes.close()
+        if self._on_loop:
+            loop_thread = _loop.running()
+            if loop_thread is not None:
+                loop_thread.run(backend.aclose(), timeout)
+        elif asyncio._get_running_loop() is None:
+            # Only ever used by lanes (for encoding): bound to no loop, so any loop
+            # closes it, and none needs starting.
+            asyncio.run(backend.aclose())
+        else:
             _loop.current().run(backend.aclose(), timeout)
 
     def close(self) -> None:
         """Close the backend (safe to call twice); later calls raise ``BackendClosed``."""
-        with self._lock:
-            backend, self._closed = self._backend, True
-        if self._lanes is not None:
-            self._lanes.close()
-        if backend is not None:
-            _loop.current().run(backend.aclose())
+        self._shut(None)
 
     def __enter__(self) -> BlockingBackend:
         return self

@@ -28,14 +28,14 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
 
-__all__ = ["LoopThread", "current", "track", "EXIT_TIMEOUT"]
+__all__ = ["LoopThread", "current", "running", "track", "EXIT_TIMEOUT"]
 
 T = TypeVar("T")
 
@@ -46,6 +46,17 @@ EXIT_TIMEOUT = 5.0
 class _Resettable(Protocol):
     def _forget(self) -> None: ...
     def _close_quietly(self, timeout: float) -> None: ...
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def _discard(awaitable: Awaitable[Any]) -> None:
+    """Close a coroutine that will never run (no "never awaited" warning)."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
 
 
 class LoopThread:
@@ -85,20 +96,20 @@ class LoopThread:
         """Whether the loop is still serving calls."""
         return self.loop is not None and self.thread.is_alive()
 
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coroutine`` on the loop and return its result, from any other thread."""
+    def run(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """Run ``awaitable`` on the loop and return its result, from any other thread."""
         loop = self.loop
         if loop is None or not self.thread.is_alive():
-            coroutine.close()
+            _discard(awaitable)
             raise RuntimeError("conveyor.blocking's event loop has stopped (interpreter exit?)")
         if threading.get_ident() == self.thread.ident:
-            coroutine.close()
+            _discard(awaitable)
             raise RuntimeError(
                 "a conveyor.blocking method was called from inside its own event loop (from"
                 " async code it runs): that would wait for itself for ever; await the async"
                 " Backend there instead"
             )
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        future: Future[T] = asyncio.run_coroutine_threadsafe(_await(awaitable), loop)
         try:
             return future.result(timeout)
         except BaseException:
@@ -137,6 +148,12 @@ def current() -> LoopThread:
         return _current
 
 
+def running() -> LoopThread | None:
+    """This process's loop if it is running (never starts one)."""
+    loop_thread = _current
+    return loop_thread if loop_thread is not None and loop_thread.running else None
+
+
 def track(owner: _Resettable) -> None:
     """Have ``owner`` forgotten in a forked child and closed at interpreter exit."""
     _live.add(owner)
@@ -155,12 +172,11 @@ def _after_fork_in_child() -> None:
 def close_at_exit(timeout: float = EXIT_TIMEOUT) -> None:
     """Close every open blocking backend, then stop the loop; at most ``timeout`` seconds."""
     global _current
-    loop_thread = _current
-    if loop_thread is None or not loop_thread.running:
-        return
     for owner in list(_live):
         owner._close_quietly(timeout)
-    loop_thread.stop(timeout)
+    loop_thread = running()
+    if loop_thread is not None:
+        loop_thread.stop(timeout)
     _current = None
 
 
