@@ -57,6 +57,16 @@ def test_push_fetch_and_list_from_plain_code(url: str) -> None:
         assert tasks.check_status(many) == []  # none finished
 
 
+def test_a_shared_queue_over_the_same_store(url: str) -> None:
+    tasks = BlockingBackend(url)
+    mail = tasks.make_shared("mail")
+    task_id = mail.push({"to": "ada"})
+    assert [t.id for t in tasks.list_tasks("mail")] == [task_id]
+    assert mail.queue == "mail" and tasks.queue == "default"
+    mail.close()
+    tasks.close()
+
+
 def test_sixteen_threads_pushing_at_once_store_every_task(url: str) -> None:
     tasks = BlockingBackend(url)
     per_thread, threads = 25, 16

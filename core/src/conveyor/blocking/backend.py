@@ -200,6 +200,7 @@ class BlockingBackend:
 
     def make_shared(self, queue: str) -> BlockingBackend:
         """Another blocking backend for ``queue`` over the same store and connection."""
+        self._on_loop = True  # the shared one runs on the private loop, over this connection
         return BlockingBackend(lambda: self.backend.make_shared(queue))
 
     # --- TaskSink -----------------------------------------------------------------------
