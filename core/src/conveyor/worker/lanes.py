@@ -23,11 +23,14 @@ from conveyor.control import RetryAfter
 from conveyor.errors import BackendUnavailable, PayloadError, StaleLease
 from conveyor.events import Error, Success
 from conveyor.middleware.base import Invocation, Middleware, Next
+from conveyor.middleware.retry import RetryPolicy
 from conveyor.outcome import Done, Kill, Outcome, Release, Retry
 from conveyor.task import Task
 from conveyor.task_id import TaskId
+from conveyor.worker.handler import HandlerSpec
 from conveyor.worker.horizon import Horizon
 from conveyor.worker.poller import Poller
+from conveyor.worker.routes import UnknownTask, unknown_name
 from conveyor.worker.shutdown import Interrupted, Shutdown
 from conveyor.worker.state import Live, Settings
 from conveyor.worker.threads import HandlerThreads
@@ -41,6 +44,10 @@ _OUTCOMES = (Done, Retry, Kill, Release)
 _DONE_EMPTY = Done(None)
 _SHUT_DOWN = "the worker shut down before the task finished"
 _ACK_TRIES = 3
+
+# What a lane needs to run one handler, unpacked per task in one step:
+# (function, args_type, wants_context, fast, call, policy).
+_Entry = tuple[Any, Any, bool, bool, Next, RetryPolicy]
 
 
 class Lanes:
@@ -70,7 +77,16 @@ class Lanes:
         self.current: list[Task[bytes] | None] = [None] * settings.concurrency
         self.stragglers: dict[TaskId, Future[Any]] = {}
         """Threads still running handlers whose attempts ended (a time limit passed)."""
-        self.call = self._chain()
+        routes = settings.routes
+        self.single: _Entry | None = None
+        self.routes: dict[str | None, _Entry] | None = None
+        if routes is None:
+            assert settings.spec is not None
+            self.single = self._entry(settings.spec, (), None)
+        else:
+            self.routes = {
+                name: self._entry(r.spec, r.middleware, r.policy) for name, r in routes.items()
+            }
 
     async def prepare(self) -> None:
         """Register the worker and bring back dead workers' tasks before the first poll.
@@ -112,8 +128,19 @@ class Lanes:
 
     # --- the chain ------------------------------------------------------------------------
 
-    def _chain(self) -> Next:
-        spec = self.settings.spec
+    def _entry(
+        self, spec: HandlerSpec, inner: tuple[Middleware, ...], policy: RetryPolicy | None
+    ) -> _Entry:
+        """Everything about one handler the lane reads per task, worked out once per run."""
+        chain = self.settings.chain + inner
+        call = self._chain(spec, chain)
+        fast = not chain and spec.is_async
+        return (
+            spec.function, spec.args_type, spec.wants_context, fast, call,
+            policy or self.settings.policy,
+        )  # fmt: skip
+
+    def _chain(self, spec: HandlerSpec, chain: tuple[Middleware, ...]) -> Next:
         function = spec.function
         call: Next
         if spec.is_async:
@@ -123,7 +150,7 @@ class Lanes:
                 call = lambda inv: function(inv.args)  # noqa: E731
         else:
             call = self._in_thread(function, spec.wants_context)
-        for item in reversed(self.settings.chain):
+        for item in reversed(chain):
             call = _link(item, call)
         return call
 
@@ -160,10 +187,14 @@ class Lanes:
             self.settings, self.live, self.shutdown, self.turn, self.poller,
         )  # fmt: skip
         resumed, current = live.resumed, self.current
-        spec = settings.spec
-        fast = not settings.chain and spec.is_async
-        wants_context, name = spec.wants_context, settings.name
-        function, args_type = spec.function, spec.args_type
+        name, routes = settings.name, self.routes
+        function: Any = None
+        args_type: Any = None
+        wants_context = fast = False
+        call: Next | None = None
+        policy = settings.policy
+        if self.single is not None:
+            function, args_type, wants_context, fast, call, policy = self.single
         decode = self.backend.codec.decode
         ack = self.hooks.ack if self.acks else None
         ran = 0
@@ -197,8 +228,16 @@ class Lanes:
             current[index] = task
             shutdown.in_flight += 1
             try:
+                if routes is not None:
+                    # The router's whole cost: one dict lookup and one unpack per task.
+                    entry = routes.get(task.name)
+                    if entry is None:
+                        await self._unknown(task)
+                        continue
+                    function, args_type, wants_context, fast, call, policy = entry
                 if not fast:
-                    await self._run(task)
+                    assert call is not None
+                    await self._run(task, args_type, call, policy)
                 else:
                     acked = False
                     try:
@@ -214,7 +253,7 @@ class Lanes:
                                 result = await function(args)
                         except _HANDLER_ERRORS as exc:
                             acked = True
-                            await self._failed(task, exc)
+                            await self._failed(task, exc, policy)
                         else:
                             acked = True
                             if result is None:
@@ -244,21 +283,29 @@ class Lanes:
                 # whole backlog: let heartbeats, signals and other lanes in now and then.
                 await asyncio.sleep(0)
 
-    async def _run(self, task: Task[bytes]) -> None:
+    async def _unknown(self, task: Task[bytes]) -> None:
+        """No route has the task's name: kill that task (retrying cannot help), carry on."""
+        assert self.routes is not None
+        message = unknown_name(task.name, (n for n in self.routes if n is not None))
+        await self._ack(task, Kill(message), UnknownTask(message))
+
+    async def _run(
+        self, task: Task[bytes], args_type: Any, call: Next, policy: RetryPolicy
+    ) -> None:
         """The general path: context, middleware chain, plain functions in threads."""
         settings = self.settings
         acked = False
         try:
             try:
-                args = self.backend.codec.decode(task.args, settings.spec.args_type)
+                args = self.backend.codec.decode(task.args, args_type)
                 context = TaskContext(
                     task.id, task.attempt, task.max_attempts,
                     task.queue, task.meta, settings.name, task.name,
                 )  # fmt: skip
-                result = await self.call(Invocation(task, args, context))
+                result = await call(Invocation(task, args, context))
             except _HANDLER_ERRORS as exc:
                 acked = True
-                await self._failed(task, exc)
+                await self._failed(task, exc, policy)
             else:
                 acked = True
                 await self._finish(task, result)
@@ -290,13 +337,12 @@ class Lanes:
             self.settings.name, task.id, loop.time() - started,
         )  # fmt: skip
 
-    async def _failed(self, task: Task[bytes], error: BaseException) -> None:
+    async def _failed(self, task: Task[bytes], error: BaseException, policy: RetryPolicy) -> None:
         if isinstance(error, PayloadError):
             # The args do not decode to what the handler takes: retrying cannot fix that.
             await self._ack(task, Kill(f"payload cannot be decoded: {error}"), error)
         else:
-            settings = self.settings
-            outcome = settings.policy.outcome(error, task.attempt, settings.clock)
+            outcome = policy.outcome(error, task.attempt, self.settings.clock)
             await self._ack(task, outcome, error)
 
     async def _finish(self, task: Task[bytes], result: Any) -> None:
