@@ -15,6 +15,8 @@ def page_of(entries: Iterable[Entry], filter: Filter) -> list[Task[bytes]]:
     """One page of ``entries`` matching ``filter``, oldest (by id) first."""
     if filter.status is not None:
         entries = (e for e in entries if e.status is filter.status)
+    if filter.name is not None:
+        entries = (e for e in entries if e.name == filter.name)
     ordered = sorted(entries, key=lambda e: e.id)
     return [e.task() for e in ordered[filter.offset : filter.offset + filter.limit]]
 

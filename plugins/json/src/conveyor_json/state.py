@@ -51,7 +51,7 @@ class Entry:
     """One task as stored; mutable so that a state change does not rebuild it."""
 
     __slots__ = (
-        "args", "attempt", "error", "id", "lock_by", "max_attempts", "meta", "priority",
+        "args", "attempt", "error", "id", "lock_by", "max_attempts", "meta", "name", "priority",
         "queue", "result", "run_at", "run_at_us", "seq", "status", "token", "until",
     )  # fmt: skip
 
@@ -59,12 +59,14 @@ class Entry:
         tid, args, queue = record["id"], record["args"], record["q"]
         max_attempts, priority = record["ma"], record["p"]
         meta = record.get("meta") or {}
+        name = record.get("n")
         if not (
             type(args) is bytes
             and type(queue) is str
             and type(max_attempts) is int
             and type(priority) is int
             and isinstance(meta, dict)
+            and (name is None or type(name) is str)
         ):
             raise ValueError(f"a task record has a missing or mistyped field: {record!r:.200}")
         self.id = tid if type(tid) is TaskId else TaskId.parse(tid)
@@ -73,6 +75,7 @@ class Entry:
         self.max_attempts: int = max_attempts
         self.priority: int = priority
         self.meta: dict[str, Any] = meta
+        self.name: str | None = name
         self.seq = seq
         self.set(record)
 
@@ -111,7 +114,7 @@ class Entry:
         return Task(
             self.id, self.args, self.queue, self.status, self.attempt, self.max_attempts,
             self.run_at, self.priority, self.result, self.error, self.lock_by, self.token,
-            until, self.meta,
+            until, self.meta, self.name,
         )  # fmt: skip
 
     def put_record(self) -> dict[str, Any]:
@@ -121,7 +124,7 @@ class Entry:
             "a": self.attempt, "ma": self.max_attempts, "at": self.run_at_us,
             "p": self.priority, "meta": self.meta or None, "args": self.args,
             "res": self.result, "err": self.error, "by": self.lock_by, "tok": self.token,
-            "until": self.until,
+            "until": self.until, "n": self.name,
         }  # fmt: skip
 
 
