@@ -31,6 +31,16 @@ def _sync_pool() -> ThreadPoolExecutor:
     return _pool
 
 
+def _forget_pool() -> None:
+    # A forked child inherits the pool but not its threads: work sent to it would
+    # wait for ever. The child makes a pool of its own on first use.
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 class _Handle(Protocol):
     path: str
     fd: int
