@@ -182,7 +182,19 @@ class App:
                 raise RuntimeError(
                     f"push_sync needs conveyor.blocking, which this installation lacks: {exc}"
                 ) from None
-            target: Any = self._backend if self._backend is not None else self.target
+            target: Any = self.target
+            if target is None and self._backend is not None:
+                raise RuntimeError(
+                    "push_sync needs the app's backend as a URL, e.g."
+                    " App('json:///var/lib/app/tasks.json'): this app was handed an opened"
+                    " Backend, which belongs to the event loop that opened it"
+                )
+            if target is None:
+                from conveyor.config import configured_target
+
+                target = configured_target()
+                if target is None:
+                    self.backend  # noqa: B018 - raises the error that says how to configure one
             self._blocking = blocking.BlockingBackend(target)
         return self._blocking
 

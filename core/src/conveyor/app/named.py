@@ -157,6 +157,10 @@ class NamedTask(Generic[P, R]):
         """
         blocking = self.app.blocking
         try:
+            if self.args_type is not Any:
+                # Checked here, in the caller's thread, against this task's own type.
+                codec = blocking.backend.codec
+                codec.decode(codec.encode(args), self.args_type)
             task_id: TaskId = blocking.push(
                 args,
                 run_at=run_at,
