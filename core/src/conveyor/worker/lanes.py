@@ -46,7 +46,8 @@ _SHUT_DOWN = "the worker shut down before the task finished"
 _ACK_TRIES = 3
 
 # What a lane needs to run one handler, unpacked per task in one step:
-# (function, args_type, wants_context, fast, call, policy).
+# (function, decode, wants_context, fast, call, policy); ``decode(compact)`` is the
+# codec's decoder prepared for the handler's args type.
 _Entry = tuple[Any, Any, bool, bool, Next, RetryPolicy]
 
 
@@ -135,8 +136,13 @@ class Lanes:
         chain = self.settings.chain + inner
         call = self._chain(spec, chain)
         fast = not chain and spec.is_async
+        codec, args_type = self.backend.codec, spec.args_type
+        prepare = getattr(codec, "decoder", None)
+        decode = prepare(args_type) if prepare is not None else None
+        if decode is None:
+            decode = lambda compact: codec.decode(compact, args_type)  # noqa: E731
         return (
-            spec.function, spec.args_type, spec.wants_context, fast, call,
+            spec.function, decode, spec.wants_context, fast, call,
             policy or self.settings.policy,
         )  # fmt: skip
 
@@ -189,13 +195,12 @@ class Lanes:
         resumed, current = live.resumed, self.current
         name, routes = settings.name, self.routes
         function: Any = None
-        args_type: Any = None
+        decode: Any = None
         wants_context = fast = False
         call: Next | None = None
         policy = settings.policy
         if self.single is not None:
-            function, args_type, wants_context, fast, call, policy = self.single
-        decode = self.backend.codec.decode
+            function, decode, wants_context, fast, call, policy = self.single
         ack = self.hooks.ack if self.acks else None
         ran = 0
         while not shutdown.stopping:
@@ -234,15 +239,15 @@ class Lanes:
                     if entry is None:
                         await self._unknown(task)
                         continue
-                    function, args_type, wants_context, fast, call, policy = entry
+                    function, decode, wants_context, fast, call, policy = entry
                 if not fast:
                     assert call is not None
-                    await self._run(task, args_type, call, policy)
+                    await self._run(task, decode, call, policy)
                 else:
                     acked = False
                     try:
                         try:
-                            args = decode(task.args, args_type)
+                            args = decode(task.args)
                             if wants_context:
                                 context = TaskContext(
                                     task.id, task.attempt, task.max_attempts,
@@ -289,15 +294,13 @@ class Lanes:
         message = unknown_name(task.name, (n for n in self.routes if n is not None))
         await self._ack(task, Kill(message), UnknownTask(message))
 
-    async def _run(
-        self, task: Task[bytes], args_type: Any, call: Next, policy: RetryPolicy
-    ) -> None:
+    async def _run(self, task: Task[bytes], decode: Any, call: Next, policy: RetryPolicy) -> None:
         """The general path: context, middleware chain, plain functions in threads."""
         settings = self.settings
         acked = False
         try:
             try:
-                args = self.backend.codec.decode(task.args, args_type)
+                args = decode(task.args)
                 context = TaskContext(
                     task.id, task.attempt, task.max_attempts,
                     task.queue, task.meta, settings.name, task.name,
