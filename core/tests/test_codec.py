@@ -194,8 +194,20 @@ def test_text_with_any_lone_surrogate_anywhere_is_refused(
 @pytest.mark.parametrize(
     "compact",
     [
-        b"null", b"[1,2]", b'{"to":"a@b"}', b'"\\u00e9"', b'"\\ud800"', b"[" * 70 + b"]" * 70,
-        b"\xff", b"{", b"NaN", b'{"to":5}', b'{"other":1}', b"1e999", b" 1", b"x" * 2000,
+        b"null",
+        b"[1,2]",
+        b'{"to":"a@b"}',
+        b'"\\u00e9"',
+        b'"\\ud800"',
+        b"[" * 70 + b"]" * 70,
+        b"\xff",
+        b"{",
+        b"NaN",
+        b'{"to":5}',
+        b'{"other":1}',
+        b"1e999",
+        b" 1",
+        b"x" * 2000,
     ],
 )
 @pytest.mark.parametrize("as_type", [Any, dict[str, str], list[int]])
