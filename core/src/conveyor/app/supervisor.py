@@ -5,8 +5,8 @@ N times. A child that dies while the supervisor is not stopping is started
 again: at once if it had been up ``min_uptime`` seconds, otherwise after a
 delay that doubles with each quick death in a row (up to ``backoff_max``),
 so a worker that cannot start does not spin the machine. A child that exits
-1 or 2 soon after it started (a mistake in the command or the configuration,
-which a restart cannot fix) stops them all. A child that exits 0 by itself
+1 or 2 within ``fatal_within`` seconds of its start (a mistake in the command
+or the configuration, which a restart cannot fix) stops them all. A child that exits 0 by itself
 (``--burst`` found nothing more to do) is not replaced.
 
 SIGINT and SIGTERM are passed on to every child, which stops gracefully;
@@ -91,6 +91,7 @@ class Supervisor:
         *,
         env: Mapping[str, str] | None = None,
         min_uptime: float = 5.0,
+        fatal_within: float = 30.0,
         backoff: float = 0.5,
         backoff_max: float = 30.0,
     ) -> None:
@@ -100,6 +101,7 @@ class Supervisor:
         self.processes = processes
         self.env = dict(env) if env is not None else None
         self.min_uptime = min_uptime
+        self.fatal_within = fatal_within
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.children: dict[int, _Child] = {}
@@ -168,7 +170,7 @@ class Supervisor:
         if code == 0:
             logger.info("supervisor: worker process %d finished (status 0)", pid)
             return
-        if code in _FATAL and lived < self.min_uptime:
+        if code in _FATAL and lived < self.fatal_within:
             logger.error(
                 "supervisor: worker process %d %s %.1f s after it started; a restart cannot"
                 " fix that, stopping all",
