@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from conveyor.backend import Backend
 from conveyor.errors import PayloadError
@@ -14,13 +14,24 @@ from conveyor.middleware.timeout import Timeout
 from conveyor.task_id import TaskId
 from conveyor.worker.routes import Route
 
-if TYPE_CHECKING:
-    from conveyor.app.app import App
-
 __all__ = ["NamedTask"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class Owner(Protocol):
+    """What a task needs of its ``App`` (a protocol, so this module never imports it)."""
+
+    @property
+    def backend(self) -> Backend:
+        """The backend pushes go to."""
+        ...
+
+    @property
+    def blocking(self) -> Any:
+        """The ``conveyor.blocking`` backend ``push_sync`` goes through."""
+        ...
 
 
 class NamedTask(Generic[P, R]):
@@ -35,7 +46,7 @@ class NamedTask(Generic[P, R]):
 
     def __init__(
         self,
-        app: App,
+        app: Owner,
         function: Callable[P, R],
         *,
         name: str,
