@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from concurrent.futures import Future
 from typing import Any
 
@@ -22,12 +21,12 @@ from conveyor.context import TaskContext
 from conveyor.control import RetryAfter
 from conveyor.errors import BackendUnavailable, PayloadError, StaleLease
 from conveyor.events import Error, Success
-from conveyor.middleware.base import Invocation, Middleware, Next
+from conveyor.middleware.base import Invocation, Next
 from conveyor.middleware.retry import RetryPolicy
 from conveyor.outcome import Done, Kill, Outcome, Release, Retry
 from conveyor.task import Task
 from conveyor.task_id import TaskId
-from conveyor.worker.handler import HandlerSpec
+from conveyor.worker.entries import Entry, prepare
 from conveyor.worker.horizon import Horizon
 from conveyor.worker.poller import Poller
 from conveyor.worker.routes import UnknownTask, unknown_name
@@ -44,11 +43,6 @@ _OUTCOMES = (Done, Retry, Kill, Release)
 _DONE_EMPTY = Done(None)
 _SHUT_DOWN = "the worker shut down before the task finished"
 _ACK_TRIES = 3
-
-# What a lane needs to run one handler, unpacked per task in one step:
-# (function, decode, wants_context, fast, call, policy); ``decode(compact)`` is the
-# codec's decoder prepared for the handler's args type.
-_Entry = tuple[Any, Any, bool, bool, Next, RetryPolicy]
 
 
 class Lanes:
@@ -79,14 +73,15 @@ class Lanes:
         self.stragglers: dict[TaskId, Future[Any]] = {}
         """Threads still running handlers whose attempts ended (a time limit passed)."""
         routes = settings.routes
-        self.single: _Entry | None = None
-        self.routes: dict[str | None, _Entry] | None = None
+        self.single: Entry | None = None
+        self.routes: dict[str | None, Entry] | None = None
         if routes is None:
             assert settings.spec is not None
-            self.single = self._entry(settings.spec, (), None)
+            self.single = prepare(settings.spec, (), None, settings, backend.codec, self._run_in)
         else:
             self.routes = {
-                name: self._entry(r.spec, r.middleware, r.policy) for name, r in routes.items()
+                name: prepare(r.spec, r.middleware, r.policy, settings, backend.codec, self._run_in)
+                for name, r in routes.items()
             }
 
     async def prepare(self) -> None:
@@ -129,38 +124,7 @@ class Lanes:
 
     # --- the chain ------------------------------------------------------------------------
 
-    def _entry(
-        self, spec: HandlerSpec, inner: tuple[Middleware, ...], policy: RetryPolicy | None
-    ) -> _Entry:
-        """Everything about one handler the lane reads per task, worked out once per run."""
-        chain = self.settings.chain + inner
-        call = self._chain(spec, chain)
-        fast = not chain and spec.is_async
-        codec, args_type = self.backend.codec, spec.args_type
-        prepare = getattr(codec, "decoder", None)
-        decode = prepare(args_type) if prepare is not None else None
-        if decode is None:
-            decode = lambda compact: codec.decode(compact, args_type)  # noqa: E731
-        return (
-            spec.function, decode, spec.wants_context, fast, call,
-            policy or self.settings.policy,
-        )  # fmt: skip
-
-    def _chain(self, spec: HandlerSpec, chain: tuple[Middleware, ...]) -> Next:
-        function = spec.function
-        call: Next
-        if spec.is_async:
-            if spec.wants_context:
-                call = lambda inv: function(inv.args, inv.context)  # noqa: E731
-            else:
-                call = lambda inv: function(inv.args)  # noqa: E731
-        else:
-            call = self._in_thread(function, spec.wants_context)
-        for item in reversed(chain):
-            call = _link(item, call)
-        return call
-
-    def _in_thread(self, function: Any, wants_context: bool) -> Next:
+    def _run_in(self, function: Any, wants_context: bool) -> Next:
         """Run a plain function in a thread; if the wait for it is cancelled (a time limit,
         a stop) once it has started, remember the thread: Python cannot stop it."""
         threads, stragglers = self.threads, self.stragglers
@@ -425,10 +389,3 @@ class Lanes:
 # it must not take a lane (and the event loop) down with it. Real signals reach
 # the worker through its own handlers, not as exceptions from handler code.
 _HANDLER_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
-
-
-def _link(item: Middleware, call_next: Next) -> Next:
-    def step(invocation: Invocation) -> Awaitable[Any]:
-        return item(invocation, call_next)
-
-    return step
