@@ -47,7 +47,7 @@ def _put(task: Task[bytes]) -> dict[str, Any]:
         "res": task.result, "err": task.last_error, "by": task.lock_by,
         "tok": task.lease_token,
         "until": None if task.lease_until is None else to_us(task.lease_until),
-        "n": task.name,
+        "name": task.name,
     }  # fmt: skip
 
 

@@ -145,7 +145,7 @@ def _encode_put(record: dict[str, Any]) -> bytes:
         if not isinstance(meta, dict):
             raise TypeError(f"meta must be a mapping, not {meta!r:.100}")
         text += f',"meta":{_dumps(meta)}'
-    for key in ("by", "tok", "err", "n"):
+    for key in ("by", "tok", "err", "name"):
         value = get(key)
         if value is not None:
             text += f',"{key}":{_string(value)}'

@@ -59,7 +59,7 @@ class Entry:
         tid, args, queue = record["id"], record["args"], record["q"]
         max_attempts, priority = record["ma"], record["p"]
         meta = record.get("meta") or {}
-        name = record.get("n")
+        name = record.get("name")
         if not (
             type(args) is bytes
             and type(queue) is str
@@ -124,7 +124,7 @@ class Entry:
             "a": self.attempt, "ma": self.max_attempts, "at": self.run_at_us,
             "p": self.priority, "meta": self.meta or None, "args": self.args,
             "res": self.result, "err": self.error, "by": self.lock_by, "tok": self.token,
-            "until": self.until, "n": self.name,
+            "until": self.until, "name": self.name,
         }  # fmt: skip
 
 
