@@ -189,3 +189,38 @@ def test_text_with_any_lone_surrogate_anywhere_is_refused(
     value: Any = text[:where] + chr(code) + text[where:]
     with pytest.raises(PayloadError, match="lone surrogate"):
         codec.encode([1, {"v": value}] if in_a_list else value)
+
+
+@pytest.mark.parametrize(
+    "compact",
+    [
+        b"null",
+        b"[1,2]",
+        b'{"to":"a@b"}',
+        b'"\\u00e9"',
+        b'"\\ud800"',
+        b"[" * 70 + b"]" * 70,
+        b"\xff",
+        b"{",
+        b"NaN",
+        b'{"to":5}',
+        b'{"other":1}',
+        b"1e999",
+        b" 1",
+        b"x" * 2000,
+    ],
+)
+@pytest.mark.parametrize("as_type", [Any, dict[str, str], list[int]])
+def test_a_prepared_decoder_gives_what_decode_gives_values_and_errors(
+    compact: bytes, as_type: Any
+) -> None:
+    codec = JsonCodec()
+    prepared = codec.decoder(as_type)
+    try:
+        expected: Any = codec.decode(compact, as_type)
+    except PayloadError as exc:
+        with pytest.raises(PayloadError) as caught:
+            prepared(compact)
+        assert str(caught.value) == str(exc)
+    else:
+        assert prepared(compact) == expected

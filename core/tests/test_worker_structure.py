@@ -17,7 +17,7 @@ import pytest
 import conveyor
 
 ROOT = Path(conveyor.__file__).parent
-PACKAGES = ("conveyor.worker", "conveyor.middleware")
+PACKAGES = ("conveyor.worker", "conveyor.middleware", "conveyor.app")
 # Modules the worker builds on, which must never need the worker back.
 BELOW = (
     "conveyor.backend",

@@ -1,13 +1,15 @@
 """conveyor: background-task backends as plugins.
 
 ``conveyor.open(url)`` opens an installed backend; ``Worker`` runs handlers
-over it; ``conveyor.hookspecs`` is the contract a backend plugin implements.
+over it; ``App`` registers named tasks (``@app.task``) and runs them all;
+``conveyor.hookspecs`` is the contract a backend plugin implements.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from conveyor.app import App, AppWorker, NamedTask
 from conveyor.backend import Backend
 from conveyor.capability import Capability
 from conveyor.clock import Clock, ManualClock, SystemClock
@@ -34,9 +36,12 @@ from conveyor.status import InvalidTransition, Status
 from conveyor.task import Task, TaskResult
 from conveyor.task_id import TaskId
 from conveyor.worker import Worker, WorkerState
+from conveyor.worker.routes import Route, Routes
 
 __all__ = [
     "Abort",
+    "App",
+    "AppWorker",
     "Backend",
     "BackendClosed",
     "BackendInfo",
@@ -52,6 +57,7 @@ __all__ = [
     "JsonCodec",
     "Kill",
     "ManualClock",
+    "NamedTask",
     "Outcome",
     "PayloadError",
     "PluginLoadError",
@@ -60,6 +66,8 @@ __all__ = [
     "Release",
     "Retry",
     "RetryAfter",
+    "Route",
+    "Routes",
     "RunningWorker",
     "StaleLease",
     "StatType",

@@ -150,6 +150,37 @@ class JsonCodec:
             name = getattr(as_type, "__name__", repr(as_type))
             raise PayloadError(f"payload does not fit {name}: " + "; ".join(lines)) from None
 
+    def decoder(self, as_type: Any = Any) -> Callable[[bytes], Any]:
+        """``decode(compact, as_type)`` prepared once for ``as_type``: same values, same errors.
+
+        A worker calls it per task. Short payloads without a backslash (most of
+        them) skip the checks that cannot fail for them: size and depth are bounded
+        by the length, and only an escape can hold a surrogate. The structure hook
+        for ``as_type`` is looked up here, not per call. Anything else, and any
+        failure, goes through ``decode`` itself, so messages are unchanged.
+        """
+        full = self.decode
+        loads = self._loads
+        max_size, max_depth = self.max_size, self.max_depth
+        plain = as_type is Any or as_type is object
+        structure = None if plain else self.converter.get_structure_hook(as_type)
+
+        def decode(compact: bytes) -> Any:
+            if type(compact) is not bytes or b"\\" in compact:
+                return full(compact, as_type)
+            size = len(compact)
+            if size > max_depth and (
+                size > max_size or compact.count(b"[") + compact.count(b"{") > max_depth
+            ):
+                return full(compact, as_type)
+            try:
+                value = loads(compact.decode("utf-8"))
+                return value if structure is None else structure(value, as_type)
+            except Exception:
+                return full(compact, as_type)  # raises the PayloadError that says why
+
+        return decode
+
     def _check_limits(self, data: bytes) -> None:
         size = len(data)
         if size > self.max_size:

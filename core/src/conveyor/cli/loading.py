@@ -10,12 +10,20 @@ from typing import Any
 
 from conveyor.cli.errors import CliError
 
-__all__ = ["import_handler"]
+__all__ = ["import_handler", "import_target"]
 
 
 def import_handler(spec: str) -> Callable[..., Any]:
     """Import ``package.module:function`` (or ``module:Class.method``) with the current
     directory importable; ``CliError`` naming what is missing otherwise."""
+    target = import_target(spec)
+    if not callable(target):
+        raise CliError(f"{spec} is a {type(target).__name__}, not a function")
+    return target  # type: ignore[no-any-return]
+
+
+def import_target(spec: str) -> Any:
+    """Import the object ``package.module:name`` names (a function, an app, ...)."""
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise CliError(f"{spec!r} is not MODULE:FUNCTION; write it like tasks:send_email")
@@ -43,9 +51,7 @@ def import_handler(spec: str) -> Callable[..., Any]:
             raise CliError(
                 f"module {module_name!r} ({getattr(module, '__file__', '?')}) has no {attribute!r}"
             ) from None
-    if not callable(target):
-        raise CliError(f"{spec} is a {type(target).__name__}, not a function")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def _failed(module_name: str, exc: BaseException) -> str:

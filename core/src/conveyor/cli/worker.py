@@ -1,10 +1,12 @@
-"""``conveyor worker MODULE:FUNCTION``: run a handler over the backend's tasks."""
+"""``conveyor worker MODULE:FUNCTION`` or ``MODULE:APP``: run a handler, or an app's named
+tasks, over the backend's tasks; ``--processes N`` runs N such workers under a supervisor."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -15,7 +17,7 @@ from rich.logging import RichHandler
 from rich.text import Text
 
 from conveyor.cli.errors import CliError
-from conveyor.cli.loading import import_handler
+from conveyor.cli.loading import import_target
 from conveyor.cli.output import stderr
 from conveyor.cli.parser import backend_option
 from conveyor.cli.payload import MAX_CONCURRENCY, bounded_arg, queue_arg, seconds_arg, text_arg
@@ -29,15 +31,20 @@ DESCRIPTION = """\
 Import FUNCTION from MODULE (the current directory is importable) and run it on
 each task until SIGINT or SIGTERM (tasks in flight get --grace seconds to
 finish; a second signal stops at once), or with --burst until nothing is ready
-and nothing is in flight. On a terminal a live line shows done, failed and
-in-flight tasks and the rate; otherwise the worker logs plain lines."""
+and nothing is in flight. Given a conveyor.App instead (MODULE:APP), run every
+task of the app, each by its name, on the queues its tasks name (or --queues).
+--processes N runs N worker processes, replaces one that dies, and passes
+SIGINT/SIGTERM on to all of them. On a terminal a live line shows done, failed
+and in-flight tasks and the rate; otherwise the worker logs plain lines."""
 
 
 def configure(commands: Any) -> None:
     """Add the ``worker`` command."""
     parser = commands.add_parser("worker", help="run a handler on tasks", description=DESCRIPTION)
     backend_option(parser)
-    parser.add_argument("handler", metavar="MODULE:FUNCTION", help="e.g. tasks:send_email")
+    parser.add_argument(
+        "handler", metavar="MODULE:FUNCTION|APP", help="e.g. tasks:send_email or myapp.tasks:app"
+    )
     parser.add_argument(
         "--concurrency",
         "-c",
@@ -50,6 +57,21 @@ def configure(commands: Any) -> None:
         "--queue", "-q", type=queue_arg, help="queue to serve (default: the backend's)"
     )
     parser.add_argument(
+        "--queues",
+        type=_queues_arg,
+        metavar="Q1,Q2",
+        help="an app's queues to serve (default: every queue its tasks name)",
+    )
+    parser.add_argument(
+        "--processes",
+        "-p",
+        type=bounded_arg(1, MAX_PROCESSES),
+        default=None,
+        metavar="N",
+        help="run N worker processes under a supervisor that replaces one that dies",
+    )
+    parser.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--burst", action="store_true", help="exit once nothing is ready and nothing in flight"
     )
     parser.add_argument("--name", type=text_arg, help="worker name (default: host:pid:random)")
@@ -61,6 +83,14 @@ def configure(commands: Any) -> None:
         help="how long a stop waits for tasks in flight (default: 30)",
     )
     parser.set_defaults(command=run)
+
+
+MAX_PROCESSES = 256
+
+
+def _queues_arg(text: str) -> list[str]:
+    names = [queue_arg(part.strip()) for part in text.split(",")]
+    return list(dict.fromkeys(names))
 
 
 class Meter:
@@ -111,7 +141,19 @@ async def _live(meter: Meter, update: Callable[[str], None]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import the handler first (fail fast), then open the backend and run."""
-    handler = import_handler(args.handler)
+    from conveyor.app import App, NamedTask
+
+    handler = import_target(args.handler)
+    if not isinstance(handler, App | NamedTask) and not callable(handler):
+        raise CliError(
+            f"{args.handler} is a {type(handler).__name__}, not a function or a conveyor.App"
+        )
+    if args.queues and not isinstance(handler, App):
+        raise CliError(
+            f"--queues is for an app; {args.handler} is one handler: give it --queue instead"
+        )
+    if args.queues and args.queue:
+        raise CliError("give --queue or --queues, not both")
     try:
         from conveyor.worker import Worker  # noqa: F401 - checks the worker is installed
     except ImportError as exc:
@@ -126,25 +168,63 @@ def run(args: argparse.Namespace) -> int:
     root.addHandler(handler_log)
     root.setLevel(logging.INFO)
     try:
-        asyncio.run(_work(args, handler, console.is_terminal))
+        if args.processes is not None:
+            return _supervise(args)
+        asyncio.run(_work(args, handler, console.is_terminal and not args.supervised))
     finally:
         root.removeHandler(handler_log)
     return 0
 
 
-async def _work(args: argparse.Namespace, handler: Callable[..., Any], terminal: bool) -> None:
-    from conveyor.worker import Worker
+def _supervise(args: argparse.Namespace) -> int:
+    """Run this same command, without ``--processes``, in N supervised child processes."""
+    from conveyor.app.supervisor import Supervisor
 
-    config = {"queue": args.queue} if args.queue else {}
-    async with opened(args.backend, **config) as backend:
+    command = [sys.executable, "-m", "conveyor.cli", "worker", args.handler, "--supervised"]
+    if args.backend is not None:
+        command += ["--backend", args.backend]
+    command += ["--concurrency", str(args.concurrency), "--grace", repr(args.grace)]
+    if args.queue:
+        command += ["--queue", args.queue]
+    if args.queues:
+        command += ["--queues", ",".join(args.queues)]
+    if args.burst:
+        command.append("--burst")
+    if args.name:
+        # Each process needs a name of its own: leases record who holds a task.
+        logger.warning("--name is ignored with --processes: each process names itself")
+    return Supervisor(command, args.processes).run()
+
+
+def _make_worker(args: argparse.Namespace, handler: Any, backend: Any) -> Any:
+    from conveyor.app import App, AppWorker, NamedTask
+    from conveyor.worker import Worker
+    from conveyor.worker.routes import Routes
+
+    options = {"name": args.name, "concurrency": args.concurrency, "grace_period": args.grace}
+    if isinstance(handler, App):
+        queues = args.queues or ([args.queue] if args.queue else None)
+        worker: Any = handler.worker(backend, queues=queues, **options)
+        logger.info("app tasks: %s; queues: %s", ", ".join(handler.tasks), ", ".join(worker.queues))
+        return worker
+    if isinstance(handler, NamedTask):
+        queue = args.queue or handler.queue or backend.queue
+        return AppWorker(backend, Routes([handler.route]), [queue], options)
+    return Worker(backend, handler, **options)
+
+
+async def _work(args: argparse.Namespace, handler: Any, terminal: bool) -> None:
+    from conveyor.app import App
+
+    target = args.backend
+    if target is None and isinstance(handler, App) and handler.target is not None:
+        target = handler.target
+    config = {"queue": args.queue} if args.queue and not isinstance(handler, App) else {}
+    async with opened(target, **config) as backend:
+        if isinstance(handler, App):
+            handler.use(backend)
         try:
-            worker = Worker(
-                backend,
-                handler,
-                name=args.name,
-                concurrency=args.concurrency,
-                grace_period=args.grace,
-            )
+            worker = _make_worker(args, handler, backend)
         except (TypeError, ValueError) as exc:
             raise CliError(f"cannot run {args.handler}: {exc}") from None
         meter = Meter(worker)

@@ -1,8 +1,8 @@
 """The worker: ``Worker`` and its lifecycle state.
 
 Modules, each importing only those above it: ``handler``, ``turn``,
-``threads``, ``shutdown`` (leaves), ``state``, ``horizon``, ``heartbeat``,
-``poller``, ``lanes``, then ``worker`` (the ``Worker`` class).
+``threads``, ``shutdown`` (leaves), ``routes``, ``state``, ``entries``,
+``horizon``, ``heartbeat``, ``poller``, ``lanes``, then ``worker`` (the ``Worker`` class).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from concurrent.futures import Future
 from typing import Any
 
@@ -22,12 +21,15 @@ from conveyor.context import TaskContext
 from conveyor.control import RetryAfter
 from conveyor.errors import BackendUnavailable, PayloadError, StaleLease
 from conveyor.events import Error, Success
-from conveyor.middleware.base import Invocation, Middleware, Next
+from conveyor.middleware.base import Invocation, Next
+from conveyor.middleware.retry import RetryPolicy
 from conveyor.outcome import Done, Kill, Outcome, Release, Retry
 from conveyor.task import Task
 from conveyor.task_id import TaskId
+from conveyor.worker.entries import Entry, prepare
 from conveyor.worker.horizon import Horizon
 from conveyor.worker.poller import Poller
+from conveyor.worker.routes import UnknownTask, unknown_name
 from conveyor.worker.shutdown import Interrupted, Shutdown
 from conveyor.worker.state import Live, Settings
 from conveyor.worker.threads import HandlerThreads
@@ -70,7 +72,17 @@ class Lanes:
         self.current: list[Task[bytes] | None] = [None] * settings.concurrency
         self.stragglers: dict[TaskId, Future[Any]] = {}
         """Threads still running handlers whose attempts ended (a time limit passed)."""
-        self.call = self._chain()
+        routes = settings.routes
+        self.single: Entry | None = None
+        self.routes: dict[str | None, Entry] | None = None
+        if routes is None:
+            assert settings.spec is not None
+            self.single = prepare(settings.spec, (), None, settings, backend.codec, self._run_in)
+        else:
+            self.routes = {
+                name: prepare(r.spec, r.middleware, r.policy, settings, backend.codec, self._run_in)
+                for name, r in routes.items()
+            }
 
     async def prepare(self) -> None:
         """Register the worker and bring back dead workers' tasks before the first poll.
@@ -112,22 +124,7 @@ class Lanes:
 
     # --- the chain ------------------------------------------------------------------------
 
-    def _chain(self) -> Next:
-        spec = self.settings.spec
-        function = spec.function
-        call: Next
-        if spec.is_async:
-            if spec.wants_context:
-                call = lambda inv: function(inv.args, inv.context)  # noqa: E731
-            else:
-                call = lambda inv: function(inv.args)  # noqa: E731
-        else:
-            call = self._in_thread(function, spec.wants_context)
-        for item in reversed(self.settings.chain):
-            call = _link(item, call)
-        return call
-
-    def _in_thread(self, function: Any, wants_context: bool) -> Next:
+    def _run_in(self, function: Any, wants_context: bool) -> Next:
         """Run a plain function in a thread; if the wait for it is cancelled (a time limit,
         a stop) once it has started, remember the thread: Python cannot stop it."""
         threads, stragglers = self.threads, self.stragglers
@@ -160,11 +157,14 @@ class Lanes:
             self.settings, self.live, self.shutdown, self.turn, self.poller,
         )  # fmt: skip
         resumed, current = live.resumed, self.current
-        spec = settings.spec
-        fast = not settings.chain and spec.is_async
-        wants_context, name = spec.wants_context, settings.name
-        function, args_type = spec.function, spec.args_type
-        decode = self.backend.codec.decode
+        name, routes = settings.name, self.routes
+        function: Any = None
+        decode: Any = None
+        wants_context = fast = False
+        call: Next | None = None
+        policy = settings.policy
+        if self.single is not None:
+            function, decode, wants_context, fast, call, policy = self.single
         ack = self.hooks.ack if self.acks else None
         ran = 0
         while not shutdown.stopping:
@@ -197,13 +197,21 @@ class Lanes:
             current[index] = task
             shutdown.in_flight += 1
             try:
+                if routes is not None:
+                    # The router's whole cost: one dict lookup and one unpack per task.
+                    entry = routes.get(task.name)
+                    if entry is None:
+                        await self._unknown(task)
+                        continue
+                    function, decode, wants_context, fast, call, policy = entry
                 if not fast:
-                    await self._run(task)
+                    assert call is not None
+                    await self._run(task, decode, call, policy)
                 else:
                     acked = False
                     try:
                         try:
-                            args = decode(task.args, args_type)
+                            args = decode(task.args)
                             if wants_context:
                                 context = TaskContext(
                                     task.id, task.attempt, task.max_attempts,
@@ -214,7 +222,7 @@ class Lanes:
                                 result = await function(args)
                         except _HANDLER_ERRORS as exc:
                             acked = True
-                            await self._failed(task, exc)
+                            await self._failed(task, exc, policy)
                         else:
                             acked = True
                             if result is None:
@@ -244,21 +252,27 @@ class Lanes:
                 # whole backlog: let heartbeats, signals and other lanes in now and then.
                 await asyncio.sleep(0)
 
-    async def _run(self, task: Task[bytes]) -> None:
+    async def _unknown(self, task: Task[bytes]) -> None:
+        """No route has the task's name: kill that task (retrying cannot help), carry on."""
+        assert self.routes is not None
+        message = unknown_name(task.name, (n for n in self.routes if n is not None))
+        await self._ack(task, Kill(message), UnknownTask(message))
+
+    async def _run(self, task: Task[bytes], decode: Any, call: Next, policy: RetryPolicy) -> None:
         """The general path: context, middleware chain, plain functions in threads."""
         settings = self.settings
         acked = False
         try:
             try:
-                args = self.backend.codec.decode(task.args, settings.spec.args_type)
+                args = decode(task.args)
                 context = TaskContext(
                     task.id, task.attempt, task.max_attempts,
                     task.queue, task.meta, settings.name, task.name,
                 )  # fmt: skip
-                result = await self.call(Invocation(task, args, context))
+                result = await call(Invocation(task, args, context))
             except _HANDLER_ERRORS as exc:
                 acked = True
-                await self._failed(task, exc)
+                await self._failed(task, exc, policy)
             else:
                 acked = True
                 await self._finish(task, result)
@@ -290,13 +304,12 @@ class Lanes:
             self.settings.name, task.id, loop.time() - started,
         )  # fmt: skip
 
-    async def _failed(self, task: Task[bytes], error: BaseException) -> None:
+    async def _failed(self, task: Task[bytes], error: BaseException, policy: RetryPolicy) -> None:
         if isinstance(error, PayloadError):
             # The args do not decode to what the handler takes: retrying cannot fix that.
             await self._ack(task, Kill(f"payload cannot be decoded: {error}"), error)
         else:
-            settings = self.settings
-            outcome = settings.policy.outcome(error, task.attempt, settings.clock)
+            outcome = policy.outcome(error, task.attempt, self.settings.clock)
             await self._ack(task, outcome, error)
 
     async def _finish(self, task: Task[bytes], result: Any) -> None:
@@ -376,10 +389,3 @@ class Lanes:
 # it must not take a lane (and the event loop) down with it. Real signals reach
 # the worker through its own handlers, not as exceptions from handler code.
 _HANDLER_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
-
-
-def _link(item: Middleware, call_next: Next) -> Next:
-    def step(invocation: Invocation) -> Awaitable[Any]:
-        return item(invocation, call_next)
-
-    return step

@@ -18,6 +18,7 @@ from conveyor.middleware.base import Middleware
 from conveyor.middleware.retry import RetryPolicy, describe
 from conveyor.poll_strategy import PollStrategy
 from conveyor.worker.handler import HandlerSpec
+from conveyor.worker.routes import Routes
 
 __all__ = ["Settings", "Live"]
 
@@ -30,7 +31,9 @@ class Settings:
 
     name: str
     info: WorkerInfo
-    spec: HandlerSpec
+    spec: HandlerSpec | None
+    """The single handler, or ``None`` when ``routes`` pick one by task name."""
+    routes: Routes | None
     concurrency: int
     chain: tuple[Middleware, ...]
     """The middleware between the retry policy and the handler, outermost first."""

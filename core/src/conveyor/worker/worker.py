@@ -31,6 +31,7 @@ from conveyor.worker.handler import HandlerSpec, inspect_handler
 from conveyor.worker.heartbeat import beat
 from conveyor.worker.horizon import Horizon
 from conveyor.worker.lanes import Lanes
+from conveyor.worker.routes import Routes
 from conveyor.worker.shutdown import Shutdown
 from conveyor.worker.state import Live, Settings
 from conveyor.worker.threads import HandlerThreads
@@ -68,7 +69,10 @@ class Worker:
 
     ``handler(args)`` or ``handler(args, ctx)``, ``async def`` or plain (plain
     functions run in threads); ``args`` is decoded to the first parameter's
-    annotation. ``concurrency`` bounds the tasks in flight. ``middleware``
+    annotation. Given ``Routes`` instead of one handler, the worker runs each
+    task with the route of its ``Task.name``; a task whose name has no route
+    is killed with an error naming the known ones (``conveyor.App.worker``
+    builds this for an app). ``concurrency`` bounds the tasks in flight. ``middleware``
     wraps every run, outermost first; a ``RetryPolicy`` is put outermost
     unless you pass one. ``grace_period``: how long a stop waits for tasks in
     flight before cancelling and releasing them. ``clock``: "now" for retry
@@ -81,7 +85,7 @@ class Worker:
     def __init__(
         self,
         backend: Backend,
-        handler: Callable[..., Any],
+        handler: Callable[..., Any] | Routes,
         *,
         name: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
@@ -108,7 +112,12 @@ class Worker:
                 f"give_up_after must be more than 0 seconds (or None), not {give_up_after!r}"
             )
         self.backend = backend
-        self.spec: HandlerSpec = inspect_handler(handler)
+        self.routes: Routes | None = None
+        self.spec: HandlerSpec | None = None
+        if isinstance(handler, Routes):
+            self.routes = handler
+        else:
+            self.spec = inspect_handler(handler)
         self.name = name or _default_name()
         self.concurrency = concurrency
         self.grace_period = grace_period
@@ -123,6 +132,8 @@ class Worker:
         self.give_up_after = give_up_after
         self._live = Live(self.name, list(listeners))
         self._chain, self._policy = self._assemble(middleware)
+        if self.routes is not None:
+            self.routes = self._with_clock(self.routes)
         self.info = WorkerInfo(
             self.name,
             backend.queue,
@@ -157,11 +168,27 @@ class Worker:
             items = items[1:]
         return tuple(items), policy
 
+    def _with_clock(self, routes: Routes) -> Routes:
+        """Routes whose own retry policies read this worker's clock unless they name one."""
+        changed = [
+            attrs.evolve(r, policy=attrs.evolve(r.policy, clock=self.clock))
+            if r.policy is not None and r.policy.clock is None
+            else r
+            for r in routes.values()
+        ]
+        return Routes(changed)
+
+    def _needs_threads(self) -> bool:
+        if self.routes is None:
+            return self.spec is not None and not self.spec.is_async
+        return any(not r.spec.is_async for r in self.routes.values())
+
     def _settings(self) -> Settings:
         return Settings(
             name=self.name,
             info=self.info,
             spec=self.spec,
+            routes=self.routes,
             concurrency=self.concurrency,
             chain=self._chain,
             policy=self._policy,
@@ -207,11 +234,15 @@ class Worker:
 
     # --- control --------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Stop taking tasks; those in flight get ``grace_period`` to finish."""
+    def stop(self, *, now: bool = False) -> None:
+        """Stop taking tasks; those in flight get ``grace_period`` to finish (``now``: none;
+        they are cancelled and released at once, as a second signal does)."""
         self._stop_requested = True
         if self._shutdown is not None:
-            self._shutdown.request()
+            if now:
+                self._shutdown.force()
+            else:
+                self._shutdown.request()
 
     def pause(self) -> None:
         """Take no new tasks until ``resume()``; tasks in flight carry on.
@@ -268,7 +299,7 @@ class Worker:
             shutdown.request()
         settings = self._settings()
         threads = None
-        if not self.spec.is_async:
+        if self._needs_threads():
             threads = HandlerThreads(self.concurrency, f"conveyor-{self.name}")
         horizon = None
         if until is not None:
