@@ -13,6 +13,7 @@ import attrs
 from redis.exceptions import RedisError
 
 from conveyor import (
+    BackendUnavailable,
     ConveyorError,
     InvalidTransition,
     StaleLease,
@@ -26,7 +27,8 @@ from conveyor import (
 from conveyor.lease import new_token
 from conveyor.outcome import Done, Kill, Outcome, Release, Retry
 from conveyor_redis.config import RedisConfig, config_from_url
-from conveyor_redis.connection import TRANSIENT, Connection, reconnect_delay, retrying
+from conveyor_redis.connection import TRANSIENT, Connection, retrying
+from conveyor_redis.errors import FAILURES, guarded, text_of, translate
 from conveyor_redis.expose import ExposeHooks
 from conveyor_redis.keys import Keys
 from conveyor_redis.records import (
@@ -82,13 +84,18 @@ class RedisBackend(WaitHooks, ExposeHooks):
         The first try is made inline: the retry machinery costs nothing until needed.
         """
         script, base = self.pipeline.script, self.keys.base
-        if not self.connection.layout_checked:
-            await self.connection.check_layout(self.keys)
         try:
+            if not self.connection.layout_checked:
+                await self.connection.check_layout(self.keys)
             return await script(op, base, self._now(), "0", *args)
         except TRANSIENT:
             pass
-        return await retrying(lambda _: script(op, base, self._now(), "1", *args), failed=1)
+        except FAILURES as exc:
+            raise translate(exc, self.connection.where()) from exc
+        try:
+            return await retrying(lambda _: script(op, base, self._now(), "1", *args), failed=1)
+        except FAILURES as exc:
+            raise translate(exc, self.connection.where()) from exc
 
     def _lease_until(self, now: int) -> int:
         return now + int(self.config.lease_seconds * 1_000_000)
@@ -99,7 +106,6 @@ class RedisBackend(WaitHooks, ExposeHooks):
     async def poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
         buffer: deque[Task[bytes]] = deque()
         idle = False
-        failures = 0
         try:
             while True:
                 if buffer:
@@ -112,17 +118,10 @@ class RedisBackend(WaitHooks, ExposeHooks):
                         # push (or the next due time) rather than spin.
                         await self._block(due)
                         due = await self._claim(worker, buffer)
-                    failures = 0
-                except (RedisError, OSError) as exc:
-                    failures += 1
-                    delay = reconnect_delay(failures)
-                    log.warning(
-                        "redis %s unreachable while polling queue %r (%s); retrying in %.1f s",
-                        self.connection.where(), self.config.queue, exc, delay,
-                    )  # fmt: skip
-                    yield None
-                    await asyncio.sleep(delay)
-                    continue
+                except FAILURES as exc:
+                    # The worker backs off and opens a fresh stream (a burst stops):
+                    # the contract's way, so every backend's outage reads the same.
+                    raise translate(exc, self.connection.where()) from exc
                 if buffer:
                     idle = False
                     continue
@@ -160,15 +159,32 @@ class RedisBackend(WaitHooks, ExposeHooks):
         if isinstance(reply, bytes):
             return int(reply) if reply else None
         into.extend(self._claimed(reply, queue, name, tokens, until))
-        return None
+        # Only records set aside, none claimed: look again at once (now) for healthy ones.
+        return None if into else now
 
     def _claimed(
         self, reply: list[bytes], queue: str, name: str, tokens: list[str], until: int
     ) -> list[Task[bytes]]:
         lease = from_micros(until)
+        if any(r[:1] == b"!" for r in reply):
+            reply = self._set_aside(reply, queue)
         tasks = [claimed(r, queue, name, t, lease) for r, t in zip(reply, tokens, strict=False)]
         self._outstanding[name] = self._outstanding.get(name, 0) + len(tasks)
         return tasks
+
+    def _set_aside(self, reply: list[bytes], queue: str) -> list[bytes]:
+        """Log each record the claim set aside (``!id why``); the claimed records."""
+        where, key = self.connection.where(), self.keys.malformed
+        for record in reply:
+            if record[:1] == b"!":
+                task_id, _, why = record[1:].decode("utf-8", "replace").partition(" ")
+                log.error(
+                    "task %s of queue %r on redis %s has an unusable record (%s): set aside"
+                    " in %s, the rest of the queue goes on; inspect HGETALL %s, fix it and"
+                    " run 'conveyor resume %s', or delete it",
+                    task_id, queue, where, why, key, self.keys.task(task_id), task_id,
+                )  # fmt: skip
+        return [r for r in reply if r[:1] != b"!"]
 
     def _release_claimed(
         self, sent: asyncio.Future[Any], queue: str, name: str, tokens: list[str], until: int
@@ -204,6 +220,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
                 log.warning("could not release unstarted task %s: %s", task.id, exc)
 
     @hookimpl
+    @guarded
     async def heartbeat(self, worker: WorkerInfo) -> None:
         name = worker.name
 
@@ -273,6 +290,12 @@ class RedisBackend(WaitHooks, ExposeHooks):
             )
         if head == b"notfound":
             raise TaskNotFound(f"no task {task.id} to {what}")
+        if head == b"malformed":
+            raise ConveyorError(
+                f"task {task.id} on redis {self.connection.where()} has an unusable record"
+                f" ({reply[1].decode('utf-8', 'replace')}); the {what} changed nothing:"
+                f" inspect HGETALL {self.keys.task(task.id)} and fix it"
+            )
         if head == b"transition":
             raise InvalidTransition(Status(reply[1].decode()), Status.PENDING)
         raise ConveyorError(f"unexpected reply {reply!r} from the {what} script")
@@ -287,12 +310,15 @@ class RedisBackend(WaitHooks, ExposeHooks):
                 await self._call("push", *self._flat(tasks))
             else:
                 await retrying(lambda resent: self._push_chunks(tasks, resent))
-        except (RedisError, OSError) as exc:
-            raise ConveyorError(
-                f"push of {len(tasks)} task(s) to redis {self.connection.where()} failed:"
-                f" {type(exc).__name__}: {exc}. If the connection dropped after sending, they"
-                f" may be stored: fetch_by_id({tasks[0].id!r}) tells"
-            ) from exc
+        except (*FAILURES, BackendUnavailable) as exc:
+            cause = exc.__cause__ if isinstance(exc, BackendUnavailable) else exc
+            first = tasks[0].id
+            raise BackendUnavailable(
+                f"redis {self.connection.where()} is unreachable ({text_of(cause or exc)}):"
+                f" the push of {len(tasks)} task(s) stored all or none of them; if the"
+                f" connection dropped after sending, look for task {first} (conveyor show"
+                f" {first}) before pushing again"
+            ) from cause
         return [t.id for t in tasks]
 
     def _flat(self, tasks: Sequence[Task[bytes]]) -> list[Any]:
@@ -324,12 +350,14 @@ class RedisBackend(WaitHooks, ExposeHooks):
     # --- task management -----------------------------------------------------------------
 
     @hookimpl
+    @guarded
     async def fetch_by_id(self, task_id: TaskId) -> Task[bytes] | None:
         key = self.keys.task(task_id)
         flat = await retrying(lambda _: self.pipeline.execute("HGETALL", key))
         return to_task(task_id, pairs(flat)) if flat else None
 
     @hookimpl
+    @guarded
     async def update(self, task: Task[bytes]) -> None:
         keys = self.keys
         fields: list[Any] = [
@@ -361,11 +389,13 @@ class RedisBackend(WaitHooks, ExposeHooks):
         raise ConveyorError(f"task {task.id} kept changing while it was being updated; try again")
 
     @hookimpl
+    @guarded
     async def reschedule(self, task: Task[bytes], run_at: datetime) -> None:
         reply = await self._call("reschedule", task.id, task.lease_token or "", micros(run_at))
         self._check_reply(task, reply, "reschedule")
 
     @hookimpl
+    @guarded
     async def vacuum(self) -> int:
         removed = 0
         for raw in await self.client.smembers(self.keys.queues):
@@ -379,10 +409,12 @@ class RedisBackend(WaitHooks, ExposeHooks):
         return removed
 
     @hookimpl
+    @guarded
     async def resume_by_id(self, task_id: TaskId) -> bool:
         return bool(await self._call("resume", task_id))
 
     @hookimpl
+    @guarded
     async def resume_abandoned(self) -> int:
         touched = 0
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from conveyor import (
     hookimpl,
 )
 from conveyor.expose import status_statistics
+from conveyor_redis.errors import guarded
 from conveyor_redis.records import from_micros, micros, to_task
 
 if TYPE_CHECKING:
@@ -27,11 +29,14 @@ if TYPE_CHECKING:
 
 __all__ = ["ExposeHooks"]
 
+log = logging.getLogger("conveyor.redis")
+
 
 class ExposeHooks:
     """The Expose hooks of ``RedisBackend`` (which provides ``client``, ``keys``, ``clock``)."""
 
     client: Any
+    connection: Any
     keys: Keys
     clock: Clock
 
@@ -58,7 +63,21 @@ class ExposeHooks:
             for raw in ids:
                 pipe.hgetall(self.keys.task(raw.decode()))
             hashes = await pipe.execute()
-        return [to_task(raw.decode(), h) for raw, h in zip(ids, hashes, strict=True) if h]
+        tasks = []
+        for raw, h in zip(ids, hashes, strict=True):
+            if h:
+                task_id = raw.decode("utf-8", "replace")
+                try:
+                    tasks.append(to_task(task_id, h))
+                except (KeyError, ValueError, TypeError, OverflowError) as exc:
+                    # One unusable record must not hide the others: it is left out, named.
+                    log.warning(
+                        "task %s on redis %s has an unusable record (%s: %s), left out of"
+                        " the listing; inspect HGETALL %s",
+                        task_id, self.connection.where(), type(exc).__name__, exc,
+                        self.keys.task(task_id),
+                    )  # fmt: skip
+        return tasks
 
     def _indexes(self, queues: Iterable[str], status: Status | None) -> list[str]:
         statuses = list(Status) if status is None else [status]
@@ -68,15 +87,18 @@ class ExposeHooks:
         return sorted(raw.decode() for raw in await self.client.smembers(self.keys.queues))
 
     @hookimpl
+    @guarded
     async def list_tasks(self, queue: str, filter: Filter) -> Sequence[Task[bytes]]:
         return await self._page(self._indexes([queue], filter.status), filter)
 
     @hookimpl
+    @guarded
     async def list_all_tasks(self, filter: Filter) -> Sequence[Task[bytes]]:
         indexes = self._indexes(await self._queue_names(), filter.status)
         return await self._page(indexes, filter) if indexes else []
 
     @hookimpl
+    @guarded
     async def list_queues(self) -> Sequence[QueueInfo]:
         names = set(await self._queue_names())
         workers = await self._workers()
@@ -114,10 +136,12 @@ class ExposeHooks:
         return rows
 
     @hookimpl
+    @guarded
     async def list_workers(self, queue: str | None) -> Sequence[RunningWorker]:
         return [w for w in await self._workers() if queue is None or w.queue == queue]
 
     @hookimpl
+    @guarded
     async def register_worker(self, worker: WorkerInfo) -> None:
         now = int(self.clock.time() * 1_000_000)
         info = {
@@ -133,6 +157,7 @@ class ExposeHooks:
             await pipe.execute()
 
     @hookimpl
+    @guarded
     async def metrics(self, queue: str | None) -> Sequence[Statistic]:
         queues = [queue] if queue is not None else await self._queue_names()
         async with self.client.pipeline(transaction=True) as pipe:

@@ -60,6 +60,11 @@ class Keys:
     def workers_seen(self) -> str:
         return f"{self.prefix}:workers:seen"
 
+    @property
+    def malformed(self) -> str:
+        """The hash of task records set aside as unusable: id -> why (see ``tasks.lua``)."""
+        return f"{self.prefix}:malformed"
+
     def held(self, worker: str) -> str:
         return f"{self.prefix}:w:{escape(worker)}:held"
 

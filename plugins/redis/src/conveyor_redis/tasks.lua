@@ -37,6 +37,14 @@ name (Pending, Queued, Running, Done, Failed, Killed); W = a worker name, escape
                            gains its first task, so always holding every queue with work).
   P workers        hash    raw worker name -> JSON description.
   P workers:seen   zset    raw worker name, score = last heartbeat.
+  P malformed      hash    task id -> why its record was set aside: a task hash a claim
+                           (or the lease sweep) found unusable (a field that is not what
+                           the scripts write, e.g. max_attempts 'abc'). Its hash P t:I is
+                           kept as found, out of every ready list, status index and the
+                           inflight set, so the rest of the queue keeps flowing and nothing
+                           is half-changed. An operator inspects it (HGETALL P t:I), fixes
+                           the field and runs resume on the id, which checks it again and
+                           makes it Pending; or deletes both.
   channel P fin:I          published when task I becomes Done or Killed.
 
 Task hash fields: q queue name, qk = P .. 'q:' .. Q .. ':' (the queue's key stem),
@@ -122,9 +130,89 @@ local function finish(id)
 end
 
 local function read(key)
-  local v = redis.call('HMGET', key, 's', 'tok', 'q', 'qk', 'a', 'x', 'pk', 'ltok', 'by', 'r', 'hk')
+  local v = redis.pcall('HMGET', key, 's', 'tok', 'q', 'qk', 'a', 'x', 'pk', 'ltok', 'by', 'r', 'hk')
+  if v.err then
+    return { wrongtype = true }
+  end
   return { s = v[1], tok = v[2], q = v[3], qk = v[4], a = tonumber(v[5]) or 0,
-    x = tonumber(v[6]), pk = v[7], ltok = v[8], by = v[9], r = v[10], hk = v[11] }
+    x = tonumber(v[6]), pk = v[7], ltok = v[8], by = v[9], r = v[10], hk = v[11], ra = v[5],
+    rx = v[6] }
+end
+
+-- Record checks. Every script reads a task's fields before it changes anything, and
+-- these say whether a record is one it can act on; a script never fails half-way
+-- (Redis keeps the writes made before an error), it sets an unusable record aside.
+local STATUS = { Pending = true, Queued = true, Running = true, Done = true, Failed = true,
+  Killed = true }
+-- Microseconds of 0001-01-01 and 9999-12-31: the datetimes the client can build.
+local FIRST, LAST = -62135596800000000, 253402300799999999
+
+local function show(v)
+  if not v then
+    return 'missing'
+  end
+  if #v > 40 then
+    v = string.sub(v, 1, 40) .. '...'
+  end
+  return "'" .. v .. "'"
+end
+
+local function digits(v, signed)
+  return v and string.match(v, signed and '^%-?%d+$' or '^%d+$') ~= nil and #v <= 19
+end
+
+-- Why the record of task id cannot be used (nil when it can): s a x r pk q qk meta,
+-- raw strings as stored; want_qk the queue's key stem it was found under (or nil).
+local function unusable(id, s, a, x, r, pk, q, qk, meta, want_qk)
+  -- A missing field reads as false from HMGET.
+  a, x, r, pk, q, qk = a or nil, x or nil, r or nil, pk or nil, q or nil, qk or nil
+  meta = meta or nil
+  if #id ~= 26 or not string.match(id, '^[0-9a-v]+$') then
+    return 'its id is not 26 characters of 0-9 a-v'
+  end
+  if not STATUS[s] then
+    return 'field s (status) is ' .. show(s) .. ', not a status name'
+  end
+  if a ~= nil and not digits(a) then
+    return 'field a (attempt) is ' .. show(a) .. ', not a whole number'
+  end
+  if not digits(x) or tonumber(x) < 1 then
+    return 'field x (max_attempts) is ' .. show(x) .. ', not a whole number of at least 1'
+  end
+  if not digits(r, true) or tonumber(r) < FIRST or tonumber(r) > LAST then
+    return 'field r (run_at) is ' .. show(r) .. ', not integer microseconds since 1970'
+  end
+  if pk == nil or #pk ~= 16 or not string.match(pk, '^[0-9a-f]+$') then
+    return 'field pk (priority key) is ' .. show(pk) .. ', not 16 hex digits'
+  end
+  if q == nil or q == '' then
+    return 'field q (queue) is ' .. show(q)
+  end
+  if qk == nil or (want_qk and qk ~= want_qk) then
+    return 'field qk (queue key) is ' .. show(qk) .. ', not ' .. show(want_qk)
+  end
+  if meta ~= nil and meta ~= '' then
+    local ok, v = pcall(cjson.decode, meta)
+    if not ok or type(v) ~= 'table' or string.sub(meta, 1, 1) ~= '{' then
+      return 'field meta is ' .. show(meta) .. ', not a JSON object'
+    end
+  end
+  return nil
+end
+
+-- Take task id out of the flow (every status index of the stems given, inflight,
+-- its holder's set) and record why in P malformed. Its hash stays as it was.
+local function set_aside(id, why, hk, ...)
+  for _, stem in ipairs({ ... }) do
+    for s in pairs(STATUS) do
+      redis.call('ZREM', stem .. 's:' .. s, id)
+    end
+  end
+  redis.call('ZREM', P .. 'inflight', id)
+  if hk then
+    redis.pcall('SREM', hk, id) -- read from the record: may name a key of another type
+  end
+  redis.call('HSET', P .. 'malformed', id, why)
 end
 
 -- push: per task 8 values: id q qk run_at pk max_attempts args meta (meta '' = none).
@@ -158,11 +246,12 @@ end
 -- claim; #error -1 when there is none), then args, meta and error back to back.
 -- One string rather than a value per field because parsing each reply value
 -- costs the client more than the server spends on the claim. The caller knows
--- the rest (worker, token, lease, queue). When nothing is ready: the next run_at
--- of a delayed task as a string ('' if none), after emptying the wake list.
-if op == 'claim' then
-  local qk, worker, hk, lu = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-  local want = #ARGV - 8
+-- the rest (worker, token, lease, queue). A record found unusable is set aside
+-- (see P malformed) and reported among them as "!id why", taking no token.
+-- When nothing is ready: the next run_at of a delayed task as a string ('' if
+-- none), after emptying the wake list.
+local function claim(qk, worker, hk, lu, first_token)
+  local want = #ARGV - first_token + 1
   local delayed, prio = qk .. 'delayed', qk .. 'prio'
   local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)
   if #due > 0 then
@@ -195,33 +284,51 @@ if op == 'claim' then
     end
     for _, id in ipairs(ids or {}) do
       local key = tkey(id)
-      local f = redis.call('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err')
+      -- Every field checked before anything changes: see unusable().
+      local f = redis.pcall('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err', 'q', 'qk')
+      local why
+      if f.err then
+        why = 'its key holds no hash'
+        f = {}
+      elseif f[1] then
+        why = unusable(id, f[1], f[2], f[3], f[4], f[5], f[9], f[10], f[7], qk)
+      end
       local attempt = tonumber(f[2]) or 0
-      if f[1] and attempt >= tonumber(f[3]) then
+      if why then
+        set_aside(id, why, nil, qk)
+        out[#out + 1] = '!' .. id .. ' ' .. why
+      elseif not READY[f[1]] then
+        -- A leftover entry (the task is held or finished already, or gone): dropped,
+        -- so nothing runs twice.
+      elseif attempt >= tonumber(f[3]) then
         -- Cannot run again (its attempts were set by hand): give it up, not loop.
         redis.call('HSET', key, 's', 'Killed', 'err', 'no attempts left when claimed')
         index_move(id, qk, f[1], qk, 'Killed')
         finish(id)
-      elseif f[1] then
+      else
         used = used + 1
         redis.call('HSET', key, 's', 'Running', 'a', attempt + 1, 'by', worker,
-          'tok', ARGV[8 + used], 'lu', lu, 'hk', hk)
+          'tok', ARGV[first_token + used - 1], 'lu', lu, 'hk', hk)
         redis.call('HDEL', key, 'res')
         redis.call('ZADD', P .. 'inflight', lu, id)
         redis.call('SADD', hk, id)
         index_move(id, qk, f[1], qk, 'Running')
         local args, meta, err = f[6] or '', f[7] or '', f[8]
-        out[used] = table.concat({ id, attempt + 1, f[3], f[4], f[5], #args, #meta,
+        out[#out + 1] = table.concat({ id, attempt + 1, f[3], f[4], f[5], #args, #meta,
           err and #err or -1 }, ' ') .. '\n' .. args .. meta .. (err or '')
       end
     end
   end
-  if used == 0 then
+  if #out == 0 then
     redis.call('DEL', qk .. 'wake')
     local nd = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
     return nd[2] or ''
   end
   return out
+end
+
+if op == 'claim' then
+  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 9)
 end
 
 -- Lease check shared by ack and reschedule. nil: the caller holds the lease, go on.
@@ -250,6 +357,10 @@ if op == 'ack' then
   local no = refuse(f, token)
   if no then
     return no
+  end
+  local why = unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil)
+  if why then
+    return { 'malformed', why }
   end
   local new
   if kind == 'done' then
@@ -311,8 +422,16 @@ if op == 'abandon' then
     local id = ids[k]
     local key = tkey(id)
     local f = read(key)
-    unhold(key, id, f.hk)
-    if f.s and HELD[f.s] then
+    local why
+    if f.wrongtype then
+      why = 'its key holds no hash'
+    elseif f.s then
+      why = unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil)
+    end
+    if why then
+      set_aside(id, why, f.hk, f.qk)
+    elseif f.s and HELD[f.s] then
+      unhold(key, id, f.hk)
       local why = string.format("worker '%s' stopped renewing its lease (attempt %d)",
         f.by or '?', f.a)
       local new
@@ -326,6 +445,8 @@ if op == 'abandon' then
         enqueue(id, f.q, f.qk, f.pk, f.r, true)
       end
       index_move(id, f.qk, f.s, f.qk, new)
+    else
+      unhold(key, id, f.hk)
     end
   end
   return #ids
@@ -361,11 +482,28 @@ if op == 'reschedule' then
   return { 'ok', 'Pending' }
 end
 
--- resume: id. Failed, Killed or held tasks become Pending and ready now.
+-- resume: id. Failed, Killed or held tasks become Pending and ready now; so does a
+-- task set aside in P malformed once its record passes the checks again (still
+-- unusable: an error saying why).
 if op == 'resume' then
   local id = ARGV[5]
   local key = tkey(id)
   local f = read(key)
+  if redis.call('HEXISTS', P .. 'malformed', id) == 1 then
+    local why = 'its key holds no hash'
+    if not f.wrongtype then
+      why = unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil)
+    end
+    if why then
+      return redis.error_reply('conveyor-redis: task ' .. id .. ' is still malformed: ' .. why)
+    end
+    redis.call('HDEL', P .. 'malformed', id)
+    redis.call('HDEL', key, 'by', 'tok', 'lu', 'hk')
+    redis.call('HSET', key, 's', 'Pending', 'r', NOW)
+    enqueue(id, f.q, f.qk, f.pk, NOW, false)
+    index_move(id, f.qk, nil, f.qk, 'Pending')
+    return 1
+  end
   if not (f.s == 'Failed' or f.s == 'Killed' or HELD[f.s]) then
     return 0
   end
