@@ -133,11 +133,11 @@ async def test_an_idle_poll_blocks_on_the_server_and_wakes_on_push(
     try:
         for _ in range(200):
             clients = await observer.client_list()
-            if any(c["cmd"] == "blpop" and "b" in c["flags"] for c in clients):
+            if any(c["cmd"] == "blmove" and "b" in c["flags"] for c in clients):
                 break
             await asyncio.sleep(0.01)
         else:
-            raise AssertionError("the idle poll is not blocked in BLPOP on the server")
+            raise AssertionError("the idle poll is not blocked in BLMOVE on the server")
         pusher = redis_open()
         task_id = await pusher.push("wake up")
         task = await waiting

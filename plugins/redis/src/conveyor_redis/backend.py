@@ -31,6 +31,7 @@ from conveyor_redis.connection import TRANSIENT, Connection, retrying
 from conveyor_redis.errors import FAILURES, guarded, text_of, translate
 from conveyor_redis.expose import ExposeHooks
 from conveyor_redis.keys import Keys
+from conveyor_redis.pipelining import pack
 from conveyor_redis.records import (
     claimed,
     from_micros,
@@ -41,6 +42,7 @@ from conveyor_redis.records import (
     to_task,
 )
 from conveyor_redis.waiting import WaitHooks
+from conveyor_redis.wakeup import NOSCRIPT, Waker, settle
 
 __all__ = ["RedisBackend"]
 
@@ -106,6 +108,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
     async def poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
         buffer: deque[Task[bytes]] = deque()
         idle = False
+        waker = Waker(self.connection.client.connection_pool, self.config.socket_timeout)
         try:
             while True:
                 if buffer:
@@ -113,10 +116,13 @@ class RedisBackend(WaitHooks, ExposeHooks):
                     continue
                 try:
                     due = await self._claim(worker, buffer)
-                    if not buffer and idle:
-                        # Only after reporting idle once: block on the server for a
-                        # push (or the next due time) rather than spin.
-                        await self._block(due)
+                    # Only after reporting idle once: block on the server for a push
+                    # (or the next due time), the claim riding behind the wait.
+                    if (
+                        not buffer
+                        and idle
+                        and await self._wait_and_claim(worker, buffer, due, waker)
+                    ):
                         due = await self._claim(worker, buffer)
                 except FAILURES as exc:
                     # The worker backs off and opens a fresh stream (a burst stops):
@@ -128,6 +134,8 @@ class RedisBackend(WaitHooks, ExposeHooks):
                 idle = True
                 yield None
         finally:
+            if not waker.busy:
+                await waker.close()
             if buffer:
                 await self._release_unstarted(buffer)
 
@@ -197,14 +205,68 @@ class RedisBackend(WaitHooks, ExposeHooks):
         self._background.add(release)
         release.add_done_callback(self._background.discard)
 
-    async def _block(self, due: int | None) -> None:
-        """Wait on the queue's wake list for a push, up to ``idle_wait`` or the next due time."""
+    async def _wait_and_claim(
+        self, worker: WorkerInfo, into: deque[Task[bytes]], due: int | None, waker: Waker
+    ) -> bool:
+        """Block for a push up to ``idle_wait`` or the next due time, claiming as it
+        arrives (see ``wakeup.py``); ``True`` when the caller should claim itself."""
         timeout = self.config.idle_wait
         if due is not None:
             timeout = min(timeout, (due - self._now()) / 1_000_000)
         if timeout < 0.001:
-            return
-        await self.client.blpop([self.keys.wake(self.config.queue)], timeout=timeout)
+            return True
+        name, queue = worker.name, self.config.queue
+        want = max(1, worker.concurrency - self._outstanding.get(name, 0))
+        now = self._now()
+        tokens = [new_token() for _ in range(want)]
+        # Stamped when sent, claimed up to ``timeout`` later: the lease counts from
+        # the end of the wait, so it is never shorter than lease_seconds.
+        until = self._lease_until(now) + int(timeout * 1_000_000)
+        woke = self.keys.woke(queue, name)
+        commands = [
+            pack(("BLMOVE", self.keys.wake(queue), woke, "LEFT", "RIGHT", f"{timeout:.3f}")),
+            self.pipeline.script_command(
+                "wclaim", self.keys.base, (now, "0", self.keys.queue(queue), name,
+                self.keys.held(name), until, woke, *tokens),
+            ),
+        ]  # fmt: skip
+        exchange = asyncio.ensure_future(waker.exchange(commands, timeout))
+        waker.busy = True
+        try:
+            reply = await asyncio.shield(exchange)
+        except asyncio.CancelledError:
+            # Stopped or paused while waiting: end the block so nothing is claimed; a
+            # claim that landed first is handed straight back.
+            cid = waker.client_id
+            finish = asyncio.ensure_future(self._after_cancel(exchange, waker, cid, queue,
+                name, tokens, until))  # fmt: skip
+            self._background.add(finish)
+            finish.add_done_callback(self._background.discard)
+            raise
+        finally:
+            if exchange.done():
+                waker.busy = False
+        if reply is NOSCRIPT or reply == b"-":
+            return True
+        if isinstance(reply, bytes):
+            return False  # woken, but another poller took the task: back to idle
+        into.extend(self._claimed(reply, queue, name, tokens, until))
+        return not into
+
+    async def _after_cancel(
+        self, exchange: asyncio.Future[Any], waker: Waker, cid: bytes | None, queue: str,
+        name: str, tokens: list[str], until: int,
+    ) -> None:  # fmt: skip
+        async def unblock() -> None:
+            if cid is not None:
+                await self.pipeline.execute("CLIENT", "UNBLOCK", cid)
+
+        reply = await settle(exchange, unblock)
+        waker.busy = False
+        await waker.close()
+        if isinstance(reply, list):
+            tasks = self._claimed(reply, queue, name, tokens, until)
+            await self._release_unstarted(deque(tasks))
 
     async def _release_unstarted(self, buffer: deque[Task[bytes]]) -> None:
         """Hand back tasks claimed ahead for free slots the worker never filled.

@@ -45,6 +45,10 @@ class Keys:
     def wake(self, queue: str) -> str:
         return self.queue(queue) + "wake"
 
+    def woke(self, queue: str, worker: str) -> str:
+        """Where worker ``worker``'s blocked wait on ``queue`` moves a wake token."""
+        return f"{self.queue(queue)}woke:{escape(worker)}"
+
     def queue_status(self, queue: str, status: Status) -> str:
         return f"{self.queue(queue)}s:{status.value}"
 

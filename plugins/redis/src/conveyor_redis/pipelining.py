@@ -82,6 +82,10 @@ class AutoPipeline:
         """Send one command and return its reply (a ``ResponseError`` reply is raised)."""
         return await self._send(pack(command))
 
+    def script_command(self, op: str, base: str, args: Sequence[Any]) -> bytes:
+        """The packed ``EVALSHA`` of ``op`` with ``args``, for a caller sending it itself."""
+        return self._script_command(op, base, args)
+
     def _script_command(self, op: str, base: str, args: Sequence[Any]) -> bytes:
         head = self._heads.get((op, base))
         if head is None:

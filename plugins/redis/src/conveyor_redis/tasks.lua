@@ -24,7 +24,9 @@ name (Pending, Queued, Running, Done, Failed, Killed); W = a worker name, escape
   P q:Q:delayed    zset    tasks waiting for run_at. Score run_at (integer epoch
                            microseconds, exact in a double until the year 2255),
                            member K .. I. A claim moves the due ones to their lists.
-  P q:Q:wake       list    wake tokens for idle pollers blocked in BLPOP. A task made
+  P q:Q:woke:W     list    the wake token worker W's blocked wait moved out of wake,
+                           deleted at once by the claim sent behind the wait (wclaim).
+  P q:Q:wake       list    wake tokens for idle pollers blocked in BLMOVE. A task made
                            ready adds one while its list is at most 16 long (past
                            that, every poller that was idle has had a token); past
                            64 tokens it is trimmed; a claim that finds nothing empties it.
@@ -331,6 +333,17 @@ if op == 'claim' then
   return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 9)
 end
 
+-- wclaim: qk worker held_key lease_until woke token... Sent right behind
+-- "BLMOVE qk..wake woke", so it runs the moment that wait ends (see wakeup.py):
+-- a claim as above when a wake token moved into woke, else '-' and nothing changed
+-- (the wait timed out or was unblocked by a poll being cancelled).
+if op == 'wclaim' then
+  if redis.call('DEL', ARGV[9]) == 0 then
+    return '-'
+  end
+  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 10)
+end
+
 -- Lease check shared by ack and reschedule. nil: the caller holds the lease, go on.
 -- Otherwise the reply to return: 'ok' when this is the client resending a write
 -- that already landed (its token is the last one applied), else 'stale'.
@@ -400,8 +413,9 @@ if op == 'heartbeat' then
   local kept = 0
   for _, id in ipairs(redis.call('SMEMBERS', hk)) do
     local key = tkey(id)
-    local f = redis.call('HMGET', key, 'by', 's')
-    if f[1] == worker and HELD[f[2]] then
+    local f = redis.call('HMGET', key, 'by', 's', 'lu')
+    -- A lapsed lease stays lapsed: the sweep may be handing the task on already.
+    if f[1] == worker and HELD[f[2]] and (tonumber(f[3]) or 0) > now then
       redis.call('HSET', key, 'lu', lu)
       redis.call('ZADD', P .. 'inflight', lu, id)
       kept = kept + 1
@@ -474,7 +488,12 @@ if op == 'reschedule' then
     unqueue(id, f.qk, f.pk)
   end
   unhold(key, id, f.hk)
-  redis.call('HSET', key, 's', 'Pending', 'r', run_at)
+  if HELD[f.s] then
+    -- A held task gives its current attempt back, as a release does.
+    redis.call('HSET', key, 's', 'Pending', 'r', run_at, 'a', math.max(0, f.a - 1))
+  else
+    redis.call('HSET', key, 's', 'Pending', 'r', run_at)
+  end
   enqueue(id, f.q, f.qk, f.pk, run_at, false)
   if f.s ~= 'Pending' then
     index_move(id, f.qk, f.s, f.qk, 'Pending')
@@ -514,6 +533,8 @@ if op == 'resume' then
   local attempt = f.a
   if f.s == 'Killed' then
     attempt = 0
+  elseif HELD[f.s] then
+    attempt = math.max(0, f.a - 1) -- the holder's attempt given back, as a release does
   end
   redis.call('HSET', key, 's', 'Pending', 'a', attempt, 'r', NOW)
   enqueue(id, f.q, f.qk, f.pk, NOW, false)
