@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -45,6 +45,8 @@ from conveyor_redis.waiting import WaitHooks
 from conveyor_redis.wakeup import NOSCRIPT, Waker, settle
 
 __all__ = ["RedisBackend"]
+
+_HELD = (Status.RUNNING, Status.QUEUED)
 
 log = logging.getLogger("conveyor.redis")
 
@@ -108,6 +110,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
     async def poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
         buffer: deque[Task[bytes]] = deque()
         idle = False
+        due: int | None = None
         waker = Waker(self.connection.client.connection_pool, self.config.socket_timeout)
         try:
             while True:
@@ -115,14 +118,12 @@ class RedisBackend(WaitHooks, ExposeHooks):
                     yield buffer.popleft()
                     continue
                 try:
-                    due = await self._claim(worker, buffer)
-                    # Only after reporting idle once: block on the server for a push
-                    # (or the next due time), the claim riding behind the wait.
-                    if (
-                        not buffer
-                        and idle
-                        and await self._wait_and_claim(worker, buffer, due, waker)
-                    ):
+                    if not idle:
+                        due = await self._claim(worker, buffer)
+                    elif await self._wait_and_claim(worker, buffer, due, waker):
+                        # Idle reported after a claim that found nothing: block on the
+                        # server for a push (or the next due time), the claim riding
+                        # behind the wait; claim here when the wait ended without one.
                         due = await self._claim(worker, buffer)
                 except FAILURES as exc:
                     # The worker backs off and opens a fresh stream (a burst stops):
@@ -284,20 +285,18 @@ class RedisBackend(WaitHooks, ExposeHooks):
     @hookimpl
     @guarded
     async def heartbeat(self, worker: WorkerInfo) -> None:
+        # Only the worker's own leases: the sweep of dead workers' tasks is
+        # resume_abandoned, which the Worker calls on the same beat.
         name = worker.name
 
         async def beat(_: bool) -> Any:
-            now, base, submit = self._now(), self.keys.base, self.pipeline.submit_script
+            now = self._now()
             until = self._lease_until(now)
-            return await asyncio.gather(
-                submit("heartbeat", base, now, "0", name, self.keys.held(name), until),
-                # Any live worker resumes the tasks of dead ones, periodically.
-                submit("abandon", base, now, "0", BATCH),
+            return await self.pipeline.script(
+                "heartbeat", self.keys.base, now, "0", name, self.keys.held(name), until
             )
 
-        replies = await retrying(beat)
-        if replies[1] >= BATCH:
-            await self.resume_abandoned()
+        await retrying(beat)
 
     @hookimpl
     async def close(self) -> None:
@@ -390,7 +389,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
         for t in tasks:
             flat += (
                 t.id, t.queue, queue_key(t.queue), micros(t.run_at), priority_key(t.priority),
-                t.max_attempts, t.args, meta_bytes(t.meta),
+                t.max_attempts, t.args, meta_bytes(t.meta), t.name or "",
             )  # fmt: skip
         return flat
 
@@ -421,34 +420,57 @@ class RedisBackend(WaitHooks, ExposeHooks):
     @hookimpl
     @guarded
     async def update(self, task: Task[bytes]) -> None:
-        keys = self.keys
-        fields: list[Any] = [
-            "q", task.queue, "qk", keys.queue(task.queue), "s", task.status.value,
-            "a", task.attempt, "x", task.max_attempts, "r", micros(task.run_at),
-            "pk", priority_key(task.priority), "d", task.args,
-        ]  # fmt: skip
-        if task.meta:
-            fields += ["meta", meta_bytes(task.meta)]
-        if task.result is not None:
-            fields += ["res", task.result]
-        if task.last_error is not None:
-            fields += ["err", task.last_error]
-        if task.status in (Status.RUNNING, Status.QUEUED) and task.lease_token:
-            until = task.lease_until or datetime.fromtimestamp(self.clock.time(), UTC)
-            fields += ["by", task.lock_by or "", "tok", task.lease_token, "lu", micros(until)]
-            fields += ["hk", keys.held(task.lock_by or "")]
+        key = self.keys.task(task.id)
         for _ in range(10):
-            stored = await self.pipeline.execute("HGET", keys.task(task.id), "s")
-            if stored is None:
+            flat = await self.pipeline.execute("HGETALL", key)
+            if not flat:
                 raise TaskNotFound(f"no task {task.id} to update")
-            old = Status(stored.decode())
-            if task.status is not old:
-                old.check(task.status)
-            reply = await self._call("update", task.id, old.value, *fields)
+            stored = to_task(task.id, pairs(flat))
+            fields = self._updated(stored, task)
+            reply = await self._call("update", task.id, stored.status.value, *fields)
             if reply[0] != b"conflict":
                 self._check_reply(task, reply, "update")
                 return
         raise ConveyorError(f"task {task.id} kept changing while it was being updated; try again")
+
+    def _updated(self, stored: Task[bytes], given: Task[bytes]) -> list[Any]:
+        """The hash fields ``update(given)`` writes over ``stored``: what an update may
+        change comes from ``given``; id, queue, attempt and lease stay, so an update
+        can neither forge nor break a claim."""
+        old, new = stored.status, given.status
+        if new is not old:
+            if old in _HELD or new in _HELD:
+                error = InvalidTransition(old, new)
+                error.args = (
+                    f"update cannot move a task from {old.value} to {new.value}: only a claim"
+                    " enters and only an ack, reschedule or resume leaves Running/Queued",
+                )
+                raise error
+            old.check(new)
+        if type(given.max_attempts) is not int or given.max_attempts < max(1, stored.attempt):
+            raise ValueError(
+                f"max_attempts must be a whole number of at least 1 and at least the task's"
+                f" {stored.attempt} attempt(s) so far, not {given.max_attempts!r}"
+            )
+        keys = self.keys
+        fields: list[Any] = [
+            "q", stored.queue, "qk", keys.queue(stored.queue), "s", new.value,
+            "a", stored.attempt, "x", given.max_attempts, "r", micros(given.run_at),
+            "pk", priority_key(given.priority), "d", given.args,
+        ]  # fmt: skip
+        if given.meta:
+            fields += ["meta", meta_bytes(given.meta)]
+        if given.result is not None:
+            fields += ["res", given.result]
+        if given.last_error is not None:
+            fields += ["err", given.last_error]
+        if given.name:
+            fields += ["n", given.name]
+        if new in _HELD and stored.lease_token and stored.lease_until:
+            holder = stored.lock_by or ""
+            fields += ["by", holder, "tok", stored.lease_token, "lu", micros(stored.lease_until)]
+            fields += ["hk", keys.held(holder)]
+        return fields
 
     @hookimpl
     @guarded

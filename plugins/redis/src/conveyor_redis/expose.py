@@ -31,6 +31,9 @@ __all__ = ["ExposeHooks"]
 
 log = logging.getLogger("conveyor.redis")
 
+NAME_SCAN = 500
+"""Ids read per round trip while a listing filters by task name."""
+
 
 class ExposeHooks:
     """The Expose hooks of ``RedisBackend`` (which provides ``client``, ``keys``, ``clock``)."""
@@ -47,16 +50,10 @@ class ExposeHooks:
         their start to the page's end and merged, so a deep page costs
         ``len(indexes) * (offset + limit)`` ids read, never more.
         """
-        start, end = filter.offset, filter.offset + filter.limit
-        if len(indexes) == 1:
-            ids = await self.client.zrange(indexes[0], start, end - 1)
+        if filter.name is not None:
+            ids = await self._named(indexes, filter)
         else:
-            # One MULTI/EXEC: a task moving between two indexes is seen in exactly one.
-            async with self.client.pipeline(transaction=True) as pipe:
-                for index in indexes:
-                    pipe.zrange(index, 0, end - 1)
-                lists = await pipe.execute()
-            ids = list(itertools.islice(heapq.merge(*lists), start, end))
+            ids = await self._ids(indexes, filter.offset, filter.offset + filter.limit)
         if not ids:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
@@ -78,6 +75,43 @@ class ExposeHooks:
                         self.keys.task(task_id),
                     )  # fmt: skip
         return tasks
+
+    async def _ids(self, indexes: Sequence[str], start: int, end: int) -> list[bytes]:
+        """Ids ``start`` to ``end`` of ``indexes`` merged in id order."""
+        if len(indexes) == 1:
+            found: list[bytes] = await self.client.zrange(indexes[0], start, end - 1)
+            return found
+        # One MULTI/EXEC: a task moving between two indexes is seen in exactly one.
+        async with self.client.pipeline(transaction=True) as pipe:
+            for index in indexes:
+                pipe.zrange(index, 0, end - 1)
+            lists = await pipe.execute()
+        return list(itertools.islice(heapq.merge(*lists), start, end))
+
+    async def _named(self, indexes: Sequence[str], filter: Filter) -> list[bytes]:
+        """The page of ids whose task is named ``filter.name``: the indexes are read
+        ``NAME_SCAN`` ids at a time and each task's name looked up, so the cost grows
+        with the tasks listed up to the page, not only with the page."""
+        want, skip = filter.limit, filter.offset
+        wanted = filter.name.encode() if filter.name is not None else b""
+        out: list[bytes] = []
+        position = 0
+        while len(out) < want:
+            ids = await self._ids(indexes, position, position + NAME_SCAN)
+            if not ids:
+                break
+            position += len(ids)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for raw in ids:
+                    pipe.hget(self.keys.task(raw.decode()), "n")
+                names = await pipe.execute()
+            for raw, name in zip(ids, names, strict=True):
+                if name == wanted:
+                    if skip:
+                        skip -= 1
+                    elif len(out) < want:
+                        out.append(raw)
+        return out
 
     def _indexes(self, queues: Iterable[str], status: Status | None) -> list[str]:
         statuses = list(Status) if status is None else [status]

@@ -52,7 +52,7 @@ name (Pending, Queued, Running, Done, Failed, Killed); W = a worker name, escape
 Task hash fields: q queue name, qk = P .. 'q:' .. Q .. ':' (the queue's key stem),
 s status, a attempt (absent = 0), x max_attempts, r run_at, pk priority key (the
 priority is read back from it), d args (codec bytes), meta JSON bytes (absent =
-none), res result bytes, err last_error, by lock_by, tok lease token, lu lease
+none), n name (absent = none), res result bytes, err last_error, by lock_by, tok lease token, lu lease
 deadline, hk the holder's held-set key, ltok the token of the attempt acked last
 (so an ack retried after a dropped reply is recognised, not refused as stale).
 
@@ -217,21 +217,28 @@ local function set_aside(id, why, hk, ...)
   redis.call('HSET', P .. 'malformed', id, why)
 end
 
--- push: per task 8 values: id q qk run_at pk max_attempts args meta (meta '' = none).
+-- push: per task 9 values: id q qk run_at pk max_attempts args meta name ('' = none).
 -- A task whose id exists already is skipped, so a push resent after a lost reply
 -- (or of a Task already stored) stores nothing twice. Returns how many were stored.
 if op == 'push' then
   local stored = 0
-  for i = 5, #ARGV, 8 do
+  for i = 5, #ARGV, 9 do
     local id, q, qk, r, pk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     local key = tkey(id)
     if redis.call('EXISTS', key) == 0 then
-      if ARGV[i + 7] == '' then
+      local meta, name = ARGV[i + 7], ARGV[i + 8]
+      if meta == '' and name == '' then
         redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
           'pk', pk, 'd', ARGV[i + 6])
       else
         redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
-          'pk', pk, 'd', ARGV[i + 6], 'meta', ARGV[i + 7])
+          'pk', pk, 'd', ARGV[i + 6])
+        if meta ~= '' then
+          redis.call('HSET', key, 'meta', meta)
+        end
+        if name ~= '' then
+          redis.call('HSET', key, 'n', name)
+        end
       end
       redis.call('ZADD', qk .. 's:Pending', 0, id)
       enqueue(id, q, qk, pk, r, false)
@@ -244,8 +251,9 @@ end
 -- claim: qk worker held_key lease_until token... (one token per task wanted).
 -- Moves due delayed tasks to their lists, then takes from the head of the best
 -- priority's list. Returns one string per task claimed, in token order: a head
--- line "id attempt max_attempts run_at pk #args #meta #error" (attempt after this
--- claim; #error -1 when there is none), then args, meta and error back to back.
+-- line "id attempt max_attempts run_at pk #args #meta #error #name" (attempt after
+-- this claim; #error, #name -1 when there is none), then args, meta, error and
+-- name back to back.
 -- One string rather than a value per field because parsing each reply value
 -- costs the client more than the server spends on the claim. The caller knows
 -- the rest (worker, token, lease, queue). A record found unusable is set aside
@@ -287,7 +295,8 @@ local function claim(qk, worker, hk, lu, first_token)
     for _, id in ipairs(ids or {}) do
       local key = tkey(id)
       -- Every field checked before anything changes: see unusable().
-      local f = redis.pcall('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err', 'q', 'qk')
+      local f = redis.pcall('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err', 'q', 'qk',
+        'n')
       local why
       if f.err then
         why = 'its key holds no hash'
@@ -315,9 +324,10 @@ local function claim(qk, worker, hk, lu, first_token)
         redis.call('ZADD', P .. 'inflight', lu, id)
         redis.call('SADD', hk, id)
         index_move(id, qk, f[1], qk, 'Running')
-        local args, meta, err = f[6] or '', f[7] or '', f[8]
+        local args, meta, err, name = f[6] or '', f[7] or '', f[8], f[11]
         out[#out + 1] = table.concat({ id, attempt + 1, f[3], f[4], f[5], #args, #meta,
-          err and #err or -1 }, ' ') .. '\n' .. args .. meta .. (err or '')
+          err and #err or -1, name and #name or -1 }, ' ') .. '\n' .. args .. meta
+          .. (err or '') .. (name or '')
       end
     end
   end
@@ -479,10 +489,12 @@ if op == 'reschedule' then
     if no then
       return no
     end
-    redis.call('HSET', key, 'ltok', token)
   end
-  if f.s == 'Done' then
-    return { 'transition', f.s }
+  if f.s == 'Done' or f.s == 'Killed' then
+    return { 'transition', f.s } -- resume brings a killed task back, not reschedule
+  end
+  if token ~= '' then
+    redis.call('HSET', key, 'ltok', token)
   end
   if READY[f.s] then
     unqueue(id, f.qk, f.pk)
@@ -563,7 +575,7 @@ if op == 'update' then
     unqueue(id, f.qk, f.pk)
   end
   unhold(key, id, f.hk)
-  redis.call('HDEL', key, 'res', 'err', 'meta')
+  redis.call('HDEL', key, 'res', 'err', 'meta', 'n')
   local pairs_ = {}
   for i = 7, #ARGV do
     pairs_[#pairs_ + 1] = ARGV[i]
