@@ -15,10 +15,14 @@ the whole signed 64-bit range (no float score, no precision limit); S = a status
 name (Pending, Queued, Running, Done, Failed, Killed); W = a worker name, escaped like Q.
 
   P t:I            hash    one task, fields below
-  P q:Q:ready:K    list    ids of priority K ready now, oldest first: a push appends
-                           (RPUSH), a claim takes from the head (LPOP), so FIFO within
-                           a priority costs no counter and no sorted insert.
-  P q:Q:prio       zset    score 0, member K: the priorities whose ready list may be
+  P q:Q:due:K      zset    ids of priority K ready now, score run_at (integer epoch
+                           microseconds), ties by id (ids sort by creation): the
+                           settled order within a priority, earliest run_at first, then
+                           lowest id, whether a task was pushed, came due, was released
+                           or resumed. A claim takes the lowest (ZPOPMIN). (Earlier
+                           versions kept a list, P q:Q:ready:K, which this one ignores:
+                           drain a prefix with the version that filled it.)
+  P q:Q:prio       zset    score 0, member K: the priorities whose due set may be
                            non-empty (never missing one that is not). A claim reads
                            the lexically first and drops it once its list is empty.
   P q:Q:delayed    zset    tasks waiting for run_at. Score run_at (integer epoch
@@ -58,7 +62,7 @@ deadline, hk the holder's held-set key, ltok the token of the attempt acked last
 
 Times are the caller's clock (ARGV NOW), never the server's: tests drive them.
 Operator actions on a waiting task (update, reschedule, resume) take it out of its
-ready list with LREM, which scans that list: they are not on the hot path.
+due set with ZREM.
 ]]
 
 local op = ARGV[1]
@@ -69,12 +73,74 @@ local NOW = ARGV[3]
 -- applied already, and the lease checks recognise their own write.
 local resent = ARGV[4] == '1'
 
-local HELD = { Running = true, Queued = true }
-local READY = { Pending = true, Failed = true }
-
 local function tkey(id)
   return P .. 't:' .. id
 end
+
+local function wake(qk)
+  local key = qk .. 'wake'
+  if redis.call('LPUSH', key, '1') > 64 then
+    redis.call('LTRIM', key, 0, 63)
+  end
+end
+
+-- Make a waiting task claimable: delayed until run_at, or in its priority's due set
+-- at its run_at (a released or abandoned task, run_at unchanged, keeps its turn).
+local function enqueue(id, q, qk, pk, run_at)
+  if tonumber(run_at) > now then
+    if redis.call('ZADD', qk .. 'delayed', run_at, pk .. id) == 1 then
+      redis.call('SADD', P .. 'queues', q)
+    end
+    return
+  end
+  -- Scored by run_at, ties by id: the settled order, wherever the task comes from.
+  local key = qk .. 'due:' .. pk
+  redis.call('ZADD', key, run_at, id)
+  local n = redis.call('ZCARD', key)
+  if n == 1 then
+    redis.call('ZADD', qk .. 'prio', 0, pk)
+    redis.call('SADD', P .. 'queues', q)
+  end
+  if n <= 16 then
+    wake(qk)
+  end
+end
+
+-- The hot operations come first, each right after the helpers it needs: every call
+-- runs the script's top level down to its operation, defining what it passes.
+-- push: per task 9 values: id q qk run_at pk max_attempts args meta name ('' = none).
+-- A task whose id exists already is skipped, so a push resent after a lost reply
+-- (or of a Task already stored) stores nothing twice. Returns how many were stored.
+if op == 'push' then
+  local stored = 0
+  for i = 5, #ARGV, 9 do
+    local id, q, qk, r, pk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local key = tkey(id)
+    if redis.call('EXISTS', key) == 0 then
+      local meta, name = ARGV[i + 7], ARGV[i + 8]
+      if meta == '' and name == '' then
+        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
+          'pk', pk, 'd', ARGV[i + 6])
+      else
+        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
+          'pk', pk, 'd', ARGV[i + 6])
+        if meta ~= '' then
+          redis.call('HSET', key, 'meta', meta)
+        end
+        if name ~= '' then
+          redis.call('HSET', key, 'n', name)
+        end
+      end
+      redis.call('ZADD', qk .. 's:Pending', 0, id)
+      enqueue(id, q, qk, pk, r)
+      stored = stored + 1
+    end
+  end
+  return stored
+end
+
+local HELD = { Running = true, Queued = true }
+local READY = { Pending = true, Failed = true }
 
 local function index_move(id, old_qk, old, new_qk, new)
   if old then
@@ -85,36 +151,10 @@ local function index_move(id, old_qk, old, new_qk, new)
   end
 end
 
-local function wake(qk)
-  local key = qk .. 'wake'
-  if redis.call('LPUSH', key, '1') > 64 then
-    redis.call('LTRIM', key, 0, 63)
-  end
-end
-
--- Make a waiting task claimable: delayed until run_at, or at the tail of its
--- priority's list (the head when ahead: a released or abandoned task keeps its turn).
-local function enqueue(id, q, qk, pk, run_at, ahead)
-  if tonumber(run_at) > now then
-    if redis.call('ZADD', qk .. 'delayed', run_at, pk .. id) == 1 then
-      redis.call('SADD', P .. 'queues', q)
-    end
-    return
-  end
-  local n = redis.call(ahead and 'LPUSH' or 'RPUSH', qk .. 'ready:' .. pk, id)
-  if n == 1 then
-    redis.call('ZADD', qk .. 'prio', 0, pk)
-    redis.call('SADD', P .. 'queues', q)
-  end
-  if n <= 16 then
-    wake(qk)
-  end
-end
-
 -- Take a waiting task out of its list or the delayed set (scans the list).
 local function unqueue(id, qk, pk)
   if redis.call('ZREM', qk .. 'delayed', pk .. id) == 0 then
-    redis.call('LREM', qk .. 'ready:' .. pk, 1, id)
+    redis.call('ZREM', qk .. 'due:' .. pk, id)
   end
 end
 
@@ -217,36 +257,6 @@ local function set_aside(id, why, hk, ...)
   redis.call('HSET', P .. 'malformed', id, why)
 end
 
--- push: per task 9 values: id q qk run_at pk max_attempts args meta name ('' = none).
--- A task whose id exists already is skipped, so a push resent after a lost reply
--- (or of a Task already stored) stores nothing twice. Returns how many were stored.
-if op == 'push' then
-  local stored = 0
-  for i = 5, #ARGV, 9 do
-    local id, q, qk, r, pk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-    local key = tkey(id)
-    if redis.call('EXISTS', key) == 0 then
-      local meta, name = ARGV[i + 7], ARGV[i + 8]
-      if meta == '' and name == '' then
-        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
-          'pk', pk, 'd', ARGV[i + 6])
-      else
-        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
-          'pk', pk, 'd', ARGV[i + 6])
-        if meta ~= '' then
-          redis.call('HSET', key, 'meta', meta)
-        end
-        if name ~= '' then
-          redis.call('HSET', key, 'n', name)
-        end
-      end
-      redis.call('ZADD', qk .. 's:Pending', 0, id)
-      enqueue(id, q, qk, pk, r, false)
-      stored = stored + 1
-    end
-  end
-  return stored
-end
 
 -- claim: qk worker held_key lease_until token... (one token per task wanted).
 -- Moves due delayed tasks to their lists, then takes from the head of the best
@@ -263,23 +273,26 @@ end
 local function claim(qk, worker, hk, lu, first_token)
   local want = #ARGV - first_token + 1
   local delayed, prio = qk .. 'delayed', qk .. 'prio'
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
   if #due > 0 then
-    local lists = {}
-    for _, m in ipairs(due) do
+    local sets, members = {}, {}
+    for k = 1, #due, 2 do
+      local m = due[k]
       local pk = string.sub(m, 1, 16)
-      local ids = lists[pk]
-      if not ids then
-        ids = {}
-        lists[pk] = ids
+      local pairs_ = sets[pk]
+      if not pairs_ then
+        pairs_ = {}
+        sets[pk] = pairs_
       end
-      ids[#ids + 1] = string.sub(m, 17)
+      pairs_[#pairs_ + 1] = due[k + 1]
+      pairs_[#pairs_ + 1] = string.sub(m, 17)
+      members[#members + 1] = m
     end
-    for pk, ids in pairs(lists) do
-      redis.call('RPUSH', qk .. 'ready:' .. pk, unpack(ids))
+    for pk, pairs_ in pairs(sets) do
+      redis.call('ZADD', qk .. 'due:' .. pk, unpack(pairs_))
       redis.call('ZADD', prio, 0, pk)
     end
-    redis.call('ZREM', delayed, unpack(due))
+    redis.call('ZREM', delayed, unpack(members))
   end
   local out, used = {}, 0
   while used < want do
@@ -288,11 +301,15 @@ local function claim(qk, worker, hk, lu, first_token)
       break
     end
     local asked = want - used
-    local ids = redis.call('LPOP', qk .. 'ready:' .. top, asked)
-    if not ids or #ids < asked then
+    local popped = redis.call('ZPOPMIN', qk .. 'due:' .. top, asked)
+    if #popped < 2 * asked then
       redis.call('ZREM', prio, top)
     end
-    for _, id in ipairs(ids or {}) do
+    local ids = {}
+    for k = 1, #popped, 2 do
+      ids[#ids + 1] = popped[k]
+    end
+    for _, id in ipairs(ids) do
       local key = tkey(id)
       -- Every field checked before anything changes: see unusable().
       local f = redis.pcall('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err', 'q', 'qk',
@@ -399,7 +416,7 @@ if op == 'ack' then
     new = 'Failed'
     unhold(key, id, f.hk)
     redis.call('HSET', key, 's', new, 'ltok', token, 'err', value, 'r', run_at)
-    enqueue(id, f.q, f.qk, f.pk, run_at, false)
+    enqueue(id, f.q, f.qk, f.pk, run_at)
   elseif kind == 'retry' or kind == 'kill' then
     new = 'Killed'
     unhold(key, id, f.hk)
@@ -408,7 +425,7 @@ if op == 'ack' then
     new = 'Pending'
     unhold(key, id, f.hk)
     redis.call('HSET', key, 's', new, 'ltok', token, 'a', math.max(0, f.a - 1))
-    enqueue(id, f.q, f.qk, f.pk, f.r, true)
+    enqueue(id, f.q, f.qk, f.pk, f.r)
   end
   index_move(id, f.qk, f.s, f.qk, new)
   if new == 'Done' or new == 'Killed' then
@@ -441,7 +458,7 @@ end
 -- counted), or to Killed at max_attempts. Returns how many were touched.
 if op == 'abandon' then
   local ids = redis.call('ZRANGEBYSCORE', P .. 'inflight', '-inf', now, 'LIMIT', 0, ARGV[5])
-  -- Latest deadline first: each goes to the head of its list, so the earliest ends first.
+  -- Each goes back to its due set at its run_at, so it keeps its place in line.
   for k = #ids, 1, -1 do
     local id = ids[k]
     local key = tkey(id)
@@ -466,7 +483,7 @@ if op == 'abandon' then
       else
         new = 'Pending'
         redis.call('HSET', key, 's', new, 'err', why)
-        enqueue(id, f.q, f.qk, f.pk, f.r, true)
+        enqueue(id, f.q, f.qk, f.pk, f.r)
       end
       index_move(id, f.qk, f.s, f.qk, new)
     else
@@ -506,7 +523,7 @@ if op == 'reschedule' then
   else
     redis.call('HSET', key, 's', 'Pending', 'r', run_at)
   end
-  enqueue(id, f.q, f.qk, f.pk, run_at, false)
+  enqueue(id, f.q, f.qk, f.pk, run_at)
   if f.s ~= 'Pending' then
     index_move(id, f.qk, f.s, f.qk, 'Pending')
   end
@@ -531,7 +548,7 @@ if op == 'resume' then
     redis.call('HDEL', P .. 'malformed', id)
     redis.call('HDEL', key, 'by', 'tok', 'lu', 'hk')
     redis.call('HSET', key, 's', 'Pending', 'r', NOW)
-    enqueue(id, f.q, f.qk, f.pk, NOW, false)
+    enqueue(id, f.q, f.qk, f.pk, NOW)
     index_move(id, f.qk, nil, f.qk, 'Pending')
     return 1
   end
@@ -549,7 +566,7 @@ if op == 'resume' then
     attempt = math.max(0, f.a - 1) -- the holder's attempt given back, as a release does
   end
   redis.call('HSET', key, 's', 'Pending', 'a', attempt, 'r', NOW)
-  enqueue(id, f.q, f.qk, f.pk, NOW, false)
+  enqueue(id, f.q, f.qk, f.pk, NOW)
   index_move(id, f.qk, f.s, f.qk, 'Pending')
   return 1
 end
@@ -583,7 +600,7 @@ if op == 'update' then
   redis.call('HSET', key, unpack(pairs_))
   redis.call('SADD', P .. 'queues', new.q)
   if READY[new.s] then
-    enqueue(id, new.q, new.qk, new.pk, new.r, false)
+    enqueue(id, new.q, new.qk, new.pk, new.r)
   elseif HELD[new.s] and new.tok then
     redis.call('ZADD', P .. 'inflight', new.lu, id)
     redis.call('SADD', new.hk, id)
