@@ -161,6 +161,8 @@ async def test_a_listing_skips_an_unusable_record_and_shows_the_rest(
             listed = [t.id for t in await backend.list_tasks()]
         assert listed == [ids[0], ids[2]]
         assert any(ids[1] in r.getMessage() for r in caplog.records)
+        with pytest.raises(ConveyorError, match=f"task {ids[1]} .* unusable record"):
+            await backend.fetch_by_id(ids[1])
     finally:
         await raw.aclose()
         await backend.aclose()

@@ -415,7 +415,16 @@ class RedisBackend(WaitHooks, ExposeHooks):
     async def fetch_by_id(self, task_id: TaskId) -> Task[bytes] | None:
         key = self.keys.task(task_id)
         flat = await retrying(lambda _: self.pipeline.execute("HGETALL", key))
-        return to_task(task_id, pairs(flat)) if flat else None
+        if not flat:
+            return None
+        try:
+            return to_task(task_id, pairs(flat))
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+            raise ConveyorError(
+                f"task {task_id} on redis {self.connection.where()} has an unusable record"
+                f" ({type(exc).__name__}: {exc}): inspect HGETALL {key}, fix the field and"
+                f" run 'conveyor resume {task_id}', or delete it"
+            ) from None
 
     @hookimpl
     @guarded
