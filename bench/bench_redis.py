@@ -29,6 +29,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from report import Report
+
 SYSTEMS = ["conveyor", "redis-py", "saq", "taskiq", "huey"]
 LATENCY_TASKS = 500
 LATENCY_GAP = 0.004  # seconds between latency pushes: the worker is idle in between
@@ -66,8 +68,32 @@ class Counter:
             os._exit(0)
 
 
+class Span:
+    """Scale-out: counts handler runs, their first start and last end; printed on SIGTERM."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = self.last = 0.0
+        self.cpu_first = self.cpu_last = 0.0
+
+    def hit(self, _: float) -> None:
+        now = time.time()
+        # CPU from the first task's start to the last one's: start-up and idling left out.
+        cpu = time.process_time()
+        if not self.count:
+            self.first, self.cpu_first = now, cpu
+        self.count += 1
+        self.last, self.cpu_last = now, cpu
+
+    def report(self) -> None:
+        out = {"count": self.count, "first": self.first, "last": self.last,
+               "cpu": self.cpu_last - self.cpu_first}  # fmt: skip
+        print(json.dumps(out), flush=True)
+        os._exit(0)
+
+
 def worker_main(system: str, mode: str, total: int, url: str, name: str) -> None:
-    counter = Counter(mode, total)
+    counter: Any = Span() if mode == "scale" else Counter(mode, total)
     if system == "huey":
         from huey import RedisHuey
 
@@ -88,8 +114,10 @@ def worker_main(system: str, mode: str, total: int, url: str, name: str) -> None
     asyncio.run(_async_worker(system, counter, url, name))
 
 
-async def _async_worker(system: str, counter: Counter, url: str, name: str) -> None:
+async def _async_worker(system: str, counter: Any, url: str, name: str) -> None:
     if system == "conveyor":
+        import signal
+
         import conveyor
 
         backend = conveyor.open(url, prefix=name)
@@ -98,6 +126,8 @@ async def _async_worker(system: str, counter: Counter, url: str, name: str) -> N
             counter.hit(args["ts"])
 
         worker = conveyor.Worker(backend, handler, concurrency=10, handle_signals=False)
+        if isinstance(counter, Span):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, counter.report)
         print("ready", flush=True)
         await worker.run()
     elif system == "redis-py":
@@ -262,27 +292,23 @@ async def enqueue_rounds(
     return {system: statistics.median(values) for system, values in rates.items()}
 
 
-async def measure(
-    system: str, producer: Producer, one: Callable[[int], Awaitable[Any]], url: str, n: int
-) -> dict[str, float | None]:
-    """Drain the ``n`` tasks already enqueued, then bulk enqueue and latency."""
-    name = producer.name
+async def measure(system: str, url: str, n: int) -> dict[str, float | None]:
+    """Drain ``n`` tasks with one worker process (``DRAINS`` times, median), then bulk enqueue."""
+    name = f"bench-{system}-drain-{uuid.uuid4().hex[:6]}"
+    producer = Producer(system, url, name)
+    one = await producer.open()
     row: dict[str, float | None] = {}
-    # Drain the N tasks enqueued one by one, with one worker process; then refill
-    # and drain again, DRAINS times in all, and keep the median.
     loop = asyncio.get_running_loop()
     drains = []
-    for repeat in range(DRAINS):
-        if repeat:
-            for i in range(n):
-                await one(i)
+    for _ in range(DRAINS):
+        for i in range(n):
+            await one(i)
         proc = await loop.run_in_executor(None, spawn, system, "drain", n, url, name)
         drains.append(n / (await loop.run_in_executor(None, result_of, proc))["seconds"])
     row["drain"] = statistics.median(drains)
     row["enqueue_bulk"] = None
     if producer.bulk is not None:
-        bulk_name = name + "-bulk"
-        bulk_producer = Producer(system, url, bulk_name)
+        bulk_producer = Producer(system, url, name + "-bulk")
         await bulk_producer.open()
         assert bulk_producer.bulk is not None
         items = list(range(n * 4))
@@ -290,16 +316,72 @@ async def measure(
         await bulk_producer.bulk(items)
         row["enqueue_bulk"] = len(items) / (time.perf_counter() - start)
         await bulk_producer.close()
-    # Latency: one idle worker, tasks pushed one at a time.
+    await producer.close()
+    return row
+
+
+async def latency_once(system: str, url: str) -> dict[str, float]:
+    """Enqueue-to-start latency: one idle worker process, tasks pushed one at a time."""
+    name = f"bench-{system}-lat-{uuid.uuid4().hex[:6]}"
+    producer = Producer(system, url, name)
+    one = await producer.open()
+    loop = asyncio.get_running_loop()
     proc = await loop.run_in_executor(None, spawn, system, "latency", LATENCY_TASKS, url, name)
     await asyncio.sleep(0.5)
     for i in range(LATENCY_TASKS):
         await one(i)
         await asyncio.sleep(LATENCY_GAP)
     lat = await loop.run_in_executor(None, result_of, proc)
-    row["p50_ms"], row["p99_ms"] = lat["p50"] * 1000, lat["p99"] * 1000
     await producer.close()
-    return row
+    return {"p50_ms": lat["p50"] * 1000, "p99_ms": lat["p99"] * 1000}
+
+
+SERVER_COMMANDS = ("evalsha", "blmove", "blpop", "lpop", "exec", "multi", "publish")
+
+
+async def scale_once(url: str, n: int, processes: int) -> dict[str, float]:
+    """Drain ``n`` tasks pushed at once (one MULTI/EXEC) with ``processes`` worker processes.
+
+    Rate = n / (last handler end - first handler start, over all processes); also the
+    server's time per task (INFO commandstats, all commands) and the workers' CPU per task.
+    """
+    import redis.asyncio as aioredis
+    from conveyor_redis.keys import Keys
+
+    import conveyor
+    from conveyor import Status
+
+    name = f"bench-scale{processes}-{uuid.uuid4().hex[:6]}"
+    loop = asyncio.get_running_loop()
+    procs = [
+        await loop.run_in_executor(None, spawn, "conveyor", "scale", n, url, name)
+        for _ in range(processes)
+    ]
+    await asyncio.sleep(0.5)  # every worker idle, blocked on the server
+    raw = aioredis.Redis.from_url(url)
+    backend = conveyor.open(url, prefix=name)
+    await raw.config_resetstat()
+    await backend.push_many({"n": i, "ts": 0.0} for i in range(n))
+    done_key = Keys(name).queue_status(backend.queue, Status.DONE)
+    while await raw.zcard(done_key) < n:  # noqa: ASYNC110 - another process finishes them
+        await asyncio.sleep(0.05)
+    stats = await raw.info("commandstats")
+    outs = []
+    for proc in procs:
+        proc.terminate()
+        assert proc.stdout is not None
+        out, _ = await loop.run_in_executor(None, proc.communicate)
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    await backend.aclose()
+    await raw.aclose()
+    server_us = sum(float(v["usec"]) for k, v in stats.items() if isinstance(v, dict))
+    span = max(o["last"] for o in outs) - min(o["first"] for o in outs if o["count"])
+    return {
+        "rate": n / span,
+        "server_us": server_us / n,
+        "worker_cpu_us": sum(o["cpu"] for o in outs) / n * 1e6,
+        "counts": float(min(o["count"] for o in outs)),
+    }
 
 
 def start_server() -> tuple[str, subprocess.Popen[bytes] | None, str | None]:
@@ -335,60 +417,25 @@ def fmt(value: float | None, unit: str = "") -> str:
     )
 
 
-async def main(n: int, systems: list[str]) -> None:
+def _ratio(a: float | None, b: float | None) -> float:
+    return (a or 0.0) / (b or 1.0)
+
+
+async def main(n: int, systems: list[str], parts: set[str], runs: int, rounds: int) -> None:
     url, server, folder = start_server()
+    report = Report("redis")
     try:
         print(f"Redis {url}; N={n}; load average {os.getloadavg()[0]:.2f} at start; 2 cores")
-        producers = {}
-        for system in systems:
-            producer = Producer(system, url, f"bench-{system}-{uuid.uuid4().hex[:6]}")
-            one = await producer.open()
-            await one(-1)  # connect and load scripts before timing
-            producers[system] = (producer, one)
-        # Each round pushes n / ROUNDS per system: n tasks in all, which the drain takes.
-        enqueued = ROUNDS * max(1, n // ROUNDS) + 1
-        one_by_one = await enqueue_rounds(producers, n)
-        rows = {}
-        for system, (producer, one) in producers.items():
-            try:
-                rows[system] = await measure(system, producer, one, url, enqueued)
-            except (subprocess.TimeoutExpired, RuntimeError, ValueError) as exc:
-                print(f"{system:10} failed: {type(exc).__name__}: {exc}", flush=True)
-                continue
-            rows[system]["enqueue_one"] = one_by_one[system]
-            r = rows[system]
-            print(
-                f"{system:10} enqueue 1-by-1 {fmt(r['enqueue_one'])}/s (median of {ROUNDS})"
-                f"  bulk {fmt(r['enqueue_bulk'])}/s"
-                f"  drain {fmt(r['drain'])}/s (median of {DRAINS})"
-                f"  latency p50 {fmt(r['p50_ms'])} ms"
-                f" p99 {fmt(r['p99_ms'])} ms",
-                flush=True,
-            )
+        if "enqueue" in parts:
+            await enqueue_part(url, n, systems, runs, report)
+        if "latency" in parts:
+            await latency_part(url, systems, rounds, report)
+        if "drain" in parts:
+            await drain_part(url, n, systems, report)
+        if "scale" in parts:
+            await scale_part(url, n, rounds, report)
         print(f"load average {os.getloadavg()[0]:.2f} at end")
-        if "conveyor" in rows:
-            ours = rows["conveyor"]
-            peers = {s: r for s, r in rows.items() if s not in ("conveyor", "redis-py")}
-            if peers:
-                best = max(peers, key=lambda s: peers[s]["drain"] or 0)
-                ratio = (ours["drain"] or 0) / (peers[best]["drain"] or 1)
-                verdict = "met" if ratio >= 2 else "NOT met"
-                print(
-                    f"drain: conveyor / best peer ({best}) = {ratio:.2f}x (target >= 2x: {verdict})"
-                )
-            if "redis-py" in rows:
-                raw = rows["redis-py"]
-                ratio = (ours["enqueue_one"] or 0) / (raw["enqueue_one"] or 1)
-                verdict = "met" if ratio >= 0.9 else "NOT met"
-                print(
-                    f"enqueue 1-by-1: conveyor / raw redis-py LPUSH = {ratio:.2f}x"
-                    f" (target >= 0.9x: {verdict})"
-                )
-                print(
-                    f"drain: conveyor / raw redis-py BRPOP loop = "
-                    f"{(ours['drain'] or 0) / (raw['drain'] or 1):.2f}x (no target; the floor of a"
-                    " one-round-trip-per-task consumer)"
-                )
+        print(f"figures written to {report.save()}")
     finally:
         if server is not None:
             server.kill()
@@ -397,10 +444,117 @@ async def main(n: int, systems: list[str]) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+async def enqueue_part(url: str, n: int, systems: list[str], runs: int, report: Report) -> None:
+    """Enqueue 1-by-1, ``runs`` consecutive runs of interleaved rounds; each run's ratio."""
+    producers = {}
+    for system in systems:
+        producer = Producer(system, url, f"bench-{system}-enq-{uuid.uuid4().hex[:6]}")
+        one = await producer.open()
+        await one(-1)  # connect and load scripts before timing
+        producers[system] = (producer, one)
+    per_run: dict[str, list[float]] = {system: [] for system in systems}
+    for run in range(runs):
+        rates = await enqueue_rounds(producers, n)
+        for system, rate in rates.items():
+            per_run[system].append(rate)
+        if "conveyor" in rates and "redis-py" in rates:
+            ratio = _ratio(rates["conveyor"], rates["redis-py"])
+            print(f"enqueue 1-by-1 run {run + 1}: conveyor / redis-py LPUSH = {ratio:.3f}x",
+                  flush=True)  # fmt: skip
+    for system, values in per_run.items():
+        report.add("enqueue 1-by-1", system, statistics.median(values))
+        print(f"{system:10} enqueue 1-by-1 {fmt(statistics.median(values))}/s"
+              f" (median of {runs} runs x {ROUNDS} rounds)")  # fmt: skip
+    if "conveyor" in per_run and "redis-py" in per_run:
+        pairs = zip(per_run["conveyor"], per_run["redis-py"], strict=True)
+        ratios = [_ratio(a, b) for a, b in pairs]
+        held = min(ratios) >= 0.95
+        each = ", ".join(f"{r:.2f}" for r in ratios)
+        print(f"enqueue 1-by-1: conveyor / redis-py per run {each}"
+              f" (target >= 0.95x in every run: {'met' if held else 'NOT met'})")  # fmt: skip
+    for producer, _ in producers.values():
+        await producer.close()
+
+
+async def latency_part(url: str, systems: list[str], rounds: int, report: Report) -> None:
+    """p50 / p99 enqueue-to-start, ``rounds`` interleaved rounds, median per system."""
+    p50: dict[str, list[float]] = {s: [] for s in systems if s != "redis-py"}
+    p99: dict[str, list[float]] = {s: [] for s in p50}
+    for _ in range(rounds):
+        for system in p50:
+            try:
+                lat = await latency_once(system, url)
+            except (subprocess.TimeoutExpired, RuntimeError, ValueError) as exc:
+                print(f"{system:10} latency failed: {type(exc).__name__}: {exc}", flush=True)
+                continue
+            p50[system].append(lat["p50_ms"])
+            p99[system].append(lat["p99_ms"])
+    medians = {s: statistics.median(v) for s, v in p50.items() if v}
+    for system, value in medians.items():
+        report.add("latency p50", system, value, unit="ms", higher_is_better=False)
+        each = ", ".join(f"{v:.2f}" for v in p50[system])
+        tail = statistics.median(p99[system])
+        print(f"{system:10} latency p50 {value:.3f} ms  p99 {tail:.2f} ms"
+              f" (median of {len(p50[system])} rounds: {each})", flush=True)  # fmt: skip
+    peers = {s: v for s, v in medians.items() if s != "conveyor"}
+    if "conveyor" in medians and peers:
+        best = min(peers, key=lambda s: peers[s])
+        ratio = medians["conveyor"] / peers[best]
+        print(f"latency p50: conveyor / best peer ({best}) = {ratio:.3f}x"
+              f" (target <= 1.0x: {'met' if ratio <= 1.0 else 'NOT met'})")  # fmt: skip
+
+
+async def drain_part(url: str, n: int, systems: list[str], report: Report) -> None:
+    rows = {}
+    for system in systems:
+        try:
+            rows[system] = await measure(system, url, n)
+        except (subprocess.TimeoutExpired, RuntimeError, ValueError) as exc:
+            print(f"{system:10} failed: {type(exc).__name__}: {exc}", flush=True)
+            continue
+        r = rows[system]
+        report.add("drain", system, r["drain"] or 0.0)
+        if r["enqueue_bulk"] is not None:
+            report.add("enqueue bulk", system, r["enqueue_bulk"])
+        print(f"{system:10} bulk {fmt(r['enqueue_bulk'])}/s"
+              f"  drain {fmt(r['drain'])}/s (median of {DRAINS})", flush=True)  # fmt: skip
+    if "conveyor" in rows:
+        peers = {s: r for s, r in rows.items() if s not in ("conveyor", "redis-py")}
+        if peers:
+            best = max(peers, key=lambda s: peers[s]["drain"] or 0)
+            ratio = _ratio(rows["conveyor"]["drain"], peers[best]["drain"])
+            print(f"drain: conveyor / best peer ({best}) = {ratio:.2f}x")
+
+
+async def scale_part(url: str, n: int, rounds: int, report: Report) -> None:
+    """1 and 2 worker processes on one queue, interleaved ``rounds`` times, medians."""
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    for _ in range(rounds):
+        for k in (1, 2):
+            runs[k].append(await scale_once(url, n * 2, k))
+    med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
+    for k, m in med.items():
+        report.add(f"drain, {k} worker process(es)", "conveyor", m["rate"])
+        print(f"conveyor scale-out {k} process(es): {fmt(m['rate'])}/s;"
+              f" server {m['server_us']:.1f} us/task, workers' CPU {m['worker_cpu_us']:.1f} us/task"
+              f" (fewest tasks one process ran: {m['counts']:.0f})")  # fmt: skip
+    speedup = med[2]["rate"] / med[1]["rate"]
+    print(f"scale-out: 2 processes / 1 = {speedup:.2f}x (target >= 1.6x:"
+          f" {'met' if speedup >= 1.6 else 'NOT met'})")  # fmt: skip
+    m = med[1]
+    ceiling = 2e6 / (m["server_us"] + m["worker_cpu_us"])
+    print(f"profile: per task server {m['server_us']:.1f} us + worker {m['worker_cpu_us']:.1f} us"
+          f" on 2 cores: at most {fmt(ceiling)}/s with both cores busy,"
+          f" {ceiling / m['rate']:.2f}x the 1-process rate")  # fmt: skip
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--parts", default="enqueue,latency,drain,scale")
+    parser.add_argument("--runs", type=int, default=5, help="enqueue runs (each of 10 rounds)")
+    parser.add_argument("--rounds", type=int, default=3, help="latency and scale-out rounds")
     parser.add_argument("--worker")
     parser.add_argument("--mode")
     parser.add_argument("--total", type=int)
@@ -410,4 +564,5 @@ if __name__ == "__main__":
     if opts.worker:
         worker_main(opts.worker, opts.mode, opts.total, opts.url, opts.name)
     else:
-        asyncio.run(main(opts.n, opts.systems.split(",")))
+        parts = set(opts.parts.split(","))
+        asyncio.run(main(opts.n, opts.systems.split(","), parts, opts.runs, opts.rounds))

@@ -11,7 +11,15 @@ from conveyor_redis import RedisBackend, RedisConfig
 from conveyor_redis.keys import Keys
 
 import conveyor
-from conveyor import Backend, ConfigError, ConveyorError, Done, Status, WorkerInfo
+from conveyor import (
+    Backend,
+    BackendUnavailable,
+    ConfigError,
+    ConveyorError,
+    Done,
+    Status,
+    WorkerInfo,
+)
 
 Open = Callable[..., Backend]
 
@@ -39,7 +47,7 @@ def test_bad_config_names_the_problem() -> None:
 async def test_a_push_that_fails_raises_a_clear_error() -> None:
     # Port 1 on loopback: nothing listens, the connection is refused.
     backend = conveyor.open("redis://127.0.0.1:1/0", connect_timeout=0.5)
-    with pytest.raises(ConveyorError, match=r"push of 1 task\(s\) to redis 127.0.0.1:1/0 failed"):
+    with pytest.raises(BackendUnavailable, match=r"redis 127.0.0.1:1/0 is unreachable.*push of 1"):
         await backend.push("lost?")
     await backend.aclose()
 
@@ -125,11 +133,11 @@ async def test_an_idle_poll_blocks_on_the_server_and_wakes_on_push(
     try:
         for _ in range(200):
             clients = await observer.client_list()
-            if any(c["cmd"] == "blpop" and "b" in c["flags"] for c in clients):
+            if any(c["cmd"] == "blmove" and "b" in c["flags"] for c in clients):
                 break
             await asyncio.sleep(0.01)
         else:
-            raise AssertionError("the idle poll is not blocked in BLPOP on the server")
+            raise AssertionError("the idle poll is not blocked in BLMOVE on the server")
         pusher = redis_open()
         task_id = await pusher.push("wake up")
         task = await waiting
@@ -163,3 +171,41 @@ async def test_an_ack_resent_after_a_lost_reply_is_accepted_once(redis_open: Ope
 def test_config_clock_is_keyword_only() -> None:
     with pytest.raises(TypeError):
         RedisConfig("redis://127.0.0.1:1/0", "q", "p", 1.0, 1.0, 1, 1.0, 1.0, object())  # type: ignore[call-arg,misc]
+
+
+async def test_an_idle_wait_cancelled_claims_nothing_and_leaves_no_blocked_client(
+    redis_open: Open, redis_url: str
+) -> None:
+    backend = redis_open(idle_wait=30.0)
+    plugin = backend.plugin
+    assert isinstance(plugin, RedisBackend)
+    stream = backend.poll(WorkerInfo("pausing", backend.queue))
+    assert await anext(stream) is None
+    waiting = asyncio.ensure_future(anext(stream))
+    observer = aioredis.Redis.from_url(redis_url)
+
+    async def blocked() -> int:
+        clients = await observer.client_list()
+        return sum(c["cmd"] == "blmove" and "b" in c["flags"] for c in clients)
+
+    try:
+        for _ in range(200):
+            if await blocked():
+                break
+            await asyncio.sleep(0.01)
+        waiting.cancel()  # a pause or a stop
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        for _ in range(200):  # the wait is ended on the server, not left to its 30 s
+            if not await blocked():
+                break
+            await asyncio.sleep(0.01)
+        assert await blocked() == 0
+        task_id = await backend.push("after the pause")
+        await asyncio.sleep(0.2)  # room for a wait left behind to claim it (none must)
+        task = await backend.fetch_by_id(task_id)
+        assert task is not None and task.status is Status.PENDING and task.attempt == 0
+        assert await observer.exists(plugin.keys.woke(backend.queue, "pausing")) == 0
+    finally:
+        await observer.aclose()
+        await backend.aclose()

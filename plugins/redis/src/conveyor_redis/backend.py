@@ -6,13 +6,14 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
 from redis.exceptions import RedisError
 
 from conveyor import (
+    BackendUnavailable,
     ConveyorError,
     InvalidTransition,
     StaleLease,
@@ -26,9 +27,11 @@ from conveyor import (
 from conveyor.lease import new_token
 from conveyor.outcome import Done, Kill, Outcome, Release, Retry
 from conveyor_redis.config import RedisConfig, config_from_url
-from conveyor_redis.connection import TRANSIENT, Connection, reconnect_delay, retrying
+from conveyor_redis.connection import TRANSIENT, Connection, retrying
+from conveyor_redis.errors import FAILURES, guarded, text_of, translate
 from conveyor_redis.expose import ExposeHooks
 from conveyor_redis.keys import Keys
+from conveyor_redis.pipelining import pack
 from conveyor_redis.records import (
     claimed,
     from_micros,
@@ -39,8 +42,11 @@ from conveyor_redis.records import (
     to_task,
 )
 from conveyor_redis.waiting import WaitHooks
+from conveyor_redis.wakeup import NOSCRIPT, Waker, settle
 
 __all__ = ["RedisBackend"]
+
+_HELD = (Status.RUNNING, Status.QUEUED)
 
 log = logging.getLogger("conveyor.redis")
 
@@ -82,13 +88,18 @@ class RedisBackend(WaitHooks, ExposeHooks):
         The first try is made inline: the retry machinery costs nothing until needed.
         """
         script, base = self.pipeline.script, self.keys.base
-        if not self.connection.layout_checked:
-            await self.connection.check_layout(self.keys)
         try:
+            if not self.connection.layout_checked:
+                await self.connection.check_layout(self.keys)
             return await script(op, base, self._now(), "0", *args)
         except TRANSIENT:
             pass
-        return await retrying(lambda _: script(op, base, self._now(), "1", *args), failed=1)
+        except FAILURES as exc:
+            raise translate(exc, self.connection.where()) from exc
+        try:
+            return await retrying(lambda _: script(op, base, self._now(), "1", *args), failed=1)
+        except FAILURES as exc:
+            raise translate(exc, self.connection.where()) from exc
 
     def _lease_until(self, now: int) -> int:
         return now + int(self.config.lease_seconds * 1_000_000)
@@ -99,36 +110,33 @@ class RedisBackend(WaitHooks, ExposeHooks):
     async def poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
         buffer: deque[Task[bytes]] = deque()
         idle = False
-        failures = 0
+        due: int | None = None
+        waker = Waker(self.connection.client.connection_pool, self.config.socket_timeout)
         try:
             while True:
                 if buffer:
                     yield buffer.popleft()
                     continue
                 try:
-                    due = await self._claim(worker, buffer)
-                    if not buffer and idle:
-                        # Only after reporting idle once: block on the server for a
-                        # push (or the next due time) rather than spin.
-                        await self._block(due)
+                    if not idle:
                         due = await self._claim(worker, buffer)
-                    failures = 0
-                except (RedisError, OSError) as exc:
-                    failures += 1
-                    delay = reconnect_delay(failures)
-                    log.warning(
-                        "redis %s unreachable while polling queue %r (%s); retrying in %.1f s",
-                        self.connection.where(), self.config.queue, exc, delay,
-                    )  # fmt: skip
-                    yield None
-                    await asyncio.sleep(delay)
-                    continue
+                    elif await self._wait_and_claim(worker, buffer, due, waker):
+                        # Idle reported after a claim that found nothing: block on the
+                        # server for a push (or the next due time), the claim riding
+                        # behind the wait; claim here when the wait ended without one.
+                        due = await self._claim(worker, buffer)
+                except FAILURES as exc:
+                    # The worker backs off and opens a fresh stream (a burst stops):
+                    # the contract's way, so every backend's outage reads the same.
+                    raise translate(exc, self.connection.where()) from exc
                 if buffer:
                     idle = False
                     continue
                 idle = True
                 yield None
         finally:
+            if not waker.busy:
+                await waker.close()
             if buffer:
                 await self._release_unstarted(buffer)
 
@@ -160,15 +168,32 @@ class RedisBackend(WaitHooks, ExposeHooks):
         if isinstance(reply, bytes):
             return int(reply) if reply else None
         into.extend(self._claimed(reply, queue, name, tokens, until))
-        return None
+        # Only records set aside, none claimed: look again at once (now) for healthy ones.
+        return None if into else now
 
     def _claimed(
         self, reply: list[bytes], queue: str, name: str, tokens: list[str], until: int
     ) -> list[Task[bytes]]:
         lease = from_micros(until)
+        if any(r[:1] == b"!" for r in reply):
+            reply = self._set_aside(reply, queue)
         tasks = [claimed(r, queue, name, t, lease) for r, t in zip(reply, tokens, strict=False)]
         self._outstanding[name] = self._outstanding.get(name, 0) + len(tasks)
         return tasks
+
+    def _set_aside(self, reply: list[bytes], queue: str) -> list[bytes]:
+        """Log each record the claim set aside (``!id why``); the claimed records."""
+        where, key = self.connection.where(), self.keys.malformed
+        for record in reply:
+            if record[:1] == b"!":
+                task_id, _, why = record[1:].decode("utf-8", "replace").partition(" ")
+                log.error(
+                    "task %s of queue %r on redis %s has an unusable record (%s): set aside"
+                    " in %s, the rest of the queue goes on; inspect HGETALL %s, fix it and"
+                    " run 'conveyor resume %s', or delete it",
+                    task_id, queue, where, why, key, self.keys.task(task_id), task_id,
+                )  # fmt: skip
+        return [r for r in reply if r[:1] != b"!"]
 
     def _release_claimed(
         self, sent: asyncio.Future[Any], queue: str, name: str, tokens: list[str], until: int
@@ -181,14 +206,68 @@ class RedisBackend(WaitHooks, ExposeHooks):
         self._background.add(release)
         release.add_done_callback(self._background.discard)
 
-    async def _block(self, due: int | None) -> None:
-        """Wait on the queue's wake list for a push, up to ``idle_wait`` or the next due time."""
+    async def _wait_and_claim(
+        self, worker: WorkerInfo, into: deque[Task[bytes]], due: int | None, waker: Waker
+    ) -> bool:
+        """Block for a push up to ``idle_wait`` or the next due time, claiming as it
+        arrives (see ``wakeup.py``); ``True`` when the caller should claim itself."""
         timeout = self.config.idle_wait
         if due is not None:
             timeout = min(timeout, (due - self._now()) / 1_000_000)
         if timeout < 0.001:
-            return
-        await self.client.blpop([self.keys.wake(self.config.queue)], timeout=timeout)
+            return True
+        name, queue = worker.name, self.config.queue
+        want = max(1, worker.concurrency - self._outstanding.get(name, 0))
+        now = self._now()
+        tokens = [new_token() for _ in range(want)]
+        # Stamped when sent, claimed up to ``timeout`` later: the lease counts from
+        # the end of the wait, so it is never shorter than lease_seconds.
+        until = self._lease_until(now) + int(timeout * 1_000_000)
+        woke = self.keys.woke(queue, name)
+        commands = [
+            pack(("BLMOVE", self.keys.wake(queue), woke, "LEFT", "RIGHT", f"{timeout:.3f}")),
+            self.pipeline.script_command(
+                "wclaim", self.keys.base, (now, "0", self.keys.queue(queue), name,
+                self.keys.held(name), until, woke, *tokens),
+            ),
+        ]  # fmt: skip
+        exchange = asyncio.ensure_future(waker.exchange(commands, timeout))
+        waker.busy = True
+        try:
+            reply = await asyncio.shield(exchange)
+        except asyncio.CancelledError:
+            # Stopped or paused while waiting: end the block so nothing is claimed; a
+            # claim that landed first is handed straight back.
+            cid = waker.client_id
+            finish = asyncio.ensure_future(self._after_cancel(exchange, waker, cid, queue,
+                name, tokens, until))  # fmt: skip
+            self._background.add(finish)
+            finish.add_done_callback(self._background.discard)
+            raise
+        finally:
+            if exchange.done():
+                waker.busy = False
+        if reply is NOSCRIPT or reply == b"-":
+            return True
+        if isinstance(reply, bytes):
+            return False  # woken, but another poller took the task: back to idle
+        into.extend(self._claimed(reply, queue, name, tokens, until))
+        return not into
+
+    async def _after_cancel(
+        self, exchange: asyncio.Future[Any], waker: Waker, cid: bytes | None, queue: str,
+        name: str, tokens: list[str], until: int,
+    ) -> None:  # fmt: skip
+        async def unblock() -> None:
+            if cid is not None:
+                await self.pipeline.execute("CLIENT", "UNBLOCK", cid)
+
+        reply = await settle(exchange, unblock)
+        waker.busy = False
+        await waker.close()
+        if isinstance(reply, list):
+            tasks = self._claimed(reply, queue, name, tokens, until)
+            await self._release_unstarted(deque(tasks))
 
     async def _release_unstarted(self, buffer: deque[Task[bytes]]) -> None:
         """Hand back tasks claimed ahead for free slots the worker never filled.
@@ -204,21 +283,20 @@ class RedisBackend(WaitHooks, ExposeHooks):
                 log.warning("could not release unstarted task %s: %s", task.id, exc)
 
     @hookimpl
+    @guarded
     async def heartbeat(self, worker: WorkerInfo) -> None:
+        # Only the worker's own leases: the sweep of dead workers' tasks is
+        # resume_abandoned, which the Worker calls on the same beat.
         name = worker.name
 
         async def beat(_: bool) -> Any:
-            now, base, submit = self._now(), self.keys.base, self.pipeline.submit_script
+            now = self._now()
             until = self._lease_until(now)
-            return await asyncio.gather(
-                submit("heartbeat", base, now, "0", name, self.keys.held(name), until),
-                # Any live worker resumes the tasks of dead ones, periodically.
-                submit("abandon", base, now, "0", BATCH),
+            return await self.pipeline.script(
+                "heartbeat", self.keys.base, now, "0", name, self.keys.held(name), until
             )
 
-        replies = await retrying(beat)
-        if replies[1] >= BATCH:
-            await self.resume_abandoned()
+        await retrying(beat)
 
     @hookimpl
     async def close(self) -> None:
@@ -273,6 +351,12 @@ class RedisBackend(WaitHooks, ExposeHooks):
             )
         if head == b"notfound":
             raise TaskNotFound(f"no task {task.id} to {what}")
+        if head == b"malformed":
+            raise ConveyorError(
+                f"task {task.id} on redis {self.connection.where()} has an unusable record"
+                f" ({reply[1].decode('utf-8', 'replace')}); the {what} changed nothing:"
+                f" inspect HGETALL {self.keys.task(task.id)} and fix it"
+            )
         if head == b"transition":
             raise InvalidTransition(Status(reply[1].decode()), Status.PENDING)
         raise ConveyorError(f"unexpected reply {reply!r} from the {what} script")
@@ -287,12 +371,15 @@ class RedisBackend(WaitHooks, ExposeHooks):
                 await self._call("push", *self._flat(tasks))
             else:
                 await retrying(lambda resent: self._push_chunks(tasks, resent))
-        except (RedisError, OSError) as exc:
-            raise ConveyorError(
-                f"push of {len(tasks)} task(s) to redis {self.connection.where()} failed:"
-                f" {type(exc).__name__}: {exc}. If the connection dropped after sending, they"
-                f" may be stored: fetch_by_id({tasks[0].id!r}) tells"
-            ) from exc
+        except (*FAILURES, BackendUnavailable) as exc:
+            cause = exc.__cause__ if isinstance(exc, BackendUnavailable) else exc
+            first = tasks[0].id
+            raise BackendUnavailable(
+                f"redis {self.connection.where()} is unreachable ({text_of(cause or exc)}):"
+                f" the push of {len(tasks)} task(s) stored all or none of them; if the"
+                f" connection dropped after sending, look for task {first} (conveyor show"
+                f" {first}) before pushing again"
+            ) from cause
         return [t.id for t in tasks]
 
     def _flat(self, tasks: Sequence[Task[bytes]]) -> list[Any]:
@@ -302,7 +389,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
         for t in tasks:
             flat += (
                 t.id, t.queue, queue_key(t.queue), micros(t.run_at), priority_key(t.priority),
-                t.max_attempts, t.args, meta_bytes(t.meta),
+                t.max_attempts, t.args, meta_bytes(t.meta), t.name or "",
             )  # fmt: skip
         return flat
 
@@ -324,48 +411,84 @@ class RedisBackend(WaitHooks, ExposeHooks):
     # --- task management -----------------------------------------------------------------
 
     @hookimpl
+    @guarded
     async def fetch_by_id(self, task_id: TaskId) -> Task[bytes] | None:
         key = self.keys.task(task_id)
         flat = await retrying(lambda _: self.pipeline.execute("HGETALL", key))
-        return to_task(task_id, pairs(flat)) if flat else None
+        if not flat:
+            return None
+        try:
+            return to_task(task_id, pairs(flat))
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+            raise ConveyorError(
+                f"task {task_id} on redis {self.connection.where()} has an unusable record"
+                f" ({type(exc).__name__}: {exc}): inspect HGETALL {key}, fix the field and"
+                f" run 'conveyor resume {task_id}', or delete it"
+            ) from None
 
     @hookimpl
+    @guarded
     async def update(self, task: Task[bytes]) -> None:
-        keys = self.keys
-        fields: list[Any] = [
-            "q", task.queue, "qk", keys.queue(task.queue), "s", task.status.value,
-            "a", task.attempt, "x", task.max_attempts, "r", micros(task.run_at),
-            "pk", priority_key(task.priority), "d", task.args,
-        ]  # fmt: skip
-        if task.meta:
-            fields += ["meta", meta_bytes(task.meta)]
-        if task.result is not None:
-            fields += ["res", task.result]
-        if task.last_error is not None:
-            fields += ["err", task.last_error]
-        if task.status in (Status.RUNNING, Status.QUEUED) and task.lease_token:
-            until = task.lease_until or datetime.fromtimestamp(self.clock.time(), UTC)
-            fields += ["by", task.lock_by or "", "tok", task.lease_token, "lu", micros(until)]
-            fields += ["hk", keys.held(task.lock_by or "")]
+        key = self.keys.task(task.id)
         for _ in range(10):
-            stored = await self.pipeline.execute("HGET", keys.task(task.id), "s")
-            if stored is None:
+            flat = await self.pipeline.execute("HGETALL", key)
+            if not flat:
                 raise TaskNotFound(f"no task {task.id} to update")
-            old = Status(stored.decode())
-            if task.status is not old:
-                old.check(task.status)
-            reply = await self._call("update", task.id, old.value, *fields)
+            stored = to_task(task.id, pairs(flat))
+            fields = self._updated(stored, task)
+            reply = await self._call("update", task.id, stored.status.value, *fields)
             if reply[0] != b"conflict":
                 self._check_reply(task, reply, "update")
                 return
         raise ConveyorError(f"task {task.id} kept changing while it was being updated; try again")
 
+    def _updated(self, stored: Task[bytes], given: Task[bytes]) -> list[Any]:
+        """The hash fields ``update(given)`` writes over ``stored``: what an update may
+        change comes from ``given``; id, queue, attempt and lease stay, so an update
+        can neither forge nor break a claim."""
+        old, new = stored.status, given.status
+        if new is not old:
+            if old in _HELD or new in _HELD:
+                error = InvalidTransition(old, new)
+                error.args = (
+                    f"update cannot move a task from {old.value} to {new.value}: only a claim"
+                    " enters and only an ack, reschedule or resume leaves Running/Queued",
+                )
+                raise error
+            old.check(new)
+        if type(given.max_attempts) is not int or given.max_attempts < max(1, stored.attempt):
+            raise ValueError(
+                f"max_attempts must be a whole number of at least 1 and at least the task's"
+                f" {stored.attempt} attempt(s) so far, not {given.max_attempts!r}"
+            )
+        keys = self.keys
+        fields: list[Any] = [
+            "q", stored.queue, "qk", keys.queue(stored.queue), "s", new.value,
+            "a", stored.attempt, "x", given.max_attempts, "r", micros(given.run_at),
+            "pk", priority_key(given.priority), "d", given.args,
+        ]  # fmt: skip
+        if given.meta:
+            fields += ["meta", meta_bytes(given.meta)]
+        if given.result is not None:
+            fields += ["res", given.result]
+        if given.last_error is not None:
+            fields += ["err", given.last_error]
+        if given.name:
+            fields += ["n", given.name]
+        if new in _HELD and stored.lease_token and stored.lease_until:
+            holder = stored.lock_by or ""
+            fields += ["by", holder, "tok", stored.lease_token, "lu", micros(stored.lease_until)]
+            fields += ["hk", keys.held(holder)]
+        return fields
+
     @hookimpl
+    @guarded
     async def reschedule(self, task: Task[bytes], run_at: datetime) -> None:
         reply = await self._call("reschedule", task.id, task.lease_token or "", micros(run_at))
         self._check_reply(task, reply, "reschedule")
 
     @hookimpl
+    @guarded
     async def vacuum(self) -> int:
         removed = 0
         for raw in await self.client.smembers(self.keys.queues):
@@ -379,10 +502,12 @@ class RedisBackend(WaitHooks, ExposeHooks):
         return removed
 
     @hookimpl
+    @guarded
     async def resume_by_id(self, task_id: TaskId) -> bool:
         return bool(await self._call("resume", task_id))
 
     @hookimpl
+    @guarded
     async def resume_abandoned(self) -> int:
         touched = 0
         while True:

@@ -45,6 +45,10 @@ class Keys:
     def wake(self, queue: str) -> str:
         return self.queue(queue) + "wake"
 
+    def woke(self, queue: str, worker: str) -> str:
+        """Where worker ``worker``'s blocked wait on ``queue`` moves a wake token."""
+        return f"{self.queue(queue)}woke:{escape(worker)}"
+
     def queue_status(self, queue: str, status: Status) -> str:
         return f"{self.queue(queue)}s:{status.value}"
 
@@ -59,6 +63,11 @@ class Keys:
     @property
     def workers_seen(self) -> str:
         return f"{self.prefix}:workers:seen"
+
+    @property
+    def malformed(self) -> str:
+        """The hash of task records set aside as unusable: id -> why (see ``tasks.lua``)."""
+        return f"{self.prefix}:malformed"
 
     def held(self, worker: str) -> str:
         return f"{self.prefix}:w:{escape(worker)}:held"

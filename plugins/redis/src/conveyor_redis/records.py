@@ -96,15 +96,17 @@ def to_task(task_id: str, h: Mapping[bytes, bytes]) -> Task[bytes]:
         _text(h.get(b"tok")) or None,
         from_micros(lu) if lu else None,
         meta,
+        _text(h.get(b"n")),
     )
 
 
 def claimed(record: bytes, queue: str, worker: str, token: str, lease: datetime) -> Task[bytes]:
     """A task just claimed, from one record of the claim script (see ``tasks.lua``)."""
     head, body = record.split(b"\n", 1)
-    tid, attempt, max_attempts, run_at, pk, n_args, n_meta, n_error = head.split(b" ")
+    tid, attempt, max_attempts, run_at, pk, n_args, n_meta, n_error, n_name = head.split(b" ")
     end_args = int(n_args)
     end_meta = end_args + int(n_meta)
+    end_error = end_meta if n_error == b"-1" else end_meta + int(n_error)
     meta = body[end_args:end_meta]
     return Task(
         TaskId.parse(tid.decode()),
@@ -116,11 +118,12 @@ def claimed(record: bytes, queue: str, worker: str, token: str, lease: datetime)
         from_micros(run_at),
         priority_of(pk),
         None,
-        None if n_error == b"-1" else body[end_meta:].decode("utf-8", "replace"),
+        None if n_error == b"-1" else body[end_meta:end_error].decode("utf-8", "replace"),
         worker,
         token,
         lease,
         json.loads(meta) if meta else _NO_META,
+        None if n_name == b"-1" else body[end_error:].decode("utf-8", "replace"),
     )
 
 

@@ -15,16 +15,22 @@ the whole signed 64-bit range (no float score, no precision limit); S = a status
 name (Pending, Queued, Running, Done, Failed, Killed); W = a worker name, escaped like Q.
 
   P t:I            hash    one task, fields below
-  P q:Q:ready:K    list    ids of priority K ready now, oldest first: a push appends
-                           (RPUSH), a claim takes from the head (LPOP), so FIFO within
-                           a priority costs no counter and no sorted insert.
-  P q:Q:prio       zset    score 0, member K: the priorities whose ready list may be
+  P q:Q:due:K      zset    ids of priority K ready now, score run_at (integer epoch
+                           microseconds), ties by id (ids sort by creation): the
+                           settled order within a priority, earliest run_at first, then
+                           lowest id, whether a task was pushed, came due, was released
+                           or resumed. A claim takes the lowest (ZPOPMIN). (Earlier
+                           versions kept a list, P q:Q:ready:K, which this one ignores:
+                           drain a prefix with the version that filled it.)
+  P q:Q:prio       zset    score 0, member K: the priorities whose due set may be
                            non-empty (never missing one that is not). A claim reads
                            the lexically first and drops it once its list is empty.
   P q:Q:delayed    zset    tasks waiting for run_at. Score run_at (integer epoch
                            microseconds, exact in a double until the year 2255),
                            member K .. I. A claim moves the due ones to their lists.
-  P q:Q:wake       list    wake tokens for idle pollers blocked in BLPOP. A task made
+  P q:Q:woke:W     list    the wake token worker W's blocked wait moved out of wake,
+                           deleted at once by the claim sent behind the wait (wclaim).
+  P q:Q:wake       list    wake tokens for idle pollers blocked in BLMOVE. A task made
                            ready adds one while its list is at most 16 long (past
                            that, every poller that was idle has had a token); past
                            64 tokens it is trimmed; a claim that finds nothing empties it.
@@ -37,18 +43,26 @@ name (Pending, Queued, Running, Done, Failed, Killed); W = a worker name, escape
                            gains its first task, so always holding every queue with work).
   P workers        hash    raw worker name -> JSON description.
   P workers:seen   zset    raw worker name, score = last heartbeat.
+  P malformed      hash    task id -> why its record was set aside: a task hash a claim
+                           (or the lease sweep) found unusable (a field that is not what
+                           the scripts write, e.g. max_attempts 'abc'). Its hash P t:I is
+                           kept as found, out of every ready list, status index and the
+                           inflight set, so the rest of the queue keeps flowing and nothing
+                           is half-changed. An operator inspects it (HGETALL P t:I), fixes
+                           the field and runs resume on the id, which checks it again and
+                           makes it Pending; or deletes both.
   channel P fin:I          published when task I becomes Done or Killed.
 
 Task hash fields: q queue name, qk = P .. 'q:' .. Q .. ':' (the queue's key stem),
 s status, a attempt (absent = 0), x max_attempts, r run_at, pk priority key (the
 priority is read back from it), d args (codec bytes), meta JSON bytes (absent =
-none), res result bytes, err last_error, by lock_by, tok lease token, lu lease
+none), n name (absent = none), res result bytes, err last_error, by lock_by, tok lease token, lu lease
 deadline, hk the holder's held-set key, ltok the token of the attempt acked last
 (so an ack retried after a dropped reply is recognised, not refused as stale).
 
 Times are the caller's clock (ARGV NOW), never the server's: tests drive them.
 Operator actions on a waiting task (update, reschedule, resume) take it out of its
-ready list with LREM, which scans that list: they are not on the hot path.
+due set with ZREM.
 ]]
 
 local op = ARGV[1]
@@ -59,12 +73,74 @@ local NOW = ARGV[3]
 -- applied already, and the lease checks recognise their own write.
 local resent = ARGV[4] == '1'
 
-local HELD = { Running = true, Queued = true }
-local READY = { Pending = true, Failed = true }
-
 local function tkey(id)
   return P .. 't:' .. id
 end
+
+local function wake(qk)
+  local key = qk .. 'wake'
+  if redis.call('LPUSH', key, '1') > 64 then
+    redis.call('LTRIM', key, 0, 63)
+  end
+end
+
+-- Make a waiting task claimable: delayed until run_at, or in its priority's due set
+-- at its run_at (a released or abandoned task, run_at unchanged, keeps its turn).
+local function enqueue(id, q, qk, pk, run_at)
+  if tonumber(run_at) > now then
+    if redis.call('ZADD', qk .. 'delayed', run_at, pk .. id) == 1 then
+      redis.call('SADD', P .. 'queues', q)
+    end
+    return
+  end
+  -- Scored by run_at, ties by id: the settled order, wherever the task comes from.
+  local key = qk .. 'due:' .. pk
+  redis.call('ZADD', key, run_at, id)
+  local n = redis.call('ZCARD', key)
+  if n == 1 then
+    redis.call('ZADD', qk .. 'prio', 0, pk)
+    redis.call('SADD', P .. 'queues', q)
+  end
+  if n <= 16 then
+    wake(qk)
+  end
+end
+
+-- The hot operations come first, each right after the helpers it needs: every call
+-- runs the script's top level down to its operation, defining what it passes.
+-- push: per task 9 values: id q qk run_at pk max_attempts args meta name ('' = none).
+-- A task whose id exists already is skipped, so a push resent after a lost reply
+-- (or of a Task already stored) stores nothing twice. Returns how many were stored.
+if op == 'push' then
+  local stored = 0
+  for i = 5, #ARGV, 9 do
+    local id, q, qk, r, pk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local key = tkey(id)
+    if redis.call('EXISTS', key) == 0 then
+      local meta, name = ARGV[i + 7], ARGV[i + 8]
+      if meta == '' and name == '' then
+        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
+          'pk', pk, 'd', ARGV[i + 6])
+      else
+        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
+          'pk', pk, 'd', ARGV[i + 6])
+        if meta ~= '' then
+          redis.call('HSET', key, 'meta', meta)
+        end
+        if name ~= '' then
+          redis.call('HSET', key, 'n', name)
+        end
+      end
+      redis.call('ZADD', qk .. 's:Pending', 0, id)
+      enqueue(id, q, qk, pk, r)
+      stored = stored + 1
+    end
+  end
+  return stored
+end
+
+local HELD = { Running = true, Queued = true }
+local READY = { Pending = true, Failed = true }
 
 local function index_move(id, old_qk, old, new_qk, new)
   if old then
@@ -75,36 +151,10 @@ local function index_move(id, old_qk, old, new_qk, new)
   end
 end
 
-local function wake(qk)
-  local key = qk .. 'wake'
-  if redis.call('LPUSH', key, '1') > 64 then
-    redis.call('LTRIM', key, 0, 63)
-  end
-end
-
--- Make a waiting task claimable: delayed until run_at, or at the tail of its
--- priority's list (the head when ahead: a released or abandoned task keeps its turn).
-local function enqueue(id, q, qk, pk, run_at, ahead)
-  if tonumber(run_at) > now then
-    if redis.call('ZADD', qk .. 'delayed', run_at, pk .. id) == 1 then
-      redis.call('SADD', P .. 'queues', q)
-    end
-    return
-  end
-  local n = redis.call(ahead and 'LPUSH' or 'RPUSH', qk .. 'ready:' .. pk, id)
-  if n == 1 then
-    redis.call('ZADD', qk .. 'prio', 0, pk)
-    redis.call('SADD', P .. 'queues', q)
-  end
-  if n <= 16 then
-    wake(qk)
-  end
-end
-
 -- Take a waiting task out of its list or the delayed set (scans the list).
 local function unqueue(id, qk, pk)
   if redis.call('ZREM', qk .. 'delayed', pk .. id) == 0 then
-    redis.call('LREM', qk .. 'ready:' .. pk, 1, id)
+    redis.call('ZREM', qk .. 'due:' .. pk, id)
   end
 end
 
@@ -122,65 +172,127 @@ local function finish(id)
 end
 
 local function read(key)
-  local v = redis.call('HMGET', key, 's', 'tok', 'q', 'qk', 'a', 'x', 'pk', 'ltok', 'by', 'r', 'hk')
+  local v = redis.pcall('HMGET', key, 's', 'tok', 'q', 'qk', 'a', 'x', 'pk', 'ltok', 'by', 'r', 'hk')
+  if v.err then
+    return { wrongtype = true }
+  end
   return { s = v[1], tok = v[2], q = v[3], qk = v[4], a = tonumber(v[5]) or 0,
-    x = tonumber(v[6]), pk = v[7], ltok = v[8], by = v[9], r = v[10], hk = v[11] }
+    x = tonumber(v[6]), pk = v[7], ltok = v[8], by = v[9], r = v[10], hk = v[11], ra = v[5],
+    rx = v[6] }
 end
 
--- push: per task 8 values: id q qk run_at pk max_attempts args meta (meta '' = none).
--- A task whose id exists already is skipped, so a push resent after a lost reply
--- (or of a Task already stored) stores nothing twice. Returns how many were stored.
-if op == 'push' then
-  local stored = 0
-  for i = 5, #ARGV, 8 do
-    local id, q, qk, r, pk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-    local key = tkey(id)
-    if redis.call('EXISTS', key) == 0 then
-      if ARGV[i + 7] == '' then
-        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
-          'pk', pk, 'd', ARGV[i + 6])
-      else
-        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
-          'pk', pk, 'd', ARGV[i + 6], 'meta', ARGV[i + 7])
-      end
-      redis.call('ZADD', qk .. 's:Pending', 0, id)
-      enqueue(id, q, qk, pk, r, false)
-      stored = stored + 1
+-- Record checks. Every script reads a task's fields before it changes anything, and
+-- these say whether a record is one it can act on; a script never fails half-way
+-- (Redis keeps the writes made before an error), it sets an unusable record aside.
+local STATUS = { Pending = true, Queued = true, Running = true, Done = true, Failed = true,
+  Killed = true }
+-- Microseconds of 0001-01-01 and 9999-12-31: the datetimes the client can build.
+local FIRST, LAST = -62135596800000000, 253402300799999999
+
+local function show(v)
+  if not v then
+    return 'missing'
+  end
+  if #v > 40 then
+    v = string.sub(v, 1, 40) .. '...'
+  end
+  return "'" .. v .. "'"
+end
+
+local function digits(v, signed)
+  return v and string.match(v, signed and '^%-?%d+$' or '^%d+$') ~= nil and #v <= 19
+end
+
+-- Why the record of task id cannot be used (nil when it can): s a x r pk q qk meta,
+-- raw strings as stored; want_qk the queue's key stem it was found under (or nil).
+local function unusable(id, s, a, x, r, pk, q, qk, meta, want_qk)
+  -- A missing field reads as false from HMGET.
+  a, x, r, pk, q, qk = a or nil, x or nil, r or nil, pk or nil, q or nil, qk or nil
+  meta = meta or nil
+  if #id ~= 26 or not string.match(id, '^[0-9a-v]+$') then
+    return 'its id is not 26 characters of 0-9 a-v'
+  end
+  if not STATUS[s] then
+    return 'field s (status) is ' .. show(s) .. ', not a status name'
+  end
+  if a ~= nil and not digits(a) then
+    return 'field a (attempt) is ' .. show(a) .. ', not a whole number'
+  end
+  if not digits(x) or tonumber(x) < 1 then
+    return 'field x (max_attempts) is ' .. show(x) .. ', not a whole number of at least 1'
+  end
+  if not digits(r, true) or tonumber(r) < FIRST or tonumber(r) > LAST then
+    return 'field r (run_at) is ' .. show(r) .. ', not integer microseconds since 1970'
+  end
+  if pk == nil or #pk ~= 16 or not string.match(pk, '^[0-9a-f]+$') then
+    return 'field pk (priority key) is ' .. show(pk) .. ', not 16 hex digits'
+  end
+  if q == nil or q == '' then
+    return 'field q (queue) is ' .. show(q)
+  end
+  if qk == nil or (want_qk and qk ~= want_qk) then
+    return 'field qk (queue key) is ' .. show(qk) .. ', not ' .. show(want_qk)
+  end
+  if meta ~= nil and meta ~= '' then
+    local ok, v = pcall(cjson.decode, meta)
+    if not ok or type(v) ~= 'table' or string.sub(meta, 1, 1) ~= '{' then
+      return 'field meta is ' .. show(meta) .. ', not a JSON object'
     end
   end
-  return stored
+  return nil
 end
+
+-- Take task id out of the flow (every status index of the stems given, inflight,
+-- its holder's set) and record why in P malformed. Its hash stays as it was.
+local function set_aside(id, why, hk, ...)
+  for _, stem in ipairs({ ... }) do
+    for s in pairs(STATUS) do
+      redis.call('ZREM', stem .. 's:' .. s, id)
+    end
+  end
+  redis.call('ZREM', P .. 'inflight', id)
+  if hk then
+    redis.pcall('SREM', hk, id) -- read from the record: may name a key of another type
+  end
+  redis.call('HSET', P .. 'malformed', id, why)
+end
+
 
 -- claim: qk worker held_key lease_until token... (one token per task wanted).
 -- Moves due delayed tasks to their lists, then takes from the head of the best
 -- priority's list. Returns one string per task claimed, in token order: a head
--- line "id attempt max_attempts run_at pk #args #meta #error" (attempt after this
--- claim; #error -1 when there is none), then args, meta and error back to back.
+-- line "id attempt max_attempts run_at pk #args #meta #error #name" (attempt after
+-- this claim; #error, #name -1 when there is none), then args, meta, error and
+-- name back to back.
 -- One string rather than a value per field because parsing each reply value
 -- costs the client more than the server spends on the claim. The caller knows
--- the rest (worker, token, lease, queue). When nothing is ready: the next run_at
--- of a delayed task as a string ('' if none), after emptying the wake list.
-if op == 'claim' then
-  local qk, worker, hk, lu = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-  local want = #ARGV - 8
+-- the rest (worker, token, lease, queue). A record found unusable is set aside
+-- (see P malformed) and reported among them as "!id why", taking no token.
+-- When nothing is ready: the next run_at of a delayed task as a string ('' if
+-- none), after emptying the wake list.
+local function claim(qk, worker, hk, lu, first_token)
+  local want = #ARGV - first_token + 1
   local delayed, prio = qk .. 'delayed', qk .. 'prio'
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
   if #due > 0 then
-    local lists = {}
-    for _, m in ipairs(due) do
+    local sets, members = {}, {}
+    for k = 1, #due, 2 do
+      local m = due[k]
       local pk = string.sub(m, 1, 16)
-      local ids = lists[pk]
-      if not ids then
-        ids = {}
-        lists[pk] = ids
+      local pairs_ = sets[pk]
+      if not pairs_ then
+        pairs_ = {}
+        sets[pk] = pairs_
       end
-      ids[#ids + 1] = string.sub(m, 17)
+      pairs_[#pairs_ + 1] = due[k + 1]
+      pairs_[#pairs_ + 1] = string.sub(m, 17)
+      members[#members + 1] = m
     end
-    for pk, ids in pairs(lists) do
-      redis.call('RPUSH', qk .. 'ready:' .. pk, unpack(ids))
+    for pk, pairs_ in pairs(sets) do
+      redis.call('ZADD', qk .. 'due:' .. pk, unpack(pairs_))
       redis.call('ZADD', prio, 0, pk)
     end
-    redis.call('ZREM', delayed, unpack(due))
+    redis.call('ZREM', delayed, unpack(members))
   end
   local out, used = {}, 0
   while used < want do
@@ -189,39 +301,74 @@ if op == 'claim' then
       break
     end
     local asked = want - used
-    local ids = redis.call('LPOP', qk .. 'ready:' .. top, asked)
-    if not ids or #ids < asked then
+    local popped = redis.call('ZPOPMIN', qk .. 'due:' .. top, asked)
+    if #popped < 2 * asked then
       redis.call('ZREM', prio, top)
     end
-    for _, id in ipairs(ids or {}) do
+    local ids = {}
+    for k = 1, #popped, 2 do
+      ids[#ids + 1] = popped[k]
+    end
+    for _, id in ipairs(ids) do
       local key = tkey(id)
-      local f = redis.call('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err')
+      -- Every field checked before anything changes: see unusable().
+      local f = redis.pcall('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err', 'q', 'qk',
+        'n')
+      local why
+      if f.err then
+        why = 'its key holds no hash'
+        f = {}
+      elseif f[1] then
+        why = unusable(id, f[1], f[2], f[3], f[4], f[5], f[9], f[10], f[7], qk)
+      end
       local attempt = tonumber(f[2]) or 0
-      if f[1] and attempt >= tonumber(f[3]) then
+      if why then
+        set_aside(id, why, nil, qk)
+        out[#out + 1] = '!' .. id .. ' ' .. why
+      elseif not READY[f[1]] then
+        -- A leftover entry (the task is held or finished already, or gone): dropped,
+        -- so nothing runs twice.
+      elseif attempt >= tonumber(f[3]) then
         -- Cannot run again (its attempts were set by hand): give it up, not loop.
         redis.call('HSET', key, 's', 'Killed', 'err', 'no attempts left when claimed')
         index_move(id, qk, f[1], qk, 'Killed')
         finish(id)
-      elseif f[1] then
+      else
         used = used + 1
         redis.call('HSET', key, 's', 'Running', 'a', attempt + 1, 'by', worker,
-          'tok', ARGV[8 + used], 'lu', lu, 'hk', hk)
+          'tok', ARGV[first_token + used - 1], 'lu', lu, 'hk', hk)
         redis.call('HDEL', key, 'res')
         redis.call('ZADD', P .. 'inflight', lu, id)
         redis.call('SADD', hk, id)
         index_move(id, qk, f[1], qk, 'Running')
-        local args, meta, err = f[6] or '', f[7] or '', f[8]
-        out[used] = table.concat({ id, attempt + 1, f[3], f[4], f[5], #args, #meta,
-          err and #err or -1 }, ' ') .. '\n' .. args .. meta .. (err or '')
+        local args, meta, err, name = f[6] or '', f[7] or '', f[8], f[11]
+        out[#out + 1] = table.concat({ id, attempt + 1, f[3], f[4], f[5], #args, #meta,
+          err and #err or -1, name and #name or -1 }, ' ') .. '\n' .. args .. meta
+          .. (err or '') .. (name or '')
       end
     end
   end
-  if used == 0 then
+  if #out == 0 then
     redis.call('DEL', qk .. 'wake')
     local nd = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
     return nd[2] or ''
   end
   return out
+end
+
+if op == 'claim' then
+  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 9)
+end
+
+-- wclaim: qk worker held_key lease_until woke token... Sent right behind
+-- "BLMOVE qk..wake woke", so it runs the moment that wait ends (see wakeup.py):
+-- a claim as above when a wake token moved into woke, else '-' and nothing changed
+-- (the wait timed out or was unblocked by a poll being cancelled).
+if op == 'wclaim' then
+  if redis.call('DEL', ARGV[9]) == 0 then
+    return '-'
+  end
+  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 10)
 end
 
 -- Lease check shared by ack and reschedule. nil: the caller holds the lease, go on.
@@ -251,6 +398,10 @@ if op == 'ack' then
   if no then
     return no
   end
+  local why = unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil)
+  if why then
+    return { 'malformed', why }
+  end
   local new
   if kind == 'done' then
     new = 'Done'
@@ -265,7 +416,7 @@ if op == 'ack' then
     new = 'Failed'
     unhold(key, id, f.hk)
     redis.call('HSET', key, 's', new, 'ltok', token, 'err', value, 'r', run_at)
-    enqueue(id, f.q, f.qk, f.pk, run_at, false)
+    enqueue(id, f.q, f.qk, f.pk, run_at)
   elseif kind == 'retry' or kind == 'kill' then
     new = 'Killed'
     unhold(key, id, f.hk)
@@ -274,7 +425,7 @@ if op == 'ack' then
     new = 'Pending'
     unhold(key, id, f.hk)
     redis.call('HSET', key, 's', new, 'ltok', token, 'a', math.max(0, f.a - 1))
-    enqueue(id, f.q, f.qk, f.pk, f.r, true)
+    enqueue(id, f.q, f.qk, f.pk, f.r)
   end
   index_move(id, f.qk, f.s, f.qk, new)
   if new == 'Done' or new == 'Killed' then
@@ -289,8 +440,9 @@ if op == 'heartbeat' then
   local kept = 0
   for _, id in ipairs(redis.call('SMEMBERS', hk)) do
     local key = tkey(id)
-    local f = redis.call('HMGET', key, 'by', 's')
-    if f[1] == worker and HELD[f[2]] then
+    local f = redis.call('HMGET', key, 'by', 's', 'lu')
+    -- A lapsed lease stays lapsed: the sweep may be handing the task on already.
+    if f[1] == worker and HELD[f[2]] and (tonumber(f[3]) or 0) > now then
       redis.call('HSET', key, 'lu', lu)
       redis.call('ZADD', P .. 'inflight', lu, id)
       kept = kept + 1
@@ -306,13 +458,21 @@ end
 -- counted), or to Killed at max_attempts. Returns how many were touched.
 if op == 'abandon' then
   local ids = redis.call('ZRANGEBYSCORE', P .. 'inflight', '-inf', now, 'LIMIT', 0, ARGV[5])
-  -- Latest deadline first: each goes to the head of its list, so the earliest ends first.
+  -- Each goes back to its due set at its run_at, so it keeps its place in line.
   for k = #ids, 1, -1 do
     local id = ids[k]
     local key = tkey(id)
     local f = read(key)
-    unhold(key, id, f.hk)
-    if f.s and HELD[f.s] then
+    local why
+    if f.wrongtype then
+      why = 'its key holds no hash'
+    elseif f.s then
+      why = unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil)
+    end
+    if why then
+      set_aside(id, why, f.hk, f.qk)
+    elseif f.s and HELD[f.s] then
+      unhold(key, id, f.hk)
       local why = string.format("worker '%s' stopped renewing its lease (attempt %d)",
         f.by or '?', f.a)
       local new
@@ -323,9 +483,11 @@ if op == 'abandon' then
       else
         new = 'Pending'
         redis.call('HSET', key, 's', new, 'err', why)
-        enqueue(id, f.q, f.qk, f.pk, f.r, true)
+        enqueue(id, f.q, f.qk, f.pk, f.r)
       end
       index_move(id, f.qk, f.s, f.qk, new)
+    else
+      unhold(key, id, f.hk)
     end
   end
   return #ids
@@ -344,28 +506,52 @@ if op == 'reschedule' then
     if no then
       return no
     end
-    redis.call('HSET', key, 'ltok', token)
   end
-  if f.s == 'Done' then
-    return { 'transition', f.s }
+  if f.s == 'Done' or f.s == 'Killed' then
+    return { 'transition', f.s } -- resume brings a killed task back, not reschedule
+  end
+  if token ~= '' then
+    redis.call('HSET', key, 'ltok', token)
   end
   if READY[f.s] then
     unqueue(id, f.qk, f.pk)
   end
   unhold(key, id, f.hk)
-  redis.call('HSET', key, 's', 'Pending', 'r', run_at)
-  enqueue(id, f.q, f.qk, f.pk, run_at, false)
+  if HELD[f.s] then
+    -- A held task gives its current attempt back, as a release does.
+    redis.call('HSET', key, 's', 'Pending', 'r', run_at, 'a', math.max(0, f.a - 1))
+  else
+    redis.call('HSET', key, 's', 'Pending', 'r', run_at)
+  end
+  enqueue(id, f.q, f.qk, f.pk, run_at)
   if f.s ~= 'Pending' then
     index_move(id, f.qk, f.s, f.qk, 'Pending')
   end
   return { 'ok', 'Pending' }
 end
 
--- resume: id. Failed, Killed or held tasks become Pending and ready now.
+-- resume: id. Failed, Killed or held tasks become Pending and ready now; so does a
+-- task set aside in P malformed once its record passes the checks again (still
+-- unusable: an error saying why).
 if op == 'resume' then
   local id = ARGV[5]
   local key = tkey(id)
   local f = read(key)
+  if redis.call('HEXISTS', P .. 'malformed', id) == 1 then
+    local why = 'its key holds no hash'
+    if not f.wrongtype then
+      why = unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil)
+    end
+    if why then
+      return redis.error_reply('conveyor-redis: task ' .. id .. ' is still malformed: ' .. why)
+    end
+    redis.call('HDEL', P .. 'malformed', id)
+    redis.call('HDEL', key, 'by', 'tok', 'lu', 'hk')
+    redis.call('HSET', key, 's', 'Pending', 'r', NOW)
+    enqueue(id, f.q, f.qk, f.pk, NOW)
+    index_move(id, f.qk, nil, f.qk, 'Pending')
+    return 1
+  end
   if not (f.s == 'Failed' or f.s == 'Killed' or HELD[f.s]) then
     return 0
   end
@@ -376,9 +562,11 @@ if op == 'resume' then
   local attempt = f.a
   if f.s == 'Killed' then
     attempt = 0
+  elseif HELD[f.s] then
+    attempt = math.max(0, f.a - 1) -- the holder's attempt given back, as a release does
   end
   redis.call('HSET', key, 's', 'Pending', 'a', attempt, 'r', NOW)
-  enqueue(id, f.q, f.qk, f.pk, NOW, false)
+  enqueue(id, f.q, f.qk, f.pk, NOW)
   index_move(id, f.qk, f.s, f.qk, 'Pending')
   return 1
 end
@@ -404,7 +592,7 @@ if op == 'update' then
     unqueue(id, f.qk, f.pk)
   end
   unhold(key, id, f.hk)
-  redis.call('HDEL', key, 'res', 'err', 'meta')
+  redis.call('HDEL', key, 'res', 'err', 'meta', 'n')
   local pairs_ = {}
   for i = 7, #ARGV do
     pairs_[#pairs_ + 1] = ARGV[i]
@@ -412,7 +600,7 @@ if op == 'update' then
   redis.call('HSET', key, unpack(pairs_))
   redis.call('SADD', P .. 'queues', new.q)
   if READY[new.s] then
-    enqueue(id, new.q, new.qk, new.pk, new.r, false)
+    enqueue(id, new.q, new.qk, new.pk, new.r)
   elseif HELD[new.s] and new.tok then
     redis.call('ZADD', P .. 'inflight', new.lu, id)
     redis.call('SADD', new.hk, id)

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from conveyor import TaskId, TaskNotFound, TaskResult, hookimpl
 from conveyor_redis.connection import reconnect_delay
+from conveyor_redis.errors import FAILURES, guarded, translate
 from conveyor_redis.records import to_result
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class WaitHooks:
     """``wait_for`` and ``check_status`` of ``RedisBackend``."""
 
     client: Any
+    connection: Any
     keys: Keys
 
     async def _read(self, ids: Sequence[TaskId]) -> list[list[bytes | None]]:
@@ -39,6 +41,7 @@ class WaitHooks:
         return rows
 
     @hookimpl
+    @guarded
     async def check_status(self, task_ids: Sequence[TaskId]) -> Sequence[TaskResult[bytes]]:
         out = []
         for tid, (status, result, error) in zip(task_ids, await self._read(task_ids), strict=True):
@@ -73,7 +76,10 @@ class WaitHooks:
         pubsub = self.client.pubsub()
         try:
             # Subscribe first, then read: a task finishing in between is seen either way.
-            await pubsub.subscribe(*channels)
+            try:
+                await pubsub.subscribe(*channels)
+            except FAILURES as exc:
+                raise translate(exc, self.connection.where()) from exc
             check = list(waiting)
             first = True
             failures = 0
