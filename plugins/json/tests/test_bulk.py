@@ -134,7 +134,7 @@ async def test_a_bulk_pusher_killed_mid_push_leaves_whole_pushes_only(tmp_path: 
 
 @pytest.mark.slow
 async def test_soak_bulk_pushers_killed_many_times(tmp_path: Path) -> None:
-    totals = await kill_bulk_pushers(tmp_path / "tasks.json", kills=30, size=5000, seed=2)
+    totals = await kill_bulk_pushers(tmp_path / "tasks.json", kills=16, size=3000, seed=2)
     assert totals == {"lost": 0, "phantom": 0, "partial": 0, "duplicated": 0}
 
 

@@ -97,8 +97,14 @@ async def test_soak_many_pushers_and_workers_killed_mid_task(tmp_path: Path) -> 
     kills = 0
     while any(p.poll() is None for p in pushers) or kills < 20:
         assert kills < 300, "the pushers never finished"
+        size = log.stat().st_size if log.exists() else 0
         victim = spawn(SLOW_WORKER, url, log)
-        time.sleep(0.3 + rng.random())
+        deadline = time.monotonic() + 60
+        while (log.stat().st_size if log.exists() else 0) == size:  # it has started tasks
+            if time.monotonic() > deadline or victim.poll() is not None:
+                break
+            time.sleep(0.02)
+        time.sleep(0.1 + rng.random() / 2)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
         kills += 1
