@@ -52,13 +52,14 @@ def test_check_refuses_a_bad_url_in_one_line(capsys: pytest.CaptureFixture[str])
 def test_a_failing_capability_is_a_failed_row_and_exit_status_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # A zero-second lease is expired the moment it is granted: the suite must say so.
-    report = run_check("memory://?lease_seconds=0", select="TestResumeAbandoned or TestPush")
+    # A lease far below the clock's resolution (a nanosecond at ~1.8e9 s) is expired the
+    # moment it is granted: the suite must say so.
+    report = run_check("memory://?lease_seconds=1e-9", select="TestResumeAbandoned or TestPush")
     row = report.result("resume_abandoned")
     assert not report.ok and row.outcome == "fail" and row.failed >= 1
     assert "a live lease was resumed" in row.message
     assert report.result("push").outcome == "pass"
-    assert main(["-b", "memory://?lease_seconds=0", "-k", "TestResumeAbandoned"]) == 1
+    assert main(["-b", "memory://?lease_seconds=1e-9", "-k", "TestResumeAbandoned"]) == 1
     assert "FAILED: resume_abandoned" in capsys.readouterr().out
 
 
