@@ -40,6 +40,7 @@ pytest.register_assert_rewrite(
     "conveyor.testing.suite_expose",
     "conveyor.testing.suite_wait",
     "conveyor.testing.suite_shared",
+    "conveyor.testing.suite_migrate",
     "conveyor.testing.model",
 )
 

@@ -20,6 +20,7 @@ from conveyor.testing.suite_manage import (
     TestUpdate,
     TestVacuum,
 )
+from conveyor.testing.suite_migrate import TestMigrate
 from conveyor.testing.suite_shared import TestGetQueue, TestMakeShared, TestReopen
 from conveyor.testing.suite_sink import TestPush, TestPushWeak
 from conveyor.testing.suite_wait import TestCheckStatus, TestWaitFor
@@ -36,6 +37,7 @@ __all__ = [
     "TestListWorkers",
     "TestMakeShared",
     "TestMetrics",
+    "TestMigrate",
     "TestModel",
     "TestPush",
     "TestPushWeak",
