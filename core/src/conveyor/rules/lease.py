@@ -1,0 +1,46 @@
+"""Leases on the record: who holds a task, whether the hold is still good, heartbeats.
+
+A claim records ``lock_by``, a fresh ``lease_token`` and ``lease_until``. A
+lease has expired once ``now >= lease_until``; a heartbeat extends only a
+lease that has not (an expired one stays expired until ``resume_abandoned``
+takes the task back; until then an ack carrying its token is still accepted).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from conveyor.lease import check_lease, new_token
+from conveyor.rules.record import build
+from conveyor.status import Status
+from conveyor.task import Task
+
+__all__ = ["HELD_STATES", "check_lease", "new_token", "is_held", "is_expired", "extend"]
+
+HELD_STATES = frozenset({Status.RUNNING, Status.QUEUED})
+"""States in which a worker holds the task under a lease."""
+
+
+def is_held(task: Task[Any]) -> bool:
+    """Whether a worker holds ``task`` (``RUNNING``/``QUEUED`` with a lease)."""
+    return task.status in HELD_STATES and task.lease_token is not None
+
+
+def is_expired(task: Task[Any], now: datetime) -> bool:
+    """Whether ``task`` is held under a lease whose deadline has passed at ``now``."""
+    return is_held(task) and task.lease_until is not None and now >= task.lease_until
+
+
+def extend(task: Task[Any], worker: str, *, now: datetime, lease_seconds: float) -> Task[Any]:
+    """``task`` after a heartbeat of ``worker`` at ``now``: its lease moved to
+    ``now + lease_seconds`` if ``worker`` holds it and the lease has not expired;
+    otherwise ``task`` itself, unchanged."""
+    if task.lock_by != worker or not is_held(task) or is_expired(task, now):
+        return task
+    until = now + timedelta(seconds=lease_seconds)
+    return build(
+        task.id, task.args, task.queue, task.status, task.attempt, task.max_attempts,
+        task.run_at, task.priority, task.result, task.last_error, task.lock_by,
+        task.lease_token, until, task.meta, task.name,
+    )  # fmt: skip
