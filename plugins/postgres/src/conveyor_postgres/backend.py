@@ -236,9 +236,9 @@ class PostgresBackend(WaitHooks, ExposeHooks):
         async def beat(conn: Conn, _: bool) -> None:
             await conn.execute(self.sql.heartbeat, params)
 
+        # Not resume_abandoned here: the worker calls it after each heartbeat, and a
+        # heartbeat itself only extends (the rules table holds the two apart).
         await self.connection.run(beat, "sending a heartbeat")
-        # Any live worker puts back the tasks of dead ones.
-        await self.resume_abandoned()
 
     @hookimpl
     async def close(self) -> None:
