@@ -10,7 +10,6 @@ import pytest
 from conveyor import Backend, ManualClock
 from conveyor.testing.rules_table import CASES, LEASE_SECONDS, T0, Case, check_backend
 
-
 # The table (and hookspecs.py, and docs/design-notes.md) give a held task its attempt
 # back when it is resumed or rescheduled by hand; the conformance suite on main (its
 # model and TestResumeById) and the memory and redis backends keep it counted. This

@@ -62,6 +62,8 @@ class Connection:
         self.config = config
         self.schema = config.schema
         self.where = where(config.url)
+        # What pg_stat_activity shows for this backend's connections.
+        self.application_name = f"conveyor {config.schema}"
         self.pool: AsyncConnectionPool[Conn] | None = None
         self.listener = Listener(self)
         self.users = 0
@@ -81,6 +83,7 @@ class Connection:
                 self.config.url,
                 autocommit=True,
                 connect_timeout=max(1, round(self.config.connect_timeout)),
+                application_name=self.application_name,
                 **kwargs,
             )
         except psycopg.OperationalError as exc:
@@ -100,7 +103,7 @@ class Connection:
                     self.config.url,
                     min_size=1,
                     max_size=self.config.pool_size,
-                    kwargs={"autocommit": True},
+                    kwargs={"autocommit": True, "application_name": self.application_name},
                     timeout=self.config.connect_timeout,
                     open=False,
                     name=f"conveyor-{self.schema}",
