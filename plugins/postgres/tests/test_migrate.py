@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
+from conveyor_postgres import VERSION, SchemaOutdated
 
 import conveyor
 from conveyor import Backend, BackendUnavailable
 from conveyor.cli.app import main
-from conveyor_postgres import VERSION, SchemaOutdated
 
 
 def _tables(url: str, schema: str) -> list[str]:

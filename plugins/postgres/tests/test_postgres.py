@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from conveyor_postgres import acks, enqueue_on, waiting
 
 import conveyor
 from conveyor import Backend, ManualClock, Status, Task, WorkerInfo
 from conveyor.outcome import Done
-from conveyor_postgres import acks, enqueue_on, waiting
 
 GUARD = 20.0  # seconds before a call is called hung; not a timing assertion
 
