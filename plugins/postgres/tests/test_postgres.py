@@ -160,9 +160,12 @@ async def test_enqueue_in_the_applications_transaction(
 
 
 async def test_enqueue_on_refuses_a_sync_connection(pg_url: str) -> None:
-    with psycopg.connect(pg_url) as conn, pytest.raises(TypeError, match="AsyncConnection"):
-        with enqueue_on(conn):  # type: ignore[arg-type]
-            pass
+    with (
+        psycopg.connect(pg_url) as conn,
+        pytest.raises(TypeError, match="AsyncConnection"),
+        enqueue_on(conn),  # type: ignore[arg-type]
+    ):
+        pass
 
 
 async def test_vacuum_deletes_finished_tasks_in_batches_and_nothing_else(

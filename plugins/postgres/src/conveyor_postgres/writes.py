@@ -47,7 +47,9 @@ async def copy_tasks(conn: Any, sql: Statements, tasks: Sequence[Task[bytes]]) -
             copy.set_types(_COPY_TYPES)
             write = copy.write_row
             for t in tasks:
-                await write((t.id, t.queue, "Pending", 0, t.max_attempts, t.run_at, t.priority, t.args,
-                       meta_bytes(t.meta) if t.meta else None, t.name))  # fmt: skip
+                meta = meta_bytes(t.meta) if t.meta else None
+                row = (t.id, t.queue, "Pending", 0, t.max_attempts, t.run_at, t.priority, t.args,
+                       meta, t.name)  # fmt: skip
+                await write(row)
         for queue in {t.queue for t in tasks}:
             await conn.execute(sql.notify, (sql.push_channel, queue))
