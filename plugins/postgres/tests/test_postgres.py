@@ -196,3 +196,18 @@ def test_url_options_and_their_errors() -> None:
     assert conveyor.open("postgres://h/db").name == "postgres"
     with pytest.raises(conveyor.ConfigError, match="schema must be 1 to 40 lower-case"):
         conveyor.open("postgresql://h/db?schema=Robert%27);DROP")
+
+
+async def test_claims_that_do_not_wait_for_the_flush_keep_every_rule(
+    pg_open: Callable[..., Backend],
+) -> None:
+    backend = pg_open(durable_claims=False)
+    async with backend:
+        ids = await backend.push_many(range(20))
+        me = WorkerInfo("w-fast", backend.queue, concurrency=20)
+        stream = backend.poll(me)
+        tasks = [await _first(stream) for _ in range(20)]
+        assert sorted(t.id for t in tasks if t) == sorted(ids)
+        await asyncio.gather(*(backend.hooks.ack(t, Done()) for t in tasks if t))
+        await stream.aclose()
+        assert len(await backend.check_status(ids)) == 20

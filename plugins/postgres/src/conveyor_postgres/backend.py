@@ -161,8 +161,11 @@ class PostgresBackend(WaitHooks, ExposeHooks):
         return due
 
     async def _claim_rows(self, params: dict[str, Any]) -> tuple[list[Any], datetime | None]:
-        pool = self.connection.pool or await self.connection.get_pool()
-        async with pool.connection() as conn:
+        if self.connection.claims is None:
+            await self.connection.get_pool()
+        claims = self.connection.claims
+        assert claims is not None
+        async with claims.connection() as conn:
             cur = await conn.execute(self.sql.claim, params)
             rows = await cur.fetchall()
             if rows:

@@ -65,6 +65,9 @@ class Connection:
         # What pg_stat_activity shows for this backend's connections.
         self.application_name = f"conveyor {config.schema}"
         self.pool: AsyncConnectionPool[Conn] | None = None
+        self.claims: AsyncConnectionPool[Conn] | None = None
+        """Where claims run: the pool itself, or (``durable_claims=false``) a small pool
+        whose commits do not wait for the WAL flush."""
         self.listener = Listener(self)
         self.users = 0
         self._opening: asyncio.Lock | None = None
@@ -109,6 +112,23 @@ class Connection:
                     name=f"conveyor-{self.schema}",
                 )
                 await pool.open(wait=False)
+                self.claims = pool
+                if not self.config.durable_claims:
+                    claims = AsyncConnectionPool(
+                        self.config.url,
+                        min_size=1,
+                        max_size=max(2, self.config.pool_size // 4),
+                        kwargs={
+                            "autocommit": True,
+                            "application_name": self.application_name,
+                            "options": "-c synchronous_commit=off",
+                        },
+                        timeout=self.config.connect_timeout,
+                        open=False,
+                        name=f"conveyor-{self.schema}-claims",
+                    )
+                    await claims.open(wait=False)
+                    self.claims = claims
                 self.pool = pool
         assert self.pool is not None
         return self.pool
@@ -162,6 +182,9 @@ class Connection:
         self.users -= 1
         if self.users <= 0:
             await self.listener.close()
+            if self.claims is not None and self.claims is not self.pool:
+                await self.claims.close()
+            self.claims = None
             if self.pool is not None:
                 pool, self.pool = self.pool, None
                 await pool.close()
