@@ -42,6 +42,9 @@ log = logging.getLogger("conveyor.postgres")
 
 BATCH = 1000
 """Rows per statement of the maintenance operations (abandon, vacuum)."""
+COPY_FROM = 64
+"""Pushes of more tasks than this go by binary COPY (measured: about 3x an INSERT over
+unnested arrays at 50,000 tasks); fewer go as one INSERT statement."""
 
 _HELD = (Status.RUNNING, Status.QUEUED)
 
@@ -271,10 +274,10 @@ class PostgresBackend(WaitHooks, ExposeHooks):
             # The application's transaction: its commit stores them, its rollback not.
             await insert_tasks(own, self.sql, tasks)
             return [t.id for t in tasks]
-        call = copy_tasks if len(tasks) > 200 else insert_tasks
+        call = copy_tasks if len(tasks) > COPY_FROM else insert_tasks
 
         async def write(conn: Conn, resent: bool) -> None:
-            if resent and len(tasks) > 200:
+            if resent and len(tasks) > COPY_FROM:
                 cur = await conn.execute(self.sql.exists, (tasks[0].id,))
                 if await cur.fetchone() is not None:
                     return  # the first try committed; only its reply was lost
