@@ -84,7 +84,7 @@ async def worker_conveyor(url: str, mode: str, total: int) -> None:
     async def handler(args: Any) -> None:
         counter.hit(args)
 
-    concurrency = CONCURRENCY if mode == "drain" else 1
+    concurrency = 1 if mode == "latency" else CONCURRENCY
     worker = conveyor.Worker(backend, handler, concurrency=concurrency)
     print("ready", flush=True)
     await worker.run()
@@ -287,6 +287,12 @@ async def drain_processes(system: Conveyor, n: int, processes: int) -> float:
 
 async def latency(system: System) -> tuple[float, float]:
     """p50 seconds from push called, and from push returned (committed), to handler start."""
+    import psycopg
+
+    # What earlier runs left (tasks a worker claimed ahead and never acked before it
+    # exited) must not reach this worker.
+    async with await psycopg.AsyncConnection.connect(system.url.split("?")[0]) as conn:
+        await conn.execute("TRUNCATE conveyor.tasks")
     proc = await asyncio.to_thread(start_worker, system.name, system.url, "latency", LATENCY_TASKS)
     await asyncio.sleep(1.0)  # let it go idle
     called, returned = {}, {}
@@ -369,6 +375,45 @@ async def claim_cost(system: Conveyor, stored: int, samples: int) -> float:
     return statistics.median(times)
 
 
+async def rest(conv: Conveyor, db: str, n: int, rounds: int) -> dict[str, Any]:
+    """Latency, scale-out and claim cost: conveyor alone."""
+    figures: dict[str, Any] = {}
+    fast = Conveyor(db)
+    fast.url = conv.url + "?durable_claims=false"
+    fast.backend = conv.backend
+    lat, lat_fast, commit = [], [], []
+    for _ in range(rounds):
+        lat.append(await latency(conv))
+        lat_fast.append(await latency(fast))
+        # Timed on another queue: the latency worker must not see it.
+        commit.append(await timed(lambda: conv.backend.push(0.0, queue="timing")))
+
+    def ms(pairs: list[tuple[float, float]], k: int) -> float:
+        return statistics.median(p[k] for p in pairs) * 1000
+
+    figures["latency_p50_ms_from_push_call"] = ms(lat, 0)
+    figures["latency_p50_ms_from_commit"] = ms(lat, 1)
+    figures["latency_p50_ms_from_commit_claims_not_flushed"] = ms(lat_fast, 1)
+    figures["one_push_ms"] = statistics.median(commit) * 1000
+    print(f"latency p50: {ms(lat, 0):.2f} ms from the push call, {ms(lat, 1):.2f} ms from"
+          f" its commit ({ms(lat_fast, 1):.2f} ms with durable_claims=false);"
+          f" one push takes {figures['one_push_ms']:.2f} ms", flush=True)  # fmt: skip
+
+    scale1, scale2 = [], []
+    for _ in range(rounds):
+        scale1.append(await drain_processes(conv, n, 1))
+        scale2.append(await drain_processes(conv, n, 2))
+    figures["scale_out_2_vs_1"] = statistics.median(scale2) / statistics.median(scale1)
+    print(f"scale-out: {figures['scale_out_2_vs_1']:.2f}x", flush=True)
+
+    small = await claim_cost(conv, 1_000 + 1_000, 300)
+    large = await claim_cost(conv, 1_000_000, 300)
+    figures["claim_s"] = {"1k": small, "1M": large}
+    figures["claim_1M_vs_1k"] = large / small
+    print(f"claim at 1M vs 1k: {large / small:.2f}x", flush=True)
+    return figures
+
+
 async def main(n: int, rounds: int, only: str | None = None) -> None:
     import psycopg
 
@@ -389,6 +434,9 @@ async def main(n: int, rounds: int, only: str | None = None) -> None:
         conv = systems["conveyor"]
         assert isinstance(conv, Conveyor)
 
+        if only == "rest":
+            figures.update(await rest(conv, dbs["conveyor"], n, rounds))
+            return
         rates: dict[str, list[float]] = {name: [] for name in systems}
         peers = [p for p in systems if only != "drain-fast" or p != "procrastinate"]
         for _ in range(rounds):  # interleaved: each round runs every system once
@@ -419,38 +467,7 @@ async def main(n: int, rounds: int, only: str | None = None) -> None:
         async with await psycopg.AsyncConnection.connect(conv.url, autocommit=True) as conn:
             await conn.execute("TRUNCATE conveyor.tasks")
 
-        fast = Conveyor(dbs["conveyor"])
-        fast.url = conv.url + "?durable_claims=false"
-        fast.backend = conv.backend
-        lat, lat_fast, commit = [], [], []
-        for _ in range(rounds):
-            lat.append(await latency(conv))
-            lat_fast.append(await latency(fast))
-            commit.append(await timed(lambda: conv.push(time.time())))
-
-        def ms(pairs: list[tuple[float, float]], k: int) -> float:
-            return statistics.median(p[k] for p in pairs) * 1000
-
-        figures["latency_p50_ms_from_push_call"] = ms(lat, 0)
-        figures["latency_p50_ms_from_commit"] = ms(lat, 1)
-        figures["latency_p50_ms_from_commit_claims_not_flushed"] = ms(lat_fast, 1)
-        figures["one_push_ms"] = statistics.median(commit) * 1000
-        print(f"latency p50: {ms(lat, 0):.2f} ms from the push call, {ms(lat, 1):.2f} ms from"
-              f" its commit ({ms(lat_fast, 1):.2f} ms with durable_claims=false);"
-              f" one push takes {figures['one_push_ms']:.2f} ms", flush=True)  # fmt: skip
-
-        scale1, scale2 = [], []
-        for _ in range(rounds):
-            scale1.append(await drain_processes(conv, n, 1))
-            scale2.append(await drain_processes(conv, n, 2))
-        figures["scale_out_2_vs_1"] = statistics.median(scale2) / statistics.median(scale1)
-        print(f"scale-out: {figures['scale_out_2_vs_1']:.2f}x", flush=True)
-
-        small = await claim_cost(conv, 1_000 + 1_000, 300)
-        large = await claim_cost(conv, 1_000_000, 300)
-        figures["claim_s"] = {"1k": small, "1M": large}
-        figures["claim_1M_vs_1k"] = large / small
-        print(f"claim at 1M vs 1k: {large / small:.2f}x", flush=True)
+        figures.update(await rest(conv, dbs["conveyor"], n, rounds))
     finally:
         for system in systems.values():
             try:
@@ -474,6 +491,6 @@ if __name__ == "__main__":
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--n", type=int, default=5000)
         parser.add_argument("--rounds", type=int, default=3)
-        parser.add_argument("--only", choices=["drain", "drain-fast"], default=None)
+        parser.add_argument("--only", choices=["drain", "drain-fast", "rest"], default=None)
         args = parser.parse_args()
         asyncio.run(main(args.n, args.rounds, args.only))

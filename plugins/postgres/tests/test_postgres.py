@@ -211,3 +211,25 @@ async def test_claims_that_do_not_wait_for_the_flush_keep_every_rule(
         await asyncio.gather(*(backend.hooks.ack(t, Done()) for t in tasks if t))
         await stream.aclose()
         assert len(await backend.check_status(ids)) == 20
+
+
+async def test_an_idle_poll_sends_no_query_while_it_waits(
+    pg_open: Callable[..., Backend],
+) -> None:
+    backend = pg_open(idle_wait=3600)
+    async with backend:
+        stream = backend.poll(WorkerInfo("w-quiet", backend.queue))
+        assert await _first(stream) is None
+        waiting_poll = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.3)  # it arms, looks once, and sleeps on its listener
+        connection = backend.plugin.connection  # type: ignore[attr-defined]
+        pools = [connection.pool, connection.claims]
+        before = [p.get_stats().get("requests_num", 0) for p in pools]
+        await asyncio.sleep(1.0)  # a polling backend would ask the server now and then
+        after = [p.get_stats().get("requests_num", 0) for p in pools]
+        assert after == before, f"an idle poll used the server: {before} -> {after}"
+        assert not waiting_poll.done()
+        waiting_poll.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting_poll
+        await stream.aclose()
