@@ -426,6 +426,15 @@ class Backend:
             providers=self._providers,
         )
 
+    # --- Migrate ------------------------------------------------------------------
+
+    async def migrate(self, *, apply: bool = True) -> str:
+        """Bring the store's schema up to date (``apply``), or only say how.
+
+        Returns the SQL run (or to run); '' when the schema is current.
+        """
+        return await self.hooks.migrate(apply)
+
     # --- the Backend trait, for workers ------------------------------------------
 
     def poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:

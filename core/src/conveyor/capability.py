@@ -30,6 +30,7 @@ class Capability(enum.StrEnum):
     CHECK_STATUS = "check_status"
     GET_QUEUE = "get_queue"
     MAKE_SHARED = "make_shared"
+    MIGRATE = "migrate"
     # Derived: no hook of its own (see DERIVED).
     EXPOSE = "expose"
 

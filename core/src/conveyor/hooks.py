@@ -61,6 +61,7 @@ class Hooks:
     check_status: Callable[[Sequence[TaskId]], Awaitable[Sequence[TaskResult[bytes]]]]
     get_queue: Callable[[], str]
     make_shared: Callable[[str], object]
+    migrate: Callable[[bool], Awaitable[str]]
 
     def __init__(
         self,

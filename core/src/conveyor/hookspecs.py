@@ -257,6 +257,21 @@ def check_status(task_ids: Sequence[TaskId]) -> Awaitable[Sequence[TaskResult[by
     """Results of those of ``task_ids`` that are ``DONE`` or ``KILLED`` now, without waiting."""
 
 
+# --- Migrate -----------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def migrate(apply: bool) -> Awaitable[str]:
+    """Bring the backend's storage layout (a database schema) to the version this code needs.
+
+    Return the statements that take the store from its current version to the
+    needed one, as text ('' when it is current); run them too when ``apply`` is
+    true (then idempotent and safe from several processes at once). With
+    ``apply`` false nothing is changed: the text is for teams that run
+    migrations themselves.
+    """
+
+
 # --- ConfigExt and MakeShared ------------------------------------------------
 
 

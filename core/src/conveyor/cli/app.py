@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 import conveyor
-from conveyor.cli import backends, check, listing, maintenance, push, worker
+from conveyor.cli import backends, check, listing, maintenance, migrate, push, worker
 from conveyor.cli.errors import (
     INTERRUPTED,
     TRACEBACK_VAR,
@@ -53,6 +53,7 @@ def build_parser() -> Parser:
     worker.configure(commands)
     listing.configure(commands)
     maintenance.configure(commands)
+    migrate.configure(commands)
     return parser
 
 

@@ -37,6 +37,7 @@ LABELS: dict[Capability, str] = {
     Capability.CHECK_STATUS: "cs",
     Capability.GET_QUEUE: "gq",
     Capability.MAKE_SHARED: "ms",
+    Capability.MIGRATE: "mg",
     Capability.EXPOSE: "ex",
 }
 """Two-letter column headers: twenty full capability names do not fit a terminal."""

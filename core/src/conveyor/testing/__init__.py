@@ -42,6 +42,7 @@ pytest.register_assert_rewrite(
     "conveyor.testing.suite_shared",
     "conveyor.testing.suite_order",
     "conveyor.testing.suite_worker",
+    "conveyor.testing.suite_migrate",
     "conveyor.testing.model",
     "conveyor.testing.model_base",
 )

@@ -21,6 +21,7 @@ from conveyor.testing.suite_manage import (
     TestVacuum,
 )
 from conveyor.testing.suite_order import TestOrder
+from conveyor.testing.suite_migrate import TestMigrate
 from conveyor.testing.suite_shared import TestGetQueue, TestMakeShared, TestReopen
 from conveyor.testing.suite_sink import TestPush, TestPushWeak
 from conveyor.testing.suite_wait import TestCheckStatus, TestWaitFor
@@ -38,6 +39,7 @@ __all__ = [
     "TestListWorkers",
     "TestMakeShared",
     "TestMetrics",
+    "TestMigrate",
     "TestModel",
     "TestOrder",
     "TestPush",

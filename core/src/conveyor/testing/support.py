@@ -173,5 +173,6 @@ def lacking_call(backend: Backend, capability: Capability) -> Callable[[], Any]:
         Capability.CHECK_STATUS: lambda: b.check_status([TaskId.new()]),
         Capability.GET_QUEUE: lambda: b.get_queue(),
         Capability.MAKE_SHARED: lambda: b.make_shared("conformance-lacking"),
+        Capability.MIGRATE: lambda: b.migrate(apply=False),
     }
     return calls[capability]

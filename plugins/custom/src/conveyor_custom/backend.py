@@ -59,6 +59,7 @@ class CustomConfig(BackendConfig):
     check_status: Any = None
     get_queue: Any = None
     make_shared: Any = None
+    migrate: Any = None
     poll_strategy: Any = None
     poll_interval: float = 0.5
     poll_max_interval: float | None = None

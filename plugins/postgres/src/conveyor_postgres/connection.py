@@ -1,0 +1,190 @@
+"""The pool, the schema check at first use, retries after a dropped connection.
+
+``conveyor.open`` is synchronous and connects nothing: the first call that needs the
+server opens the pool (and applies or checks the schema) in the running event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from conveyor import BackendUnavailable
+from conveyor_postgres import schema
+from conveyor_postgres.config import PostgresConfig
+from conveyor_postgres.listener import Listener
+
+__all__ = ["Connection", "TRANSIENT", "reconnect_delay", "where"]
+
+log = logging.getLogger("conveyor.postgres")
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[Any]
+
+TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
+"""Errors after which a call may be made again on another connection."""
+
+RETRY_FOR = 30.0
+"""Seconds an operation keeps retrying over a dropped connection (a server restart
+takes a few) before it gives up with ``BackendUnavailable``."""
+
+
+def reconnect_delay(failures: int) -> float:
+    """Seconds to wait after ``failures`` consecutive failures: 0.05 s doubling to 2 s, ±25%."""
+    base: float = min(2.0, 0.05 * 2 ** min(failures - 1, 10))
+    return base * random.uniform(0.75, 1.25)
+
+
+def where(url: str) -> str:
+    """``host:port/db`` of ``url``, for messages (never the password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    return f"{host}:{parts.port or 5432}{parts.path or '/'}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Connection:
+    """What the backends of one store share (``make_shared``): the pool and the listener."""
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self.config = config
+        self.schema = config.schema
+        self.where = where(config.url)
+        # What pg_stat_activity shows for this backend's connections.
+        self.application_name = f"conveyor {config.schema}"
+        self.pool: AsyncConnectionPool[Conn] | None = None
+        self.claims: AsyncConnectionPool[Conn] | None = None
+        """Where claims run: the pool itself, or (``durable_claims=false``) a small pool
+        whose commits do not wait for the WAL flush."""
+        self.listener = Listener(self)
+        self.users = 0
+        self._opening: asyncio.Lock | None = None
+
+    def unavailable(self, exc: BaseException, doing: str) -> BackendUnavailable:
+        """The one-line error for a server that does not answer."""
+        return BackendUnavailable(
+            f"PostgreSQL at {self.where} cannot be reached while {doing}: {_first_line(exc)};"
+            " start the server or fix the URL"
+        )
+
+    async def connect(self, **kwargs: Any) -> Conn:
+        """A new connection of its own (not from the pool), autocommit."""
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self.config.url,
+                autocommit=True,
+                connect_timeout=max(1, round(self.config.connect_timeout)),
+                application_name=self.application_name,
+                **kwargs,
+            )
+        except psycopg.OperationalError as exc:
+            raise self.unavailable(exc, "connecting") from exc
+
+    async def get_pool(self) -> AsyncConnectionPool[Conn]:
+        """The pool, opened (and the schema made current or checked) on first use."""
+        pool = self.pool
+        if pool is not None:
+            return pool
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self.pool is None:
+                await self._prepare()
+                pool = AsyncConnectionPool(
+                    self.config.url,
+                    min_size=1,
+                    max_size=self.config.pool_size,
+                    kwargs={"autocommit": True, "application_name": self.application_name},
+                    timeout=self.config.connect_timeout,
+                    open=False,
+                    name=f"conveyor-{self.schema}",
+                )
+                await pool.open(wait=False)
+                self.claims = pool
+                if not self.config.durable_claims:
+                    claims = AsyncConnectionPool(
+                        self.config.url,
+                        min_size=1,
+                        max_size=max(2, self.config.pool_size // 4),
+                        kwargs={
+                            "autocommit": True,
+                            "application_name": self.application_name,
+                            "options": "-c synchronous_commit=off",
+                        },
+                        timeout=self.config.connect_timeout,
+                        open=False,
+                        name=f"conveyor-{self.schema}-claims",
+                    )
+                    await claims.open(wait=False)
+                    self.claims = claims
+                self.pool = pool
+        assert self.pool is not None
+        return self.pool
+
+    async def _prepare(self) -> None:
+        """Apply the schema (``migrate``), or refuse to go on when it is not current."""
+        conn = await self.connect()
+        try:
+            if self.config.migrate:
+                await schema.apply(conn, self.schema)
+                return
+            version = await schema.current_version(conn, self.schema)
+        finally:
+            await conn.close()
+        if version < schema.VERSION:
+            state = "does not exist" if version == 0 else f"is at version {version}"
+            raise schema.SchemaOutdated(
+                f"schema {self.schema!r} on {self.where} {state}; this conveyor-postgres needs"
+                f" version {schema.VERSION}. Run: conveyor migrate -b URL (or open with"
+                " migrate=true)"
+            )
+
+    async def run(self, call: Callable[[Conn, bool], Awaitable[T]], doing: str) -> T:
+        """``call(conn, resent)`` on a pooled connection, again after a dropped one.
+
+        ``resent`` is True from the second try on: the first may have been applied
+        with only its reply lost, and callers use it to recognise their own write.
+        """
+        pool = self.pool or await self.get_pool()
+        try:
+            async with pool.connection() as conn:
+                return await call(conn, False)
+        except TRANSIENT as exc:
+            first = exc
+        deadline = time.monotonic() + RETRY_FOR
+        failures = 1
+        log.warning("PostgreSQL %s: %s; retrying", self.where, _first_line(first))
+        while True:
+            await pool.check()  # drop the pool's other dead connections rather than try each
+            await asyncio.sleep(reconnect_delay(failures))
+            try:
+                async with pool.connection() as conn:
+                    return await call(conn, True)
+            except TRANSIENT as exc:
+                failures += 1
+                if time.monotonic() > deadline:
+                    raise self.unavailable(exc, doing) from exc
+
+    async def release(self) -> None:
+        """One user fewer; the pool and listener close when none is left."""
+        self.users -= 1
+        if self.users <= 0:
+            await self.listener.close()
+            if self.claims is not None and self.claims is not self.pool:
+                await self.claims.close()
+            self.claims = None
+            if self.pool is not None:
+                pool, self.pool = self.pool, None
+                await pool.close()

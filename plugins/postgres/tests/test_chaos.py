@@ -1,0 +1,238 @@
+"""Worker processes SIGKILLed mid-task, connections killed by the server, the server
+restarted under running workers and pushers: nothing acknowledged is lost.
+
+The workers are real ``conveyor.Worker`` processes (``chaos_worker.py``) on a
+1-second lease; the dead ones' tasks come back through the live workers' periodic
+``resume_abandoned``. Checked every time: 0 lost (every task Done with its own
+result), 0 phantom (nothing ran that was not pushed), every re-run counted in
+``attempt`` (a task's starts never exceed its attempts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import conveyor
+from conveyor import Backend, ConveyorError, Status, TaskId
+
+WORKER = Path(__file__).with_name("chaos_worker.py")
+MAX_ATTEMPTS = 10
+
+
+class Workers:
+    """The worker processes of one test, each with its own stderr file."""
+
+    def __init__(self, url: str, schema: str, folder: Path) -> None:
+        self.url, self.schema, self.folder = url, schema, folder
+        self.log = folder / "starts.log"
+        self.live: list[subprocess.Popen[bytes]] = []
+        self.spawned = 0
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        self.spawned += 1
+        err = (self.folder / f"worker-{self.spawned}.err").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), self.url, self.schema, str(self.log)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        err.close()
+        self.live.append(proc)
+        return proc
+
+    def starts(self) -> Counter[int]:
+        if not self.log.exists():
+            return Counter()
+        return Counter(int(line.split()[0]) for line in self.log.read_text().splitlines())
+
+    def stop_all(self) -> None:
+        for proc in self.live:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.live:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def _held_by(backend: Backend, pid: int) -> list[TaskId]:
+    running = await backend.list_tasks(status=Status.RUNNING, page_size=1000)
+    return [t.id for t in running if t.lock_by and f":{pid}:" in t.lock_by]
+
+
+async def _kill_mid_task(backend: Backend, workers: Workers) -> list[TaskId] | None:
+    """SIGKILL a worker while it holds tasks; the ids it held (None if none got busy)."""
+    for _ in range(400):
+        for proc in random.sample(workers.live, len(workers.live)):
+            if proc.poll() is not None:
+                continue
+            if await _held_by(backend, proc.pid):
+                proc.kill()
+                proc.wait()
+                workers.live.remove(proc)
+                held = await _held_by(backend, proc.pid)
+                if held:
+                    return held
+                workers.spawn()
+        await asyncio.sleep(0.02)
+    return None
+
+
+async def _check(backend: Backend, workers: Workers, ids: list[TaskId], values: range) -> int:
+    """0 lost, 0 phantom, every start counted in attempts; the duplicate starts."""
+    results = {r.task_id: r async for r in backend.wait_for(ids, timeout=180)}
+    assert len(results) == len(ids), "lost: some tasks never finished"
+    bad = [r for r in results.values() if r.status is not Status.DONE]
+    assert not bad, f"{len(bad)} task(s) did not complete: {bad[:3]}"
+    assert sorted(r.result for r in results.values()) == list(values)
+    starts = workers.starts()
+    assert set(starts) <= set(values), f"phantom: started {set(starts) - set(values)}"
+    assert set(starts) == set(values), "every task was started"
+    by_value = {r.result: r.task_id for r in results.values()}
+    for value, n in starts.items():
+        task = await backend.fetch_by_id(by_value[value])
+        assert task is not None and n <= task.attempt <= MAX_ATTEMPTS, (
+            f"task {value} started {n} times but counts {task and task.attempt} attempts"
+        )
+    return sum(n - 1 for n in starts.values())
+
+
+async def _chaos(url: str, schema: str, folder: Path, tasks: int, kills: int) -> None:
+    backend = conveyor.open(url, schema=schema)
+    workers = Workers(url, schema, folder)
+    try:
+        ids = await backend.push_many(range(tasks), max_attempts=MAX_ATTEMPTS)
+        for _ in range(3):
+            workers.spawn()
+        victims: list[TaskId] = []
+        for _ in range(kills):
+            held = await _kill_mid_task(backend, workers)
+            if held is None:
+                break  # everything finished before this kill: the rest of the run still checks
+            victims += held
+            workers.spawn()
+        duplicates = await _check(backend, workers, ids, range(tasks))
+        assert victims, "no worker was ever killed while holding a task"
+        for tid in victims:
+            task = await backend.fetch_by_id(tid)
+            assert task is not None and task.status is Status.DONE
+            assert task.attempt >= 2, "a task held by a killed worker must be claimed again"
+        print(f"chaos: {tasks} tasks, {len(victims)} held by killed workers, "
+              f"{duplicates} duplicate starts, {workers.spawned} worker processes")  # fmt: skip
+    finally:
+        workers.stop_all()
+        await backend.aclose()
+
+
+async def test_sigkilled_workers_lose_nothing(pg_url: str, pg_schema: str, tmp_path: Path) -> None:
+    await _chaos(pg_url, pg_schema, tmp_path, tasks=300, kills=3)
+
+
+@pytest.mark.slow
+async def test_sigkilled_workers_lose_nothing_soak(
+    pg_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    await _chaos(pg_url, pg_schema, tmp_path, tasks=3000, kills=25)
+
+
+def _terminate(url: str, schema: str) -> int:
+    """pg_terminate_backend every connection of the backends on ``schema``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (f"conveyor {schema}",),
+        ).fetchall()
+    return len(rows)
+
+
+async def _push_retrying(backend: Backend, items: range) -> list[TaskId]:
+    """Push while the server comes back; a push refused meanwhile is made again."""
+    for _ in range(300):
+        try:
+            return await backend.push_many(items)
+        except ConveyorError:
+            await asyncio.sleep(0.1)
+    raise AssertionError("the server did not come back")
+
+
+async def test_connections_killed_by_the_server_are_replaced(
+    pg_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    backend = conveyor.open(pg_url, schema=pg_schema)
+    workers = Workers(pg_url, pg_schema, tmp_path)
+    try:
+        ids = await backend.push_many(range(200), max_attempts=MAX_ATTEMPTS)
+        for _ in range(2):
+            workers.spawn()
+        killed = 0
+        for _ in range(5):
+            await asyncio.sleep(0.3)
+            killed += await asyncio.to_thread(_terminate, pg_url, pg_schema)
+            ids += await _push_retrying(backend, range(len(ids), len(ids) + 20))
+        assert killed >= 5, "no connection was killed"
+        await _check(backend, workers, ids, range(len(ids)))
+        assert all(proc.poll() is None for proc in workers.live), "a worker died"
+    finally:
+        workers.stop_all()
+        await backend.aclose()
+
+
+def _restart_allowed() -> str | None:
+    if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0:
+        return "needs root and pg_ctlcluster to restart the server"
+    if not (os.environ.get("CI") or os.environ.get("CONVEYOR_PG_RESTART")):
+        return "restarts the machine's shared server: runs with CI=true or CONVEYOR_PG_RESTART=1"
+    return None
+
+
+async def test_workers_and_pushers_ride_out_a_server_restart(
+    pg_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    reason = _restart_allowed()
+    if reason:
+        pytest.skip(reason)
+    backend = conveyor.open(pg_url, schema=pg_schema)
+    workers = Workers(pg_url, pg_schema, tmp_path)
+    try:
+        ids = await backend.push_many(range(100), max_attempts=MAX_ATTEMPTS)
+        for _ in range(2):
+            workers.spawn()
+        pushed: list[TaskId] = []
+
+        async def pusher() -> None:
+            # Pushes one by one all through the restart: each either stored or raised.
+            for n in range(100, 300):
+                pushed.extend(await _push_retrying(backend, range(n, n + 1)))
+                await asyncio.sleep(0.005)
+
+        pushing = asyncio.ensure_future(pusher())
+        await asyncio.sleep(0.3)
+        version = (await asyncio.to_thread(_cluster))[0]
+        await asyncio.to_thread(
+            subprocess.run,
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+            check=True,
+        )
+        await asyncio.wait_for(pushing, 120)
+        await _check(backend, workers, ids + pushed, range(300))
+        assert all(proc.poll() is None for proc in workers.live), "a worker died"
+    finally:
+        workers.stop_all()
+        await backend.aclose()
+
+
+def _cluster() -> list[str]:
+    return sorted(os.listdir("/etc/postgresql"))
