@@ -189,3 +189,27 @@ def test_a_retry_on_the_last_of_many_attempts_kills() -> None:
     assert (settled.status, settled.attempt) == (Status.KILLED, 1000)
     earlier = rules.settle(_held(attempt=999, max_attempts=many), _held(), Retry(NOW, "again"))
     assert earlier.status is Status.FAILED
+
+
+def test_claim_and_extend_take_their_times_by_name_only() -> None:
+    # Kills `/` for `*` in claim's and extend's signatures.
+    with pytest.raises(TypeError):
+        rules.claim(_task(), "w1", NOW, 30.0)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        rules.extend(_held(), "w1", NOW, 30.0)  # type: ignore[call-arg]
+
+
+def test_a_codec_needs_both_encode_and_decode() -> None:
+    # Kills `or` for `and` in the codec check.
+    class HalfCodec:
+        def encode(self, value: object) -> bytes:
+            return b""
+
+    with pytest.raises((TypeError, ValueError), match="codec must be"):
+        rules.BackendConfig(codec=HalfCodec())
+
+
+def test_order_key_puts_a_higher_priority_first_among_nonzero_priorities() -> None:
+    # Kills `not task.priority` for `-task.priority`: 1 and 5 both became False.
+    low, high = _task(priority=1), _task(priority=5)
+    assert sorted([low, high], key=rules.order_key) == [high, low]

@@ -72,6 +72,8 @@ async def test_list_queues_and_list_workers_show_each_queue_its_own_workers() ->
     queues = {q.name: q.workers for q in await backend.list_queues()}
     assert queues == {"queue-a": [first.name], "queue-b": [second.name]}
     assert [w.id for w in await backend.list_workers(_fresh("queue-b"))] == [second.name]
+    assert [w.id for w in await backend.list_workers(_fresh("queue-a"))] == [first.name]
+    assert len(await backend.list_tasks(queue=_fresh("queue-a"))) == 1  # `t.queue is queue`
     assert {w.id for w in await backend.list_workers(None)} == {first.name, second.name}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from conveyor_memory import MemoryConfig
 
 import conveyor
 from conveyor import ConfigError, ManualClock, Status
@@ -95,3 +96,10 @@ async def test_wait_for_gives_up_after_its_timeout() -> None:
     with pytest.raises(TimeoutError, match=r"had not finished after 1\.5 s"):
         async with asyncio.timeout(20):
             await backend.wait_one(task_id, timeout=1.5)
+
+
+def test_memory_options_are_keyword_only() -> None:
+    # Kills `kw_only=False` on MemoryConfig (written after the last measured run).
+    with pytest.raises(TypeError):
+        MemoryConfig(2.0)  # type: ignore[call-arg,arg-type]
+    assert MemoryConfig(idle_wait=2.0).idle_wait == 2.0
