@@ -20,8 +20,8 @@ from conveyor.testing.suite_manage import (
     TestUpdate,
     TestVacuum,
 )
-from conveyor.testing.suite_order import TestOrder
 from conveyor.testing.suite_migrate import TestMigrate
+from conveyor.testing.suite_order import TestOrder
 from conveyor.testing.suite_shared import TestGetQueue, TestMakeShared, TestReopen
 from conveyor.testing.suite_sink import TestPush, TestPushWeak
 from conveyor.testing.suite_wait import TestCheckStatus, TestWaitFor
