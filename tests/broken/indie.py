@@ -34,10 +34,10 @@ from conveyor import (
     WorkerInfo,
     hookimpl,
 )
-from conveyor.clock import SYSTEM_CLOCK
 from conveyor.expose import status_statistics
 from conveyor.lease import check_lease, new_token
 from conveyor.outcome import Done, Kill, Outcome, Release, Retry
+from conveyor.rules import BackendConfig, seconds
 from conveyor.status import InvalidTransition
 
 __all__ = ["IndieBackend", "IndieConfig", "IndieStore"]
@@ -46,15 +46,17 @@ _FINAL = (Status.DONE, Status.KILLED)
 _HELD = (Status.RUNNING, Status.QUEUED)
 
 
-@attrs.frozen
-class IndieConfig:
-    """``bug`` names the seeded bug to switch on ("" for none)."""
+@attrs.frozen(kw_only=True)
+class IndieConfig(BackendConfig):
+    """``bug`` names the seeded bug to switch on ("" for none).
 
-    queue: str = "default"
-    lease_seconds: float = 30.0
-    idle_wait: float = 0.05
+    A ``BackendConfig`` as docs/plugin-authors.md asks: the facade reads the clock
+    from it only then, and stamps pushes on that clock, so "now" is one instant
+    to the facade and to this store (queue, lease_seconds, clock come from it).
+    """
+
+    idle_wait: float = attrs.field(default=0.05, validator=seconds())
     bug: str = ""
-    clock: Any = attrs.field(default=SYSTEM_CLOCK, kw_only=True)
 
 
 class IndieStore:

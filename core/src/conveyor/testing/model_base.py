@@ -118,6 +118,8 @@ class MachineBase(RuleBasedStateMachine):
             clock.advance(86_400 * 2)
             if self.has(C.RESUME_ABANDONED):
                 self.call(backend.resume_abandoned())
+        else:
+            self._bring_forward()
         cleared = 0
         while (task := self.claim(0)) is not None:
             cleared += 1
@@ -128,6 +130,22 @@ class MachineBase(RuleBasedStateMachine):
         if self.has(C.VACUUM):
             self.call(backend.vacuum())
         self.baseline = self._counts() if self.has(C.METRICS) else {}
+
+    def _bring_forward(self) -> None:
+        """Without a clock, make earlier examples' leftovers due now, so the drain clears them.
+
+        Time cannot be moved, and the rules push delayed tasks (and retry) an hour
+        ahead, so the tasks an example leaves waiting or held are neither ready nor
+        expired when the next one starts; rescheduled by id, each is ``PENDING`` at
+        now. Without list_tasks no listing is compared; without reschedule they stay.
+        """
+        if not self.has(C.LIST_TASKS, C.RESCHEDULE):
+            return
+        backend = self.suite.backend
+        for status in (Status.PENDING, Status.FAILED, Status.RUNNING, Status.QUEUED):
+            listing = backend.hooks.list_tasks(backend.queue, Filter(status=status, page_size=1000))
+            for task in self.call(listing):
+                self.call(backend.reschedule(task.id))
 
     # --- what the model believes ------------------------------------------------------
 

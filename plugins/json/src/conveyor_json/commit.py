@@ -14,33 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from conveyor_json.errors import StoreBroken
+from conveyor_json.threads import ProcessPool
 
 __all__ = ["GroupCommit"]
 
 _SYNCS_IN_FLIGHT = 2
-_pool: ThreadPoolExecutor | None = None
-
-
-def _sync_pool() -> ThreadPoolExecutor:
-    """Threads that only fsync, so a slow disk never starves the loop's default executor."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_SYNCS_IN_FLIGHT, thread_name_prefix="conveyor-json-fsync")
-    return _pool
-
-
-def _forget_pool() -> None:
-    # A forked child inherits the pool but not its threads: work sent to it would
-    # wait for ever. The child makes a pool of its own on first use.
-    global _pool
-    _pool = None
-
-
-os.register_at_fork(after_in_child=_forget_pool)
+_syncs = ProcessPool(_SYNCS_IN_FLIGHT, "conveyor-json-fsync")
+"""Threads that only fsync, so a slow disk never starves the loop's default executor."""
 
 
 class _Handle(Protocol):
@@ -106,7 +89,7 @@ class GroupCommit:
             return
         target = self._target = self.written
         fd = self.handle.fd
-        future = asyncio.get_running_loop().run_in_executor(_sync_pool(), os.fdatasync, fd)
+        future = asyncio.get_running_loop().run_in_executor(_syncs.get(), os.fdatasync, fd)
         self._syncing.add(future)
         future.add_done_callback(lambda done: self._finished(done, target))
 

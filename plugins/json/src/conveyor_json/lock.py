@@ -19,22 +19,15 @@ import fcntl
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from conveyor_json.errors import BackendInUse, LockTimeout
+from conveyor_json.threads import ProcessPool
 
 __all__ = ["StoreLock"]
 
-_pool: ThreadPoolExecutor | None = None
-
-
-def _waits() -> ThreadPoolExecutor:
-    """Threads that wait for other processes' locks (not the loop's default executor, which
-    a wait that outlives its timeout would hold on to)."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(64, thread_name_prefix="conveyor-json-lock")
-    return _pool
+_waits = ProcessPool(64, "conveyor-json-lock")
+"""Threads that wait for other processes' locks (not the loop's default executor, which
+a wait that outlives its timeout would hold on to); a forked child makes its own."""
 
 
 class StoreLock:
@@ -122,7 +115,7 @@ class StoreLock:
                 else:
                     claim["taken"] = True
 
-        waiting = loop.run_in_executor(_waits(), wait)
+        waiting = loop.run_in_executor(_waits.get(), wait)
         try:
             await asyncio.wait_for(asyncio.shield(waiting), max(0.0, deadline - loop.time()))
         except BaseException as exc:
