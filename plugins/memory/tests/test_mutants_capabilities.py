@@ -1,4 +1,5 @@
-"""Memory claims every capability but ``migrate`` (it has no schema): a hook that lost its ``@hookimpl`` must be noticed.
+"""Memory claims every capability but ``migrate`` (it has no schema): a hook that lost
+its ``@hookimpl`` must be noticed.
 
 Found by mutation testing: with ``check_status``'s mark removed, the suite
 skipped the capability's tests instead of failing (a backend lacking a hook is
