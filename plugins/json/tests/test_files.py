@@ -282,6 +282,21 @@ def test_repair_of_something_that_is_not_a_store_is_one_line_and_exit_1(tmp_path
     assert other.read_text() == "hello\n"
 
 
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_repair_of_a_missing_store_says_so_and_creates_nothing(
+    tmp_path: Path, dry_run: list[str]
+) -> None:
+    missing = tmp_path / "typo.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "conveyor_json", "repair", str(missing), *dry_run],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert f"no store at {missing}" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_the_plugin_logs_under_the_conveyor_logger(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -59,6 +59,8 @@ def inspect(path: str) -> Repair:
     """Find the last valid record of the store at ``path`` (changes nothing)."""
     path = os.path.abspath(path)
     files.refuse_link(path)
+    if not os.path.lexists(path):
+        raise StoreError(f"no store at {path}: nothing to repair; check the path")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
@@ -94,6 +96,9 @@ def repair(path: str, lock_timeout: float = 30.0) -> Repair:
     """Back the store up and cut it at its last valid record, under its lock."""
     path = os.path.abspath(path)
     files.refuse_link(path)
+    if not os.path.lexists(path):
+        # Checked before the lock: a mistyped path must not leave a lock file behind.
+        raise StoreError(f"no store at {path}: nothing to repair; check the path")
     lock_fd = files.open_lock(path + ".lock", path)
     try:
         lock = StoreLock(lock_fd, path + ".lock", lock_timeout)
