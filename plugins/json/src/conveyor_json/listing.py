@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from conveyor import Filter, Statistic, Status, Task, TaskResult
-from conveyor.expose import status_statistics
+from conveyor.rules.authoring import status_statistics
 from conveyor_json.state import Entry
 
 __all__ = ["page_of", "metrics_of", "result_of"]

@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from conveyor import StaleLease, Status, Task
-from conveyor.outcome import Done, Kill, Outcome, Release, Retry
+from conveyor import Done, Kill, Outcome, Release, Retry, StaleLease, Status, Task
 
 if TYPE_CHECKING:
     from conveyor_postgres.connection import Conn, Connection

@@ -14,6 +14,8 @@ import attrs
 from conveyor import (
     BackendUnavailable,
     InvalidTransition,
+    Outcome,
+    Release,
     StaleLease,
     Status,
     Task,
@@ -22,9 +24,8 @@ from conveyor import (
     WorkerInfo,
     hookimpl,
 )
-from conveyor.clock import at
-from conveyor.lease import new_token
-from conveyor.outcome import Outcome, Release
+from conveyor.rules import new_token
+from conveyor.rules.authoring import at
 from conveyor_postgres import schema
 from conveyor_postgres.acks import AckBatcher
 from conveyor_postgres.config import PostgresConfig, config_from_url

@@ -16,8 +16,7 @@ from conveyor import (
     WorkerInfo,
     hookimpl,
 )
-from conveyor.clock import at
-from conveyor.expose import status_statistics
+from conveyor.rules.authoring import at, status_statistics
 from conveyor_postgres.records import COLUMNS, to_task
 
 if TYPE_CHECKING:

@@ -15,7 +15,12 @@ from redis.exceptions import RedisError
 from conveyor import (
     BackendUnavailable,
     ConveyorError,
+    Done,
     InvalidTransition,
+    Kill,
+    Outcome,
+    Release,
+    Retry,
     StaleLease,
     Status,
     Task,
@@ -24,8 +29,7 @@ from conveyor import (
     WorkerInfo,
     hookimpl,
 )
-from conveyor.lease import new_token
-from conveyor.outcome import Done, Kill, Outcome, Release, Retry
+from conveyor.rules import new_token
 from conveyor_redis.config import RedisConfig, config_from_url
 from conveyor_redis.connection import TRANSIENT, Connection, retrying
 from conveyor_redis.errors import FAILURES, guarded, text_of, translate

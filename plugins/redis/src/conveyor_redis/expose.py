@@ -19,12 +19,12 @@ from conveyor import (
     WorkerInfo,
     hookimpl,
 )
-from conveyor.expose import status_statistics
+from conveyor.rules.authoring import status_statistics
 from conveyor_redis.errors import guarded
 from conveyor_redis.records import from_micros, micros, to_task
 
 if TYPE_CHECKING:
-    from conveyor.clock import Clock
+    from conveyor import Clock
     from conveyor_redis.keys import Keys
 
 __all__ = ["ExposeHooks"]
