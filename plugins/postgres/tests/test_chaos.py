@@ -1,7 +1,7 @@
 """Worker processes SIGKILLed mid-task, connections killed by the server, the server
 restarted under running workers and pushers: nothing acknowledged is lost.
 
-The workers are real ``conveyor.Worker`` processes (``chaos_worker.py``) on a
+The workers are real ``conveyor.Worker`` processes (``conveyor.testing.chaos``) on a
 1-second lease; the dead ones' tasks come back through the live workers' periodic
 ``resume_abandoned``. Checked every time: 0 lost (every task Done with its own
 result), 0 phantom (nothing ran that was not pushed), every re-run counted in
@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import shutil
-import signal
 import subprocess
-import sys
-from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -25,70 +21,9 @@ import pytest
 
 import conveyor
 from conveyor import Backend, ConveyorError, Status, TaskId
+from conveyor.testing.chaos import Workers, kill_mid_task
 
-WORKER = Path(__file__).with_name("chaos_worker.py")
 MAX_ATTEMPTS = 10
-
-
-class Workers:
-    """The worker processes of one test, each with its own stderr file."""
-
-    def __init__(self, url: str, schema: str, folder: Path) -> None:
-        self.url, self.schema, self.folder = url, schema, folder
-        self.log = folder / "starts.log"
-        self.live: list[subprocess.Popen[bytes]] = []
-        self.spawned = 0
-
-    def spawn(self) -> subprocess.Popen[bytes]:
-        self.spawned += 1
-        err = (self.folder / f"worker-{self.spawned}.err").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, str(WORKER), self.url, self.schema, str(self.log)],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        err.close()
-        self.live.append(proc)
-        return proc
-
-    def starts(self) -> Counter[int]:
-        if not self.log.exists():
-            return Counter()
-        return Counter(int(line.split()[0]) for line in self.log.read_text().splitlines())
-
-    def stop_all(self) -> None:
-        for proc in self.live:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.live:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-async def _held_by(backend: Backend, pid: int) -> list[TaskId]:
-    running = await backend.list_tasks(status=Status.RUNNING, page_size=1000)
-    return [t.id for t in running if t.lock_by and f":{pid}:" in t.lock_by]
-
-
-async def _kill_mid_task(backend: Backend, workers: Workers) -> list[TaskId] | None:
-    """SIGKILL a worker while it holds tasks; the ids it held (None if none got busy)."""
-    for _ in range(400):
-        for proc in random.sample(workers.live, len(workers.live)):
-            if proc.poll() is not None:
-                continue
-            if await _held_by(backend, proc.pid):
-                proc.kill()
-                proc.wait()
-                workers.live.remove(proc)
-                held = await _held_by(backend, proc.pid)
-                if held:
-                    return held
-                workers.spawn()
-        await asyncio.sleep(0.02)
-    return None
 
 
 async def _check(backend: Backend, workers: Workers, ids: list[TaskId], values: range) -> int:
@@ -112,14 +47,14 @@ async def _check(backend: Backend, workers: Workers, ids: list[TaskId], values: 
 
 async def _chaos(url: str, schema: str, folder: Path, tasks: int, kills: int) -> None:
     backend = conveyor.open(url, schema=schema)
-    workers = Workers(url, schema, folder)
+    workers = Workers(url, folder, schema=schema)
     try:
         ids = await backend.push_many(range(tasks), max_attempts=MAX_ATTEMPTS)
         for _ in range(3):
             workers.spawn()
         victims: list[TaskId] = []
         for _ in range(kills):
-            held = await _kill_mid_task(backend, workers)
+            held = await kill_mid_task(backend, workers)
             if held is None:
                 break  # everything finished before this kill: the rest of the run still checks
             victims += held
@@ -172,7 +107,7 @@ async def test_connections_killed_by_the_server_are_replaced(
     pg_url: str, pg_schema: str, tmp_path: Path
 ) -> None:
     backend = conveyor.open(pg_url, schema=pg_schema)
-    workers = Workers(pg_url, pg_schema, tmp_path)
+    workers = Workers(pg_url, tmp_path, schema=pg_schema)
     try:
         ids = await backend.push_many(range(200), max_attempts=MAX_ATTEMPTS)
         for _ in range(2):
@@ -205,7 +140,7 @@ async def test_workers_and_pushers_ride_out_a_server_restart(
     if reason:
         pytest.skip(reason)
     backend = conveyor.open(pg_url, schema=pg_schema)
-    workers = Workers(pg_url, pg_schema, tmp_path)
+    workers = Workers(pg_url, tmp_path, schema=pg_schema)
     try:
         ids = await backend.push_many(range(100), max_attempts=MAX_ATTEMPTS)
         for _ in range(2):

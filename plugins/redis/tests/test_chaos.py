@@ -1,6 +1,6 @@
 """Worker processes SIGKILLed mid-task, and the server restarted under running workers.
 
-The workers are real ``conveyor.Worker`` processes (``chaos_worker.py``) on a
+The workers are real ``conveyor.Worker`` processes (``conveyor.testing.chaos``) on a
 1-second lease; the dead ones' tasks come back through the live workers'
 heartbeats and periodic ``resume_abandoned``.
 """
@@ -8,94 +8,27 @@ heartbeats and periodic ``resume_abandoned``.
 from __future__ import annotations
 
 import asyncio
-import random
-import signal
-import subprocess
-import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 import conveyor
 from conveyor import Backend, ConveyorError, Status, TaskId
+from conveyor.testing.chaos import Workers, kill_mid_task
 
-WORKER = Path(__file__).with_name("chaos_worker.py")
 MAX_ATTEMPTS = 10
-
-
-class Workers:
-    """The worker processes of one test, each with its own stderr file."""
-
-    def __init__(self, url: str, prefix: str, folder: Path) -> None:
-        self.url, self.prefix, self.folder = url, prefix, folder
-        self.log = folder / "starts.log"
-        self.live: list[subprocess.Popen[bytes]] = []
-        self.spawned = 0
-
-    def spawn(self) -> subprocess.Popen[bytes]:
-        self.spawned += 1
-        err = (self.folder / f"worker-{self.spawned}.err").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, str(WORKER), self.url, self.prefix, str(self.log)],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        err.close()
-        self.live.append(proc)
-        return proc
-
-    def starts(self) -> Counter[int]:
-        if not self.log.exists():
-            return Counter()
-        return Counter(int(line.split()[0]) for line in self.log.read_text().splitlines())
-
-    def stop_all(self) -> None:
-        for proc in self.live:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.live:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-async def _held_by(backend: Backend, pid: int) -> list[TaskId]:
-    running = await backend.list_tasks(status=Status.RUNNING, page_size=1000)
-    return [t.id for t in running if t.lock_by and f":{pid}:" in t.lock_by]
-
-
-async def _kill_mid_task(backend: Backend, workers: Workers) -> list[TaskId] | None:
-    """SIGKILL a worker while it holds tasks; the ids it held (None if none got busy)."""
-    for _ in range(400):
-        for proc in random.sample(workers.live, len(workers.live)):
-            if proc.poll() is not None:
-                continue
-            if await _held_by(backend, proc.pid):
-                proc.kill()
-                proc.wait()
-                workers.live.remove(proc)
-                # What it still held once dead (it may have acked some in between).
-                held = await _held_by(backend, proc.pid)
-                if held:
-                    return held
-                workers.spawn()
-        await asyncio.sleep(0.02)
-    return None
 
 
 async def _chaos(url: str, prefix: str, folder: Path, tasks: int, kills: int) -> None:
     backend = conveyor.open(url, prefix=prefix)
-    workers = Workers(url, prefix, folder)
+    workers = Workers(url, folder, prefix=prefix)
     try:
         ids = await backend.push_many(range(tasks), max_attempts=MAX_ATTEMPTS)
         for _ in range(3):
             workers.spawn()
         victims: list[TaskId] = []
         for _ in range(kills):
-            held = await _kill_mid_task(backend, workers)
+            held = await kill_mid_task(backend, workers)
             if held is None:
                 break  # everything finished before this kill: the rest of the run still checks
             victims += held
@@ -150,7 +83,7 @@ async def test_workers_recover_after_a_server_restart(
     if redis_server is None:
         pytest.skip("CONVEYOR_REDIS_URL names an external server this test must not restart")
     backend = conveyor.open(redis_url, prefix=redis_prefix)
-    workers = Workers(redis_url, redis_prefix, tmp_path)
+    workers = Workers(redis_url, tmp_path, prefix=redis_prefix)
     try:
         for _ in range(2):
             workers.spawn()
