@@ -83,7 +83,10 @@ async def kill_mid_task(backend: Backend, workers: Workers) -> list[TaskId] | No
                 proc.kill()
                 proc.wait()
                 workers.live.remove(proc)
-                # What it still held once dead (it may have acked some in between).
+                # A statement the worker had sent before it died still lands (a server
+                # finishes it without its client): let such acks settle, then take what
+                # it still holds as the victims.
+                await asyncio.sleep(0.2)
                 held = await held_by(backend, proc.pid)
                 if held:
                     return held
