@@ -5,6 +5,9 @@ Run: bench/.venv/bin/python bench/plot.py  (``make bench`` runs it after the ben
 Each chart has a panel per figure (drain, enqueue, latency, ...) and a bar per
 system measured in that run, conveyor first and highlighted, so the standing
 against each peer reads at a glance. Written beside the JSON as ``<backend>.png``.
+Then one summary, ``summary.png``: every figure of every backend as conveyor's ratio
+to each other system in the same run, oriented so that right of 1.0 is conveyor
+ahead, whichever way the figure's unit points.
 """
 
 from __future__ import annotations
@@ -59,18 +62,69 @@ def draw(data: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
+def ratios(data: dict[str, Any]) -> list[tuple[str, float]]:
+    """(label, ratio) for conveyor against each other system of each figure; > 1 is ahead."""
+    rows = []
+    for figure in data["figures"]:
+        values: dict[str, float] = figure["values"]
+        ours = [s for s in values if _is_ours(s)]
+        if len(ours) != 1:
+            continue  # a figure of conveyor alone (or of two conveyor set-ups) has no peer
+        mine = values[ours[0]]
+        for system, theirs in sorted(values.items()):
+            if _is_ours(system) or not mine or not theirs:
+                continue
+            ratio = mine / theirs if figure.get("higher_is_better", True) else theirs / mine
+            rows.append((f"{data['backend']}: {figure['figure']} vs {system}", ratio))
+    return rows
+
+
+def summary(results: list[dict[str, Any]], out: Path) -> None:
+    """One horizontal bar per (backend, figure, peer): conveyor's standing in one picture."""
+    rows = [row for data in results for row in ratios(data)]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.2))
+    labels = [label for label, _ in rows]
+    values = [value for _, value in rows]
+    colors = [OURS if value >= 1 else PEER for value in values]
+    # Bars grow from 1.0 either way, so behind reads left and ahead reads right.
+    bars = ax.barh(range(len(rows)), [v - 1 for v in values], left=1, color=colors)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    span = max(max(values), 1 / min(values)) * 1.6
+    ax.set_xlim(1 / span, span)
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if 1 / span <= t <= span]
+    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.minorticks_off()
+    ax.bar_label(bars, labels=[f"{v:.2f}x" for v in values], fontsize=7, padding=2)
+    ax.set_xlabel("conveyor / other system, same run (right of 1 = conveyor ahead; log scale)")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     paths = sorted(RESULTS.glob("*.json"))
     if not paths:
         print(f"no results in {RESULTS}; run the bench scripts first", file=sys.stderr)
         return 1
+    results = []
     for path in paths:
         data = json.loads(path.read_text())
         if not data.get("figures"):
+            print(f"skipped {path}: not in bench/report.py's format", file=sys.stderr)
             continue
+        results.append(data)
         out = path.with_suffix(".png")
         draw(data, out)
         print(f"wrote {out}")
+    if results:
+        summary(results, RESULTS / "summary.png")
+        print(f"wrote {RESULTS / 'summary.png'}")
     return 0
 
 
