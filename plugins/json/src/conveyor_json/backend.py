@@ -117,16 +117,17 @@ class JsonBackend:
 
     async def _run(self, section: Section[T]) -> T:
         """Run ``section`` on the current journal (reopened if it broke); not waited for."""
-        journal = await self._store.current()
+        journal = self._store.ready() or await self._store.current()
         result, _ = await journal.run(section, self.config.lock_timeout)
         return result
 
     async def _write(self, section: Section[T]) -> T:
         """Run ``section`` and wait until what it wrote is on disk."""
         store = self._store
-        journal = await store.current()
+        journal = store.ready() or await store.current()
         result, mark = await journal.run(section, self.config.lock_timeout)
-        await store.commit.durable(journal.commit, mark)
+        if not store.commit.done_now(journal.commit, mark):  # (no coroutine when done)
+            await store.commit.durable(journal.commit, mark)
         return result
 
     async def _view(self, look: Callable[[State], T]) -> T:

@@ -67,10 +67,14 @@ class FileSync:
     # --- counting (under the journal's lock) -------------------------------------
 
     def wrote(self) -> int:
-        """Count one append (its bytes have reached the kernel); return its mark."""
-        with self._cond:
-            self.written += 1
-            return self.written
+        """Count one append (its bytes have reached the kernel); return its mark.
+
+        Called under the journal's lock only, so there is one writer; an fsync
+        reading ``written`` meanwhile sees this append or an earlier count, and
+        whoever waits for this mark asks only after this returns.
+        """
+        self.written += 1
+        return self.written
 
     def everything_synced(self) -> None:
         """Everything written so far is on disk (a compaction fsync'd a copy of it)."""
@@ -208,18 +212,25 @@ class GroupCommit:
         self.enabled = enabled
         self._kicks: set[FileSync] = set()
 
-    async def durable(self, sync: FileSync, mark: int) -> None:
-        """Return once write ``mark`` of ``sync``'s journal is on disk; ``StoreBroken`` if
-        that cannot be known."""
+    def done_now(self, sync: FileSync, mark: int) -> bool:
+        """Whether write ``mark`` is on disk now, syncing it inline when nothing else of
+        this loop could run meanwhile; ``False``: await ``durable``."""
         if not self.enabled or sync.synced >= mark:
-            return
-        loop = asyncio.get_running_loop()
-        if not self._kicks and not getattr(loop, "_ready", True):
+            return True
+        if not self._kicks and not getattr(asyncio.get_running_loop(), "_ready", True):
             # Nothing else of this loop can run meanwhile (one producer, say), so no
             # write of it could share the fsync: sync here, no thread hand-off.
             # ``_ready`` is CPython's run queue; other loops take the thread.
             sync.sync_to(mark)
+            return True
+        return False
+
+    async def durable(self, sync: FileSync, mark: int) -> None:
+        """Return once write ``mark`` of ``sync``'s journal is on disk; ``StoreBroken`` if
+        that cannot be known."""
+        if self.done_now(sync, mark):
             return
+        loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         if sync.wait(mark, waiter) and sync not in self._kicks:
             # Start it after the coroutines already runnable have written, so that

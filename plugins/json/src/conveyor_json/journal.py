@@ -206,7 +206,8 @@ class Journal:
         """
         self._usable()
         lock = self.lock
-        await lock.acquire(timeout)
+        if not lock.enter_now():  # free (the common case): no coroutine, no wait
+            await lock.acquire(timeout)
         try:
             return self._locked(section)
         finally:
@@ -219,7 +220,8 @@ class Journal:
         (a claim reads back the task it claimed, which no other thread changes meanwhile)."""
         self._usable()
         lock = self.lock
-        await lock.acquire(timeout)
+        if not lock.enter_now():
+            await lock.acquire(timeout)
         try:
             return then(self._locked(section)[0])
         finally:

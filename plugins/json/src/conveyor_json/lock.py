@@ -84,6 +84,15 @@ class StoreLock:
             self._mutex.release()
             raise
 
+    def enter_now(self) -> bool:
+        """Take both parts if both are free this instant (no waiting, no coroutine)."""
+        if not self._mutex.acquire(blocking=False):
+            return False
+        if self.try_lock():
+            return True
+        self._mutex.release()
+        return False
+
     async def acquire(self, timeout: float | None = None) -> None:
         """Take both parts (release with ``release``); ``LockTimeout`` past the timeout."""
         mutex = self._mutex

@@ -64,6 +64,13 @@ class Store:
             self.loop = loop
             self.commit.reset()
 
+    def ready(self) -> Journal | None:
+        """The journal, if it can be used as it is from this loop (``current`` otherwise)."""
+        journal = self.journal
+        if journal.broken is None and self.loop is asyncio.get_running_loop():
+            return journal
+        return None
+
     async def current(self) -> Journal:
         """The journal to use: this one, or a fresh one if this one broke."""
         journal = self.journal
