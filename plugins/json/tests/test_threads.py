@@ -147,7 +147,7 @@ def test_listing_while_other_threads_push_sees_a_consistent_index(tmp_path: Path
 
         try:
             asyncio.run(run())
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     switch = sys.getswitchinterval()
@@ -186,9 +186,9 @@ def test_a_forked_child_opens_its_own_journal_while_the_parent_has_one(tmp_path:
             os.close(read)
             _, status = os.waitpid(pid, 0)
             assert os.waitstatus_to_exitcode(status) == 0
-            own, tid = reported.decode().split()
-            assert own == "True"  # not the parent's lock descriptor and index
-            task = await parent.fetch_by_id(tid)
+            separate, child_id = reported.decode().split()
+            assert separate == "True"  # not the parent's lock descriptor and index
+            task = await parent.fetch_by_id(child_id)
             assert task is not None and task.args == {"who": "child"}
 
     asyncio.run(parent_side())

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -349,16 +348,18 @@ class JsonBackend:
         while True:
             waiter: asyncio.Future[None] = loop.create_future()
 
-            def sort(state: State) -> tuple[list[TaskResult[bytes]], list[TaskId]]:
+            def sort(
+                state: State,
+                pending: list[TaskId] = pending,
+                waiter: asyncio.Future[None] = waiter,
+            ) -> tuple[list[TaskResult[bytes]], list[TaskId]]:
                 # Under the lock, so that an ack of another thread either is seen
                 # here or wakes the waiter registered here.
                 done, left = [], []
                 for tid in pending:
                     entry = state.tasks.get(tid)
                     if entry is None:
-                        raise TaskNotFound(
-                            f"task {tid} was removed from {self.path} while awaited"
-                        )
+                        raise TaskNotFound(f"task {tid} was removed from {self.path} while awaited")
                     if entry.status in FINAL:
                         done.append(result_of(entry))
                     else:

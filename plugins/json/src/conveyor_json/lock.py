@@ -97,9 +97,8 @@ class StoreLock:
         """Take both parts (release with ``release``); ``LockTimeout`` past the timeout."""
         mutex = self._mutex
         timeout = self.timeout if timeout is None else timeout
-        if not mutex.acquire(blocking=False):
-            if self._slow or not mutex.acquire(timeout=_SPIN):
-                await self._in_thread(lambda: mutex.acquire(timeout=timeout), timeout, False)
+        if not mutex.acquire(blocking=False) and (self._slow or not mutex.acquire(timeout=_SPIN)):
+            await self._in_thread(lambda: mutex.acquire(timeout=timeout), timeout, False)
         if self.try_lock():
             return
         self._slow = True
