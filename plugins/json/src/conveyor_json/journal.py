@@ -230,10 +230,16 @@ class Journal:
     def join(self, timeout: float | None = None) -> None:
         """Catch up under the lock, from synchronous code: another backend of this process
         opens the store this journal has open (so it sees, and checks, the file as a
-        fresh open would; ``LockTimeout`` as one would)."""
+        fresh open would; ``LockTimeout`` as one would).
+
+        Skipped while another section of this process holds the lock: that one is
+        catching up right now, and waiting here could block the very event loop
+        whose coroutine holds it.
+        """
         self._usable()
         lock = self.lock
-        lock.enter_blocking(timeout)
+        if not lock.enter_if_idle(timeout):
+            return
         try:
             self._usable()
             self._catch_up()

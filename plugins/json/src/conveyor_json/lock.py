@@ -73,16 +73,22 @@ class StoreLock:
             time.sleep(min(pause, left))
             pause = min(pause * 2, 0.05)
 
-    def enter_blocking(self, timeout: float | None = None) -> None:
-        """Take both parts from synchronous code (opening); release with ``release``."""
+    def enter_if_idle(self, timeout: float | None = None) -> bool:
+        """From synchronous code (opening): take both parts unless another section of this
+        process holds the mutex (then ``False``); wait for other processes' flock at
+        most the timeout (also when the holder waits for it). Release with ``release``."""
         timeout = self.timeout if timeout is None else timeout
-        if not self._mutex.acquire(timeout=timeout):
-            raise self._timed_out(timeout)
+        if not self._mutex.acquire(blocking=False):
+            if not self._slow:
+                return False
+            if not self._mutex.acquire(timeout=timeout):
+                raise self._timed_out(timeout)
         try:
             self.lock_blocking(timeout)
         except BaseException:
             self._mutex.release()
             raise
+        return True
 
     def enter_now(self) -> bool:
         """Take both parts if both are free this instant (no waiting, no coroutine)."""
@@ -102,14 +108,16 @@ class StoreLock:
         if self.try_lock():
             return
         self._slow = True
-        try:
-            await self._in_thread(self._flock, timeout, True)
-        finally:
-            self._slow = False
+        await self._in_thread(self._flock, timeout, True)
 
     def _flock(self) -> bool:
-        # Blocks in flock: the kernel wakes it the moment the lock is free.
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        # Blocks in flock: the kernel wakes it the moment the lock is free. Until then
+        # the mutex's holder (this wait, even once its caller gave up) waits for
+        # another process: ``_slow``.
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        finally:
+            self._slow = False
         return True
 
     async def _in_thread(self, take: Callable[[], bool], timeout: float, held: bool) -> None:
