@@ -82,10 +82,11 @@ def one_by_one(folder: Path, count: int) -> dict[str, float]:
     """One producer, the three systems taking turns sample by sample.
 
     Each step times one write+fdatasync of the disk probe, one durable json push
-    and one SqliteHuey enqueue, so a disk that stalls for a second or speeds up
-    between phases hits all three alike (on a shared machine it does both). The
-    figures are 1 / each median.
+    and one SqliteHuey enqueue (in an order that turns each step), so a disk that
+    stalls for a second or speeds up between phases hits all three alike (on a
+    shared machine it does both). The figures are 1 / each median.
     """
+
     from huey import SqliteHuey
 
     huey = SqliteHuey("bench", filename=str(folder / "huey-one.db"), fsync=True)
@@ -97,20 +98,31 @@ def one_by_one(folder: Path, count: int) -> dict[str, float]:
     async def run() -> dict[str, float]:
         backend = conveyor.open(f"json://{folder / 'steps.json'}")
         probe = os.open(folder / "probe-steps.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        disk, ours, theirs = [], [], []
+        disk: list[float] = []
+        ours: list[float] = []
+        theirs: list[float] = []
         clock = time.perf_counter
+
+        def probe_once() -> None:
+            os.write(probe, b"x" * 200 + b"\n")
+            os.fdatasync(probe)
+
         try:
             for i in range(count):
-                began = clock()
-                os.write(probe, b"x" * 200 + b"\n")
-                os.fdatasync(probe)
-                disk.append(clock() - began)
-                began = clock()
-                await backend.push({"n": i})
-                ours.append(clock() - began)
-                began = clock()
-                job(i)
-                theirs.append(clock() - began)
+                # The order turns each step: an fsync also commits the filesystem
+                # journal for whatever the one before it wrote.
+                for k in range(3):
+                    which = (i + k) % 3
+                    began = clock()
+                    if which == 0:
+                        probe_once()
+                        disk.append(clock() - began)
+                    elif which == 1:
+                        await backend.push({"n": i})
+                        ours.append(clock() - began)
+                    else:
+                        job(i)
+                        theirs.append(clock() - began)
         finally:
             os.close(probe)
             await backend.aclose()
