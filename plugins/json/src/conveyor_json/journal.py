@@ -28,6 +28,7 @@ from conveyor_json.errors import CorruptStore, DiskFull, StoreBroken, StoreError
 from conveyor_json.framing import frame, scan
 from conveyor_json.lock import StoreLock
 from conveyor_json.state import FINAL, State
+from conveyor_json.waiters import Waiters, wake_all
 
 __all__ = ["Journal", "Section"]
 
@@ -43,7 +44,7 @@ _HEADER_MAX = 4096
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class Journal:
+class Journal(Waiters):
     """An open store file shared with other handles and processes through the lock file."""
 
     def __init__(
@@ -127,7 +128,7 @@ class Journal:
         self._adopt(fd, (info.st_dev, info.st_ino), end)
         self.state = state
         for waiters in list(self.ready_waiters.values()) + list(self.final_waiters.values()):
-            _wake_all(waiters)
+            wake_all(waiters)
         return version
 
     def _adopt(self, fd: int, ident: tuple[int, int], offset: int) -> None:
@@ -415,50 +416,6 @@ class Journal:
                 pass
             raise
 
-    # --- waking waiters ---------------------------------------------------------------
-
-    def watch_ready(self, queue: str, waiter: asyncio.Future[None]) -> None:
-        """Resolve ``waiter`` (of any thread's loop) when a task of ``queue`` becomes ready."""
-        with self._waiting:
-            self.ready_waiters.setdefault(queue, []).append(waiter)
-
-    def unwatch_ready(self, queue: str, waiter: asyncio.Future[None]) -> None:
-        with self._waiting:
-            waiters = self.ready_waiters.get(queue)
-            if waiters and waiter in waiters:
-                waiters.remove(waiter)
-
-    def watch_final(self, task_ids: Iterable[TaskId], waiter: asyncio.Future[None]) -> None:
-        """Resolve ``waiter`` when one of ``task_ids`` reaches a final status."""
-        with self._waiting:
-            for tid in task_ids:
-                self.final_waiters.setdefault(tid, []).append(waiter)
-
-    def take_waiters(self, other: Journal) -> None:
-        """Take over the waiters of ``other`` (a broken journal this one replaces)."""
-        with other._waiting:
-            ready, final = other.ready_waiters, other.final_waiters
-            other.ready_waiters, other.final_waiters = {}, {}
-        with self._waiting:
-            for queue, waiters in ready.items():
-                self.ready_waiters.setdefault(queue, []).extend(waiters)
-            for tid, waiters in final.items():
-                self.final_waiters.setdefault(tid, []).extend(waiters)
-
-    def _wake_ready(self, queue: str) -> None:
-        if queue in self.ready_waiters:
-            with self._waiting:
-                waiters = self.ready_waiters.pop(queue, None)
-            if waiters:
-                _wake_all(waiters)
-
-    def _wake_final(self, task_id: TaskId) -> None:
-        if task_id in self.final_waiters:
-            with self._waiting:
-                waiters = self.final_waiters.pop(task_id, None)
-            if waiters:
-                _wake_all(waiters)
-
     # --- closing ------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -490,28 +447,3 @@ def _decodes(lines: list[bytes]) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
-    """Resolve futures of any thread's loop (another thread's through its loop)."""
-    try:
-        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        here = None
-    for waiter in waiters:
-        if waiter.done():
-            continue
-        loop = waiter.get_loop()
-        if loop is here:
-            waiter.set_result(None)
-        else:
-            try:
-                loop.call_soon_threadsafe(_wake, waiter)
-            except RuntimeError:
-                pass  # that loop is closed: nobody waits any more
-    waiters.clear()
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
