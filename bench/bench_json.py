@@ -6,13 +6,20 @@ and the targets are ratios in the same run:
 
 - durable push, 1 producer: >= 1.0x SqliteHuey (synchronous=FULL) and >= 0.7x
   the disk's fsync rate (1 / median write+fdatasync, measured in each round);
+  measured twice: each system in its own phase of the round, and "in turns"
+  (one probe fsync, one json push, one huey enqueue, again and again), which a
+  disk whose speed changes between phases cannot skew;
 - durable push, 16 producers (threads, each with its own backend, since a
-  backend belongs to one event loop): >= 3x SqliteHuey with 16 threads;
+  backend belongs to one event loop; they share one open journal): >= 3x
+  SqliteHuey with 16 threads;
 - with ``--growth``: a store grown to 1,000,000 small tasks opens in <= 3 s,
   the process holds <= 1.5x the file's size, and push/claim/ack figures stay
   flat as the store grows.
 
     make bench/.venv/.installed && nice bench/.venv/bin/python bench/bench_json.py [--quick]
+
+The medians go to ``bench/results/json.json`` through ``report.Report`` (what
+``bench/plot.py`` charts); the ratios are printed.
 """
 
 from __future__ import annotations
@@ -31,12 +38,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from report import Report
 
 import conveyor
 from conveyor import Done, WorkerInfo
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def fsync_rate(folder: Path, samples: int = 300) -> float:
@@ -68,6 +74,64 @@ def json_push_one(path: Path, count: int) -> tuple[float, float]:
         elapsed = time.perf_counter() - start
         await backend.aclose()
         return count / elapsed, 1 / statistics.median(times)
+
+    return asyncio.run(run())
+
+
+def one_by_one(folder: Path, count: int) -> dict[str, float]:
+    """One producer, the three systems taking turns sample by sample.
+
+    Each step times one write+fdatasync of the disk probe, one durable json push
+    and one SqliteHuey enqueue (in an order that turns each step), so a disk that
+    stalls for a second or speeds up between phases hits all three alike (on a
+    shared machine it does both). The figures are 1 / each median.
+    """
+
+    from huey import SqliteHuey
+
+    huey = SqliteHuey("bench", filename=str(folder / "huey-one.db"), fsync=True)
+
+    @huey.task()
+    def job(n: int) -> None:
+        return None
+
+    async def run() -> dict[str, float]:
+        backend = conveyor.open(f"json://{folder / 'steps.json'}")
+        probe = os.open(folder / "probe-steps.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        disk: list[float] = []
+        ours: list[float] = []
+        theirs: list[float] = []
+        clock = time.perf_counter
+
+        def probe_once() -> None:
+            os.write(probe, b"x" * 200 + b"\n")
+            os.fdatasync(probe)
+
+        try:
+            for i in range(count):
+                # The order turns each step: an fsync also commits the filesystem
+                # journal for whatever the one before it wrote.
+                for k in range(3):
+                    which = (i + k) % 3
+                    began = clock()
+                    if which == 0:
+                        probe_once()
+                        disk.append(clock() - began)
+                    elif which == 1:
+                        await backend.push({"n": i})
+                        ours.append(clock() - began)
+                    else:
+                        job(i)
+                        theirs.append(clock() - began)
+        finally:
+            os.close(probe)
+            await backend.aclose()
+        median = statistics.median
+        return {
+            STEP_DISK: 1 / median(disk),
+            STEP_ONE: 1 / median(ours),
+            STEP_HUEY: 1 / median(theirs),
+        }
 
     return asyncio.run(run())
 
@@ -135,6 +199,15 @@ def huey_push(folder: Path, per: int, threads: int) -> float:
     return per * threads / (time.perf_counter() - start)
 
 
+DISK, ONE, BY_MEDIAN, HUEY1 = "fsync rate", "json push 1", "json push 1, 1/median", "huey push 1"
+THREADS, TASKS, HUEY16 = "json push 16 threads", "json push 16 tasks", "huey push 16 threads"
+STEP_DISK, STEP_ONE, STEP_HUEY = (
+    "fsync rate, in turns",
+    "json push 1, in turns",
+    "huey push 1, in turns",
+)
+
+
 def rounds(opts: argparse.Namespace) -> dict[str, float]:
     figures: dict[str, list[float]] = {}
     per_one, per_thread = (300, 60) if opts.quick else (2_000, 400)
@@ -143,13 +216,14 @@ def rounds(opts: argparse.Namespace) -> dict[str, float]:
             folder = Path(tmp)
             rate, by_median = json_push_one(folder / "one.json", per_one)
             got = {
-                "fsync rate": fsync_rate(folder),
-                "json push 1": rate,
-                "json push 1, 1/median": by_median,
-                "huey push 1": huey_push(folder, per_one, 1),
-                "json push 16 threads": json_push_threads(folder / "t.json", per_thread, 16),
-                "json push 16 tasks": json_push_tasks(folder / "a.json", per_thread, 16),
-                "huey push 16 threads": huey_push(folder, per_thread, 16),
+                **one_by_one(folder, per_one // 2),
+                DISK: fsync_rate(folder),
+                ONE: rate,
+                BY_MEDIAN: by_median,
+                HUEY1: huey_push(folder, per_one, 1),
+                THREADS: json_push_threads(folder / "t.json", per_thread, 16),
+                TASKS: json_push_tasks(folder / "a.json", per_thread, 16),
+                HUEY16: huey_push(folder, per_thread, 16),
             }
         for key, value in got.items():
             figures.setdefault(key, []).append(value)
@@ -226,22 +300,35 @@ def main() -> int:
     opts = parser.parse_args()
     print(f"bench_json: load average before {os.getloadavg()}, {os.cpu_count()} cores")
     med = rounds(opts)
-    one, huey1, disk = med["json push 1"], med["huey push 1"], med["fsync rate"]
-    threads, huey16 = med["json push 16 threads"], med["huey push 16 threads"]
+    one, huey1, disk = med[ONE], med[HUEY1], med[DISK]
+    threads, huey16 = med[THREADS], med[HUEY16]
     print(f"medians of {opts.rounds} interleaved rounds:")
     for key, value in med.items():
         print(f"  {key:<24} {value:>10,.0f}/s")
     checks = [
         ("push, 1 producer / SqliteHuey", one / huey1, 1.0),
         ("push, 1 producer / fsync rate", one / disk, 0.7),
-        ("push, 1 producer (1/median) / fsync rate", med["json push 1, 1/median"] / disk, 0.7),
+        ("push, 1 producer (1/median) / fsync rate", med[BY_MEDIAN] / disk, 0.7),
+        ("in turns: push, 1 producer / SqliteHuey", med[STEP_ONE] / med[STEP_HUEY], 1.0),
+        ("in turns: push, 1 producer / fsync rate", med[STEP_ONE] / med[STEP_DISK], 0.7),
         ("push, 16 threads / SqliteHuey 16 threads", threads / huey16, 3.0),
-        ("push, 16 asyncio tasks / SqliteHuey 16 threads", med["json push 16 tasks"] / huey16, 3.0),
+        ("push, 16 asyncio tasks / SqliteHuey 16 threads", med[TASKS] / huey16, 3.0),
     ]
     for name, ratio, target in checks:
         verdict = "met" if ratio >= target else "NOT met"
         print(f"  {name:<48} {ratio:5.2f}x (target >= {target}x: {verdict})")
-    report: dict[str, Any] = {"medians": med, "ratios": {n: r for n, r, _ in checks}}
+    report = Report("json")
+    report.add("durable push, 1 producer", "conveyor-json", one)
+    report.add("durable push, 1 producer", "conveyor-json (1 / median push)", med[BY_MEDIAN])
+    report.add("durable push, 1 producer", "SqliteHuey", huey1)
+    report.add("durable push, 1 producer", "disk (1 / median write+fdatasync)", disk)
+    turns = "durable push, 1 producer, in turns (1 / median)"
+    report.add(turns, "conveyor-json", med[STEP_ONE])
+    report.add(turns, "SqliteHuey", med[STEP_HUEY])
+    report.add(turns, "disk (write+fdatasync)", med[STEP_DISK])
+    report.add("durable push, 16 producers", "conveyor-json, 16 threads", threads)
+    report.add("durable push, 16 producers", "conveyor-json, 16 asyncio tasks", med[TASKS])
+    report.add("durable push, 16 producers", "SqliteHuey, 16 threads", huey16)
     if opts.growth:
         sizes = [10_000, 100_000] if opts.quick else [10_000, 100_000, 300_000, 1_000_000]
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
@@ -253,9 +340,25 @@ def main() -> int:
         )
         for op in ("push", "claim", "ack"):
             print(f"  {op} at largest / smallest: {last[op] / rows[0][op]:.2f}x (flat is ~1x)")
-        report["growth"] = rows
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "json.json").write_text(json.dumps(report, indent=2))
+        for row in rows:
+            system = f"conveyor-json, {row['tasks']:,.0f} tasks"
+            report.add("growth: open", system, row["open"], unit="s", higher_is_better=False)
+            report.add(
+                "growth: resident memory / file size",
+                system,
+                row["rss"] / row["size"],
+                unit="x",
+                higher_is_better=False,
+            )
+            for op in ("push", "claim", "ack"):
+                report.add(
+                    f"growth: median {op}",
+                    system,
+                    row[op] * 1e6,
+                    unit="us",
+                    higher_is_better=False,
+                )
+    print(f"figures written to {report.save()}")
     gc.collect()
     print(
         f"bench_json: load average after {os.getloadavg()}; max RSS"

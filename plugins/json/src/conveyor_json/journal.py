@@ -1,11 +1,12 @@
 """The journal file: creating, reading, locking, appending, syncing and compacting it.
 
-One ``Journal`` is one open handle on a store file. Every operation runs as a
-short synchronous critical section under an exclusive ``flock`` on
-``<path>.lock`` (a separate file, so it survives the store being replaced by
-a compaction): catch up with what other processes appended, decide, append,
-release. ``fsync`` happens after the lock is released, and concurrent
-operations of this process share one (group commit).
+One ``Journal`` is one open handle on a store file, shared by every thread and
+event loop of the process that opens the store (``shared.open_journal``). Every
+operation runs as a short synchronous critical section under the process's
+mutex and an exclusive ``flock`` on ``<path>.lock`` (a separate file, so it
+survives the store being replaced by a compaction): catch up with what other
+processes appended, decide, append, release. ``fsync`` happens after the lock
+is released, and concurrent operations of the process share one (group commit).
 """
 
 from __future__ import annotations
@@ -15,23 +16,26 @@ import errno
 import logging
 import os
 import stat
+import threading
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from conveyor import BackendClosed, TaskId
 from conveyor_json import files, records
-from conveyor_json.commit import GroupCommit
+from conveyor_json.commit import FileSync
 from conveyor_json.errors import CorruptStore, DiskFull, StoreBroken, StoreError, TornTailWarning
 from conveyor_json.framing import frame, scan
 from conveyor_json.lock import StoreLock
 from conveyor_json.state import FINAL, State
+from conveyor_json.waiters import Waiters, wake_all
 
 __all__ = ["Journal", "Section"]
 
 log = logging.getLogger("conveyor.json")
 
 T = TypeVar("T")
+U = TypeVar("U")
 Section = Callable[[State], tuple[list[dict[str, Any]], T]]
 """A critical section: reads the caught-up state, returns the records to append and a result."""
 
@@ -40,20 +44,18 @@ _HEADER_MAX = 4096
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class Journal:
+class Journal(Waiters):
     """An open store file shared with other handles and processes through the lock file."""
 
     def __init__(
         self,
         path: str,
         *,
-        fsync: bool = True,
         compact_threshold: int = 10_000,
         lock_timeout: float = 30.0,
     ) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.lock_path = self.path + ".lock"
-        self.fsync = fsync
         self.compact_threshold = compact_threshold
         self.broken: str | None = None
         self.full = False
@@ -65,7 +67,9 @@ class Journal:
         self.state = State()
         self.ready_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.final_waiters: dict[TaskId, list[asyncio.Future[None]]] = {}
-        self.commit = GroupCommit(self, fsync)
+        self.commit = FileSync(self)
+        self.users = 0  # the backends sharing it (``shared``)
+        self._waiting = threading.Lock()  # guards the two waiter maps across threads
         self._compact_floor = 0
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
@@ -78,6 +82,8 @@ class Journal:
             raise StoreError(f"cannot open store {self.path}: it is a directory; name a file")
         self.lock_fd = files.open_lock(self.lock_path, self.path)
         self.lock = StoreLock(self.lock_fd, self.lock_path, lock_timeout)
+        info = os.fstat(self.lock_fd)
+        self.key = (info.st_dev, info.st_ino)
         try:
             self.lock.lock_blocking()
             try:
@@ -122,13 +128,15 @@ class Journal:
         self._adopt(fd, (info.st_dev, info.st_ino), end)
         self.state = state
         for waiters in list(self.ready_waiters.values()) + list(self.final_waiters.values()):
-            _wake_all(waiters)
+            wake_all(waiters)
         return version
 
     def _adopt(self, fd: int, ident: tuple[int, int], offset: int) -> None:
-        if self.fd >= 0:
-            self.commit.retire(self.fd)
-        self.fd, self.ident, self.offset = fd, ident, offset
+        # The new descriptor first: an fsync starting meanwhile must not pick up one
+        # that is being closed.
+        old, self.fd, self.ident, self.offset = self.fd, fd, ident, offset
+        if old >= 0:
+            self.commit.retire(old)
 
     def _read(self, fd: int, state: State, start: int, end: int, *, opening: bool) -> int:
         """Apply the whole units (lines, groups) in ``[start, end)``; return where they stop.
@@ -189,22 +197,55 @@ class Journal:
 
     # --- the critical section ---------------------------------------------------
 
-    async def run(self, section: Section[T]) -> tuple[T, int]:
+    async def run(self, section: Section[T], timeout: float | None = None) -> tuple[T, int]:
         """Run ``section`` under the lock after catching up; append its records.
 
-        Returns its result and the write mark to pass to ``durable``. The
-        section never awaits, so no other coroutine of this handle can be inside
-        one meanwhile.
+        Returns its result and the write mark to pass to ``GroupCommit.durable``.
+        The section never awaits; no other section of this process runs meanwhile.
+        ``timeout``: how long to wait for the lock (``LockTimeout``), by default
+        the journal's.
         """
+        self._usable()
         lock = self.lock
-        if lock.loop is not asyncio.get_running_loop():
-            self._usable()
-            lock.check_loop(self.commit.reset)
-        gated = await lock.acquire()
+        if not lock.enter_now():  # free (the common case): no coroutine, no wait
+            await lock.acquire(timeout)
         try:
             return self._locked(section)
         finally:
-            lock.release(gated)
+            lock.release()
+
+    async def run_then(
+        self, section: Section[T], then: Callable[[T], U], timeout: float | None = None
+    ) -> U:
+        """``run``, then ``then(result)`` still under the lock, with the records applied
+        (a claim reads back the task it claimed, which no other thread changes meanwhile)."""
+        self._usable()
+        lock = self.lock
+        if not lock.enter_now():
+            await lock.acquire(timeout)
+        try:
+            return then(self._locked(section)[0])
+        finally:
+            lock.release()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Catch up under the lock, from synchronous code: another backend of this process
+        opens the store this journal has open (so it sees, and checks, the file as a
+        fresh open would; ``LockTimeout`` as one would).
+
+        Skipped while another section of this process holds the lock: that one is
+        catching up right now, and waiting here could block the very event loop
+        whose coroutine holds it.
+        """
+        self._usable()
+        lock = self.lock
+        if not lock.enter_if_idle(timeout):
+            return
+        try:
+            self._usable()
+            self._catch_up()
+        finally:
+            lock.release()
 
     def _locked(self, section: Section[T]) -> tuple[T, int]:
         self._usable()
@@ -303,10 +344,6 @@ class Journal:
         )
         raise StoreBroken(self.broken) from exc
 
-    async def durable(self, mark: int) -> None:
-        """Return once write ``mark`` (from ``run``) is on disk (see ``GroupCommit``)."""
-        await self.commit.durable(mark)
-
     # --- compaction -----------------------------------------------------------------
 
     def _auto_compact(self, dead: int) -> None:
@@ -379,25 +416,12 @@ class Journal:
                 pass
             raise
 
-    # --- waking waiters ---------------------------------------------------------------
-
-    def _wake_ready(self, queue: str) -> None:
-        waiters = self.ready_waiters.get(queue)
-        if waiters:
-            _wake_all(waiters)
-
-    def _wake_final(self, task_id: TaskId) -> None:
-        waiters = self.final_waiters.pop(task_id, None)
-        if waiters:
-            _wake_all(waiters)
-
     # --- closing ------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        """Wait for a running fsync, then close the file and the lock file."""
+    def close(self) -> None:
+        """Close the file (once a running fsync ends) and the lock file."""
         if self.closed:
             return
-        await self.commit.drain()
         self.closed = True
         self._close_fds()
         # Drop the index now: it refers back to this handle, so it would otherwise
@@ -405,13 +429,14 @@ class Journal:
         self.state = State()
 
     def _close_fds(self) -> None:
-        for fd in (self.fd, self.lock_fd):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.fd = self.lock_fd = -1
+        fd, lock_fd, self.fd, self.lock_fd = self.fd, self.lock_fd, -1, -1
+        if lock_fd >= 0:
+            try:
+                os.close(lock_fd)
+            except OSError:
+                pass
+        if fd >= 0:
+            self.commit.retire(fd)  # closed once an fsync running on it ends
         self.commit.close_retired()
 
 
@@ -422,10 +447,3 @@ def _decodes(lines: list[bytes]) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
-    for waiter in waiters:
-        if not waiter.done():
-            waiter.set_result(None)
-    waiters.clear()
