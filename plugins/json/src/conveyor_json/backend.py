@@ -124,7 +124,7 @@ class JsonBackend:
             if entry is None:
                 return [], None
             claimed = rules.claim(entry.task(), name, now=at(now / 1e6), lease_seconds=lease)
-            return [_set(claimed)], entry.id
+            return [_set(claimed)], claimed.id
 
         idle = False
         while True:

@@ -19,9 +19,10 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from conveyor import BackendClosed, TaskId
+from conveyor import BackendClosed
 from conveyor_json import files, records
 from conveyor_json.commit import GroupCommit
+from conveyor_json.entry import Entry, Source, ref
 from conveyor_json.errors import CorruptStore, DiskFull, StoreBroken, StoreError, TornTailWarning
 from conveyor_json.framing import frame, scan
 from conveyor_json.lock import StoreLock
@@ -64,7 +65,7 @@ class Journal:
         self.offset = 0
         self.state = State()
         self.ready_waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self.final_waiters: dict[TaskId, list[asyncio.Future[None]]] = {}
+        self.final_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.commit = GroupCommit(self, fsync)
         self._compact_floor = 0
         folder = os.path.dirname(self.path)
@@ -114,7 +115,8 @@ class Journal:
                 raise CorruptStore(
                     records.damaged(self.path, "line 1", "the header line has no end")
                 )
-            state = State(self._wake_ready, self._wake_final)
+            state = State(self._wake_ready, self._wake_final, Source(self.path, records.decode))
+            state.source.fd = fd  # type: ignore[union-attr]
             end = self._read(fd, state, len(first) + 1, info.st_size, opening=True)
         except BaseException:
             os.close(fd)
@@ -144,6 +146,7 @@ class Journal:
         apply = state.apply
         decode = records.decode
         for unit in scan(fd, start, end, records.MAX_LINE):
+            # Payloads stay in the file: each record carries a reference to its line.
             if bad is not None:
                 if unit.lines is not None and _decodes(unit.lines):
                     raise CorruptStore(bad)  # a record follows the damage: not a torn tail
@@ -151,10 +154,11 @@ class Journal:
             reason = unit.problem
             if unit.lines is not None:
                 try:
-                    if len(unit.lines) == 1:
-                        apply(decode(unit.lines[0]))
+                    lines = unit.lines
+                    if len(lines) == 1:
+                        apply(decode(lines[0], ref(unit.pos, len(lines[0]))))
                     else:
-                        for record in [decode(line) for line in unit.lines]:
+                        for record in _decoded(lines, unit.stop):  # type: ignore[arg-type]
                             apply(record)
                 except (KeyError, ValueError, TypeError) as exc:
                     reason = str(exc) if isinstance(exc, ValueError) else repr(exc)
@@ -327,9 +331,9 @@ class Journal:
         state = self.state
         info = os.fstat(self.fd)
         files.owner_check(self.path, info)
-        lines: list[bytes] = [records.header_line()]
-        for record in state.compacted(keep_final):
-            lines.append(records.encode(record))
+        header = records.header_line()
+        moved: list[tuple[Entry, int]] = []
+        lines = [header, *state.compacted(keep_final, len(header), moved)]
         self._replace_with(lines, mode=stat.S_IMODE(info.st_mode), owner=info)
         try:
             fd = files.open_store(self.path)
@@ -337,6 +341,7 @@ class Journal:
             self.broken = f"cannot reopen {self.path} after compacting it: {exc}"
             raise StoreBroken(self.broken) from None
         info = os.fstat(fd)
+        state.remap(moved, fd)
         self._adopt(fd, (info.st_dev, info.st_ino), info.st_size)
         dropped = [tid for tid, e in state.tasks.items() if not keep_final and e.status in FINAL]
         for tid in dropped:
@@ -386,7 +391,7 @@ class Journal:
         if waiters:
             _wake_all(waiters)
 
-    def _wake_final(self, task_id: TaskId) -> None:
+    def _wake_final(self, task_id: str) -> None:
         waiters = self.final_waiters.pop(task_id, None)
         if waiters:
             _wake_all(waiters)
@@ -413,6 +418,16 @@ class Journal:
                     pass
         self.fd = self.lock_fd = -1
         self.commit.close_retired()
+
+
+def _decoded(lines: list[bytes], stop: int) -> list[dict[str, Any]]:
+    """The records of a group ending at ``stop``, each with a reference to its line."""
+    at = stop - sum(map(len, lines)) - len(lines)
+    found = []
+    for line in lines:
+        found.append(records.decode(line, ref(at, len(line))))
+        at += len(line) + 1
+    return found
 
 
 def _decodes(lines: list[bytes]) -> bool:

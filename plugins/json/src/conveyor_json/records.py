@@ -166,17 +166,23 @@ def _string(value: Any) -> str:
     return _quote(value)
 
 
-def decode(line: bytes) -> dict[str, Any]:
-    """Parse one record line; ``ValueError`` saying why if it is not one."""
+def decode(line: bytes, where: int | None = None) -> dict[str, Any]:
+    """Parse one record line; ``ValueError`` saying why if it is not one.
+
+    With ``where`` (the line's place in the file, see ``entry.ref``), a payload
+    is not rebuilt as bytes: it becomes ``where``, to be read back when needed
+    (re-encoding every payload was most of the cost of replaying a journal).
+    """
     try:
         record = _loads(line.decode("utf-8"))
         if not isinstance(record, dict) or record.get("op") not in OPS:
             raise ValueError("not a record (an object with a known 'op')")
         for key in _PAYLOADS:
             if key in record:
-                record[key] = _dumps(record[key]).encode("ascii")
+                record[key] = _dumps(record[key]).encode("ascii") if where is None else where
             elif key + "_b64" in record:
-                record[key] = base64.b64decode(record.pop(key + "_b64"), validate=True)
+                data = base64.b64decode(record.pop(key + "_b64"), validate=True)
+                record[key] = data if where is None else where
     except (UnicodeDecodeError, ValueError, RecursionError, TypeError, binascii.Error) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from None
     return record

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conveyor import Status, Task, TaskId, WorkerInfo
+from conveyor import Status, WorkerInfo
+from conveyor_json import records
+from conveyor_json.entry import Entry, Source, from_us, ref, to_us
 
-__all__ = ["Entry", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
+__all__ = ["Entry", "Source", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
 
 READY = frozenset({Status.PENDING, Status.FAILED})
 FINAL = frozenset({Status.DONE, Status.KILLED})
 _HELD = frozenset({Status.RUNNING, Status.QUEUED})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
-_STATUS = {s.value: s for s in Status}
-
-
-def to_us(when: datetime) -> int:
-    """An aware datetime as whole microseconds since the epoch (exact, unlike a float)."""
-    return (when - _EPOCH) // _US
-
-
-def from_us(us: int) -> datetime:
-    """The inverse of ``to_us``."""
-    return _EPOCH + timedelta(microseconds=us)
 
 
 def _int(value: Any) -> int:
@@ -45,102 +33,6 @@ def _opt_str(value: Any) -> str | None:
     if value is not None and type(value) is not str:
         raise ValueError(f"expected a string, got {value!r}")
     return value
-
-
-class Entry:
-    """One task as stored; mutable so that a state change does not rebuild it."""
-
-    __slots__ = (
-        "args", "attempt", "error", "id", "lock_by", "max_attempts", "meta", "name", "priority",
-        "queue", "result", "run_at", "run_at_us", "seq", "status", "token", "until",
-    )  # fmt: skip
-
-    def __init__(self, record: dict[str, Any], seq: int) -> None:
-        tid, args, queue = record["id"], record["args"], record["q"]
-        max_attempts, priority = record["ma"], record["p"]
-        meta = record.get("meta") or {}
-        name = record.get("name")
-        if not (
-            type(args) is bytes
-            and type(queue) is str
-            and type(max_attempts) is int
-            and type(priority) is int
-            and isinstance(meta, dict)
-            and (name is None or type(name) is str)
-        ):
-            raise ValueError(f"a task record has a missing or mistyped field: {record!r:.200}")
-        self.id = tid if type(tid) is TaskId else TaskId.parse(tid)
-        self.args: bytes = args
-        self.queue: str = queue
-        self.max_attempts: int = max_attempts
-        self.priority: int = priority
-        self.meta: dict[str, Any] = meta
-        self.name: str | None = name
-        self.seq = seq
-        self.set(record)
-
-    def set(self, record: dict[str, Any]) -> None:
-        """Take the mutable fields (status, attempt, run_at, lease, outcome) from ``record``."""
-        get = record.get
-        self.status = _STATUS[record["s"]]
-        attempt, run_at_us = record["a"], record["at"]
-        result, error, lock_by, token, until = (
-            get("res"), get("err"), get("by"), get("tok"), get("until")
-        )  # fmt: skip
-        # One check for the common shapes; the precise complaint only when it fails.
-        if not (
-            type(attempt) is int
-            and type(run_at_us) is int
-            and (result is None or type(result) is bytes)
-            and (error is None or type(error) is str)
-            and (lock_by is None or type(lock_by) is str)
-            and (token is None or type(token) is str)
-            and (until is None or type(until) is int)
-        ):
-            raise ValueError(f"a field of the record has the wrong type: {record!r:.200}")
-        self.attempt = attempt
-        if run_at_us != getattr(self, "run_at_us", None):
-            self.run_at_us = run_at_us
-            self.run_at = from_us(run_at_us)
-        self.result: bytes | None = result
-        self.error: str | None = error
-        self.lock_by: str | None = lock_by
-        self.token: str | None = token
-        self.until: int | None = until
-
-    def task(self) -> Task[bytes]:
-        """The task as hooks hand it out."""
-        until = None if self.until is None else from_us(self.until)
-        return Task(
-            self.id, self.args, self.queue, self.status, self.attempt, self.max_attempts,
-            self.run_at, self.priority, self.result, self.error, self.lock_by, self.token,
-            until, self.meta, self.name,
-        )  # fmt: skip
-
-    def put_record(self) -> dict[str, Any]:
-        """The full record that recreates this task (compaction, ``update``)."""
-        return {
-            "op": "put", "id": self.id, "q": self.queue, "s": self.status.value,
-            "a": self.attempt, "ma": self.max_attempts, "at": self.run_at_us,
-            "p": self.priority, "meta": self.meta or None, "args": self.args,
-            "res": self.result, "err": self.error, "by": self.lock_by, "tok": self.token,
-            "until": self.until, "name": self.name,
-        }  # fmt: skip
-
-
-def set_record(entry: Entry, status: Status, **changes: Any) -> dict[str, Any]:
-    """A ``set`` record: ``entry``'s mutable fields with ``changes`` applied.
-
-    The lease (``by``/``tok``/``until``) is cleared unless given; ``res`` and
-    ``err`` are kept unless given.
-    """
-    record = {
-        "op": "set", "id": entry.id, "s": status.value, "a": entry.attempt,
-        "at": entry.run_at_us, "res": entry.result, "err": entry.error,
-        "by": None, "tok": None, "until": None,
-    }  # fmt: skip
-    record.update(changes)
-    return record
 
 
 class WorkerRecord:
@@ -160,8 +52,8 @@ class QueueHeaps:
     __slots__ = ("delayed", "ready")
 
     def __init__(self) -> None:
-        self.ready: list[tuple[int, int, TaskId, int]] = []
-        self.delayed: list[tuple[int, int, int, TaskId]] = []
+        self.ready: list[tuple[int, int, str, int]] = []
+        self.delayed: list[tuple[int, int, int, str]] = []
 
 
 class State:
@@ -170,11 +62,16 @@ class State:
     def __init__(
         self,
         on_ready: Callable[[str], None] = lambda _: None,
-        on_final: Callable[[TaskId], None] = lambda _: None,
+        on_final: Callable[[str], None] = lambda _: None,
+        source: Source | None = None,
     ) -> None:
-        self.tasks: dict[TaskId, Entry] = {}
+        self.tasks: dict[str, Entry] = {}
+        self.source = source
+        # One string object per queue or worker name, however many tasks carry it.
+        self._names: dict[str, str] = {}
+        self.name = self._name
         self.queues: dict[str, QueueHeaps] = {}
-        self.held: dict[str, set[TaskId]] = {}
+        self.held: dict[str, set[str]] = {}
         self.workers: dict[str, WorkerRecord] = {}
         self.records = 0
         self._seq = 0
@@ -195,11 +92,11 @@ class State:
             entry = self.tasks[record["id"]]
             was = entry.status
             self._unhold(entry)
-            entry.set(record)
+            entry.set(record, self.name)
             self._index(entry, was)
         elif op == "put":
             self._seq += 1
-            entry = Entry(record, self._seq)
+            entry = Entry.of(record, self._seq, self.source, self.name)
             old = self.tasks.get(entry.id)
             was = None
             if old is not None:
@@ -229,6 +126,9 @@ class State:
         else:
             raise ValueError(f"unknown op {op!r}")
         self.records += 1
+
+    def _name(self, name: str) -> str:
+        return self._names.setdefault(name, name)
 
     def _unhold(self, entry: Entry) -> None:
         if entry.lock_by is not None:
@@ -284,13 +184,36 @@ class State:
                 if entry.until is not None and entry.until <= now_us:
                     yield entry
 
-    def compacted(self, keep_final: bool) -> Iterator[dict[str, Any]]:
-        """Records that recreate this state, optionally without finished tasks."""
+    def compacted(
+        self, keep_final: bool, start: int, moved: list[tuple[Entry, int]]
+    ) -> Iterator[bytes]:
+        """The lines that recreate this state, optionally without finished tasks.
+
+        ``start`` is the offset of the first line in the new file; each task
+        written is added to ``moved`` with the reference of its new line, for
+        ``remap`` once the new file has replaced the old.
+        """
+        at = start
         for worker in self.workers.values():
-            yield worker_record(worker.info, worker.last_us)
+            line = records.encode(worker_record(worker.info, worker.last_us))
+            at += len(line)
+            yield line
         for entry in sorted(self.tasks.values(), key=lambda e: (e.run_at_us, e.id)):
             if keep_final or entry.status not in FINAL:
-                yield entry.put_record()
+                line = records.encode(entry.put_record())
+                moved.append((entry, ref(at, len(line) - 1)))
+                at += len(line)
+                yield line
+
+    def remap(self, moved: list[tuple[Entry, int]], fd: int) -> None:
+        """Point every payload left in the file at its line in the new file ``fd``."""
+        if self.source is not None:
+            self.source.fd = fd
+        for entry, where in moved:
+            if type(entry._args) is int:
+                entry._args = where
+            if type(entry._res) is int:
+                entry._res = where
 
 
 def worker_record(info: WorkerInfo, at_us: int) -> dict[str, Any]:
