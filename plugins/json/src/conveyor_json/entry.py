@@ -18,7 +18,7 @@ from typing import Any
 
 from conveyor import Status, Task, TaskId
 
-__all__ = ["Entry", "FIELDS", "Source", "ref", "to_us", "from_us"]
+__all__ = ["Entry", "FIELDS", "Source", "payload_size", "ref", "to_us", "from_us"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -65,6 +65,13 @@ def ref(offset: int, length: int) -> int:
     return offset << _LEN_BITS | length
 
 
+def payload_size(held: bytes | int | None) -> int:
+    """About how many bytes a payload (bytes, or a reference to its line) takes in the file."""
+    if held is None:
+        return 0
+    return len(held) if type(held) is bytes else held & _LEN_MASK  # type: ignore[operator]
+
+
 class Source:
     """Where payload references point: the store file open as ``fd``.
 
@@ -78,18 +85,26 @@ class Source:
         self.fd = -1
         self.decode = decode
 
-    def payload(self, where: int, key: str) -> bytes | None:
-        """The payload ``key`` of the record line ``where`` refers to."""
+    def line(self, where: int) -> bytes:
+        """The record line ``where`` refers to (one bounded read)."""
         offset, length = where >> _LEN_BITS, where & _LEN_MASK
         line = os.pread(self.fd, length, offset)
+        if len(line) != length:
+            raise ValueError(
+                f"{self.path}: the record at byte {offset} is cut short; was the file changed"
+                " by something other than conveyor? Reopen the store"
+            )
+        return line
+
+    def payload(self, where: int, key: str) -> bytes | None:
+        """The payload ``key`` of the record line ``where`` refers to."""
+        line = self.line(where)
         try:
-            if len(line) != length:
-                raise ValueError(f"the file ends {length - len(line)} bytes early")
             value = self.decode(line).get(key)
         except ValueError as exc:
             raise ValueError(
-                f"{self.path}: the record at byte {offset} no longer reads back ({exc});"
-                " was the file changed by something other than conveyor? Reopen the store"
+                f"{self.path}: the record at byte {where >> _LEN_BITS} no longer reads back"
+                f" ({exc}); was the file changed by something other than conveyor? Reopen the store"
             ) from None
         return value if type(value) is bytes else None
 

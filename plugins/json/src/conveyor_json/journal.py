@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import logging
 import os
 import stat
@@ -39,6 +40,9 @@ Section = Callable[[State], tuple[list[dict[str, Any]], T]]
 _CHUNK = 1 << 20
 _HEADER_MAX = 4096
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+_TAIL_SHARE = 4
+"""Compact once the records after the snapshot exceed a quarter of the live tasks: opening
+then replays at most that many lines, and the rewrite still costs O(1) per operation."""
 
 
 class Journal:
@@ -158,8 +162,7 @@ class Journal:
                     if len(lines) == 1:
                         apply(decode(lines[0], ref(unit.pos, len(lines[0]))))
                     else:
-                        for record in _decoded(lines, unit.stop):  # type: ignore[arg-type]
-                            apply(record)
+                        state.apply_group(lines, unit.stop)  # type: ignore[arg-type]
                 except (KeyError, ValueError, TypeError) as exc:
                     reason = str(exc) if isinstance(exc, ValueError) else repr(exc)
                 else:
@@ -216,9 +219,8 @@ class Journal:
         new, result = section(self.state)
         if new:
             self._append(new)
-            dead = self.state.dead
-            if dead > max(self.compact_threshold, len(self.state.tasks), self._compact_floor):
-                self._auto_compact(dead)
+            if self._compact_due():
+                self._auto_compact(self.state.dead)
         return result, self.commit.written
 
     def _usable(self) -> None:
@@ -313,6 +315,13 @@ class Journal:
 
     # --- compaction -----------------------------------------------------------------
 
+    def _compact_due(self) -> bool:
+        """Whether the journal should be rewritten: its superseded records, or the records
+        after its snapshot (which opening replays one by one), outgrew the live tasks."""
+        state = self.state
+        bar = max(self.compact_threshold, len(state.tasks), self._compact_floor)
+        return state.dead > bar or state.tail * _TAIL_SHARE > bar
+
     def _auto_compact(self, dead: int) -> None:
         # The operation that got here is written already: a failed compaction must
         # not fail it. Try again once the journal has grown as much again.
@@ -332,9 +341,13 @@ class Journal:
         info = os.fstat(self.fd)
         files.owner_check(self.path, info)
         header = records.header_line()
-        moved: list[tuple[Entry, int]] = []
-        lines = [header, *state.compacted(keep_final, len(header), moved)]
-        self._replace_with(lines, mode=stat.S_IMODE(info.st_mode), owner=info)
+        moved: list[tuple[Entry, int, int | None]] = []
+        lines = itertools.chain([header], state.compacted(keep_final, len(header), moved))
+        try:
+            self._replace_with(lines, mode=stat.S_IMODE(info.st_mode), owner=info)
+        except ValueError as exc:  # a payload left in the file no longer reads back
+            self.broken = str(exc)
+            raise StoreBroken(self.broken) from None
         try:
             fd = files.open_store(self.path)
         except StoreError as exc:
@@ -346,7 +359,7 @@ class Journal:
         dropped = [tid for tid, e in state.tasks.items() if not keep_final and e.status in FINAL]
         for tid in dropped:
             del state.tasks[tid]
-        state.records = len(lines) - 1
+        state.records = len(state.tasks) + len(state.workers)
         self.commit.everything_synced()  # the new file was fsync'd before it replaced the old
         return len(dropped)
 
@@ -356,6 +369,7 @@ class Journal:
         folder = os.path.dirname(self.path)
         temp = files.temp_name(self.path)
         fd = files.create_exclusive(temp, mode)
+        replaced = False
         try:
             try:
                 with os.fdopen(fd, "wb", buffering=_CHUNK, closefd=False) as out:
@@ -368,13 +382,16 @@ class Journal:
                 os.close(fd)
             files.refuse_link(self.path)
             os.replace(temp, self.path)  # replaces a name, never writes through a link
+            replaced = True
             files.fsync_dir(folder)
         except OSError as exc:
             try:
                 os.unlink(temp)
             except OSError:
                 pass
-            if exc.errno in (errno.EIO, *_FULL):
+            # A full disk before the rename left the store as it was: this handle goes on
+            # (its next append meets the full disk itself). After the rename, or on EIO, not.
+            if replaced or exc.errno == errno.EIO:
                 self.broken = f"rewriting {self.path} failed: {exc.strerror}"
             raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
         except BaseException:
@@ -418,16 +435,6 @@ class Journal:
                     pass
         self.fd = self.lock_fd = -1
         self.commit.close_retired()
-
-
-def _decoded(lines: list[bytes], stop: int) -> list[dict[str, Any]]:
-    """The records of a group ending at ``stop``, each with a reference to its line."""
-    at = stop - sum(map(len, lines)) - len(lines)
-    found = []
-    for line in lines:
-        found.append(records.decode(line, ref(at, len(line))))
-        at += len(line) + 1
-    return found
 
 
 def _decodes(lines: list[bytes]) -> bool:

@@ -29,13 +29,15 @@ __all__ = [
 ]
 
 FORMAT = "conveyor-json"
-VERSION = 2
-"""Version 2 added groups (see ``framing``); version 1 stores are read and rewritten as 2."""
+VERSION = 3
+"""Version 2 added groups (see ``framing``), version 3 snapshot groups (see ``snapshot``);
+older stores are read and rewritten as version 3 when opened."""
 MAX_LINE = 8 << 20
 """The longest record line written or read: two codec-sized payloads (1 MiB each by
 default) in base64 plus metadata fit with room to spare; anything longer is damage."""
 
-OPS = frozenset({"put", "set", "worker", "beat"})
+OPS = frozenset({"put", "set", "worker", "beat", "tasks", "pay"})
+"""Record ops; ``tasks`` and ``pay`` appear only inside a snapshot group (see ``snapshot``)."""
 _PAYLOADS = ("args", "res")
 
 _dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=True).encode
@@ -77,7 +79,8 @@ def check_header(path: str, line: bytes) -> int:
     return version
 
 
-def _payload(key: str, data: bytes) -> str:
+def payload(key: str, data: bytes) -> str:
+    """``"key":<the JSON>`` when ``data`` is compact JSON, else ``"key_b64":"<base64>"``."""
     try:
         text = data.decode("ascii")
         if _dumps(_loads(text)) == text:
@@ -96,7 +99,7 @@ def encode(record: dict[str, Any]) -> bytes:
         return _encode_put(record)
     plain = {k: v for k, v in record.items() if v is not None and k not in _PAYLOADS}
     text = _dumps(plain)
-    extra = [_payload(k, record[k]) for k in _PAYLOADS if record.get(k) is not None]
+    extra = [payload(k, record[k]) for k in _PAYLOADS if record.get(k) is not None]
     if extra:
         text = text[:-1] + "," + ",".join(extra) + "}"
     return (text + "\n").encode("ascii")
@@ -124,7 +127,7 @@ def _encode_set(record: dict[str, Any]) -> bytes:
         text += f',"until":{until}'
     result = get("res")
     if result is not None:
-        text += "," + _payload("res", result)
+        text += "," + payload("res", result)
     return (text + "}\n").encode("ascii")
 
 
@@ -156,7 +159,7 @@ def _encode_put(record: dict[str, Any]) -> bytes:
     for key in _PAYLOADS:
         value = get(key)
         if value is not None:
-            text += "," + _payload(key, value)
+            text += "," + payload(key, value)
     return (text + "}\n").encode("ascii")
 
 

@@ -13,14 +13,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from conveyor import Status, WorkerInfo
-from conveyor_json import records
-from conveyor_json.entry import Entry, Source, from_us, ref, to_us
+from conveyor_json import records, snapshot
+from conveyor_json.entry import FIELDS, Entry, Source, from_us, ref, to_us
 
 __all__ = ["Entry", "Source", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
 
 READY = frozenset({Status.PENDING, Status.FAILED})
 FINAL = frozenset({Status.DONE, Status.KILLED})
 _HELD = frozenset({Status.RUNNING, Status.QUEUED})
+_ARGS, _RES = FIELDS.index("_args"), FIELDS.index("_res")
 
 
 def _int(value: Any) -> int:
@@ -74,6 +75,8 @@ class State:
         self.held: dict[str, set[str]] = {}
         self.workers: dict[str, WorkerRecord] = {}
         self.records = 0
+        self.tail = 0
+        """Records applied since the last snapshot: what opening the store replays line by line."""
         self._seq = 0
         self._on_ready = on_ready
         self._on_final = on_final
@@ -126,6 +129,7 @@ class State:
         else:
             raise ValueError(f"unknown op {op!r}")
         self.records += 1
+        self.tail += 1
 
     def _name(self, name: str) -> str:
         return self._names.setdefault(name, name)
@@ -141,9 +145,7 @@ class State:
         if status in READY:
             self._seq += 1
             entry.seq = self._seq
-            heaps = self.queues.get(entry.queue)
-            if heaps is None:
-                heaps = self.queues[entry.queue] = QueueHeaps()
+            heaps = self.heaps(entry.queue)
             heapq.heappush(heaps.delayed, (entry.run_at_us, -entry.priority, entry.seq, entry.id))
             self._on_ready(entry.queue)
         elif status in _HELD:
@@ -185,35 +187,58 @@ class State:
                     yield entry
 
     def compacted(
-        self, keep_final: bool, start: int, moved: list[tuple[Entry, int]]
+        self, keep_final: bool, start: int, moved: list[tuple[Entry, int, int | None]]
     ) -> Iterator[bytes]:
-        """The lines that recreate this state, optionally without finished tasks.
+        """What recreates this state, optionally without finished tasks: the workers'
+        lines, then the tasks in snapshot groups (see ``snapshot``), in ready order.
 
         ``start`` is the offset of the first line in the new file; each task
-        written is added to ``moved`` with the reference of its new line, for
-        ``remap`` once the new file has replaced the old.
+        written is added to ``moved`` with the references of its payloads there,
+        for ``remap`` once the new file has replaced the old.
         """
         at = start
         for worker in self.workers.values():
             line = records.encode(worker_record(worker.info, worker.last_us))
             at += len(line)
             yield line
-        for entry in sorted(self.tasks.values(), key=lambda e: (e.run_at_us, e.id)):
-            if keep_final or entry.status not in FINAL:
-                line = records.encode(entry.put_record())
-                moved.append((entry, ref(at, len(line) - 1)))
-                at += len(line)
-                yield line
+        ordered = sorted(self.tasks.values(), key=lambda e: (e.run_at_us, e.id))
+        kept = (e for e in ordered if keep_final or e.status not in FINAL)
+        for chunk in snapshot.chunks(kept):
+            data = snapshot.encode(chunk, at, moved)
+            at += len(data)
+            yield data
 
-    def remap(self, moved: list[tuple[Entry, int]], fd: int) -> None:
-        """Point every payload left in the file at its line in the new file ``fd``."""
+    def remap(self, moved: list[tuple[Entry, int, int | None]], fd: int) -> None:
+        """Point every task at its payloads in the new file ``fd`` (none stays in memory)."""
         if self.source is not None:
             self.source.fd = fd
-        for entry, where in moved:
-            if type(entry._args) is int:
-                entry._args = where
-            if type(entry._res) is int:
-                entry._res = where
+        for entry, args, res in moved:
+            entry[_ARGS] = args
+            entry[_RES] = res
+        self.tail = 0
+
+    def apply_group(self, lines: list[bytes], stop: int) -> None:
+        """Apply the records of a group ending at ``stop``, each with a reference to its line
+        (a snapshot group is loaded in bulk)."""
+        at = stop - sum(map(len, lines)) - len(lines)
+        if lines[0].startswith(snapshot.PREFIX):
+            count = snapshot.load(self, lines, at)
+            self.records += count
+            self.tail = 0
+            return
+        decoded = []
+        for line in lines:  # all decoded before any is applied: a group is all or nothing
+            decoded.append(records.decode(line, ref(at, len(line))))
+            at += len(line) + 1
+        for record in decoded:
+            self.apply(record)
+
+    def heaps(self, queue: str) -> QueueHeaps:
+        """The heaps of ``queue`` (made empty the first time)."""
+        heaps = self.queues.get(queue)
+        if heaps is None:
+            heaps = self.queues[queue] = QueueHeaps()
+        return heaps
 
 
 def worker_record(info: WorkerInfo, at_us: int) -> dict[str, Any]:
