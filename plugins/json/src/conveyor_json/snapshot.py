@@ -5,7 +5,7 @@ a million tasks would take many seconds to open. A compaction instead writes
 the tasks as *snapshot groups* (format version 3): each an ordinary checked
 group (see ``framing``) whose first line is a ``tasks`` record holding up to
 ``CHUNK`` tasks field by field (one JSON list per field), followed by one
-``pay`` line per payload::
+``pay`` line per payload (every task's ``args``, then the results of those that have one)::
 
     {"op":"group","n":4,"len":...,"crc":...}
     {"op":"tasks","n":2,"id":["06h...","06h..."],"q":["default"],"qi":[0,0],
@@ -86,7 +86,7 @@ def encode(entries: list[Entry], start: int, moved: list[tuple[Entry, int, int |
         pays.append(PAY + _fragment(entry, "args") + b"}\n")
         if entry._res is not None:
             has_res.append(i)
-            pays.append(PAY + _fragment(entry, "res") + b"}\n")
+    results = [PAY + _fragment(entries[i], "res") + b"}\n" for i in has_res]
     columns = {
         "op": "tasks",
         "n": len(entries),
@@ -103,19 +103,16 @@ def encode(entries: list[Entry], start: int, moved: list[tuple[Entry, int, int |
     }
     columns["q"] = list(queues)  # filled in while "qi" was built
     head = (_dumps(columns) + "\n").encode("ascii")
-    data = frame([head, *pays])
+    data = frame([head, *pays, *results])
     at = start + data.index(b"\n") + 1 + len(head)
-    lines = iter(pays)
-    for entry in entries:
-        line = next(lines)
-        args_ref = ref(at, len(line) - 1)
+    refs = []
+    for line in pays + results:
+        refs.append(ref(at, len(line) - 1))
         at += len(line)
-        res_ref = None
-        if entry._res is not None:
-            line = next(lines)
-            res_ref = ref(at, len(line) - 1)
-            at += len(line)
-        moved.append((entry, args_ref, res_ref))
+    res_refs: list[int | None] = [None] * len(entries)
+    for i, where in zip(has_res, refs[len(entries) :], strict=True):
+        res_refs[i] = where
+    moved.extend(zip(entries, refs, res_refs, strict=False))
     return data
 
 
@@ -181,15 +178,10 @@ def load(state: State, lines: list[bytes], start: int) -> int:
     res_at = set(has_res)
     if len(res_at) != len(has_res) or not res_at <= set(range(n)):
         raise ValueError("a malformed snapshot group (bad result indices)")
-    args_refs: list[int] = []
+    args_refs = refs[1 : 1 + n]
     res_refs: list[int | None] = [None] * n
-    k = 1
-    for i in range(n):  # one step per task, only to interleave args and res lines
-        args_refs.append(refs[k])
-        k += 1
-        if i in res_at:
-            res_refs[i] = refs[k]
-            k += 1
+    for i, where in zip(has_res, refs[1 + n :], strict=True):
+        res_refs[i] = where
     seq0 = state._seq + 1
     state._seq += n
     seqs = range(seq0, seq0 + n)
@@ -231,13 +223,18 @@ def _index(
     ids: list[str],
 ) -> None:
     ready = list(map(_READY.__contains__, codes))
-    keys = compress(
-        zip(run_at, map(operator.neg, priority), seqs, ids, queue_of, strict=True), ready
-    )
-    touched = set()
-    for due, neg, seq, tid, queue in keys:
-        heapq.heappush(state.heaps(queue).delayed, (due, neg, seq, tid))
-        touched.add(queue)
+    touched = set(queue_of)
+    if len(touched) == 1:
+        # Appended unordered, made a heap again by the next query (``State.settle``):
+        # one heapify for the whole snapshot rather than a push per task.
+        heaps = state.heaps(queue_of[0])
+        keys = zip(run_at, map(operator.neg, priority), seqs, ids, strict=True)
+        heaps.delayed.extend(compress(keys, ready))
+        state.unsettled.add(heaps)
+    else:
+        every = zip(run_at, map(operator.neg, priority), seqs, ids, queue_of, strict=True)
+        for due, neg, seq, tid, queue in compress(every, ready):
+            heapq.heappush(state.heaps(queue).delayed, (due, neg, seq, tid))
     for entry in compress(entries, map(_HELD.__contains__, codes)):
         if entry.lock_by is not None:
             state.held.setdefault(entry.lock_by, set()).add(entry.id)

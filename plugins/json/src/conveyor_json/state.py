@@ -72,6 +72,7 @@ class State:
         self._names: dict[str, str] = {}
         self.name = self._name
         self.queues: dict[str, QueueHeaps] = {}
+        self.unsettled: set[QueueHeaps] = set()
         self.held: dict[str, set[str]] = {}
         self.workers: dict[str, WorkerRecord] = {}
         self.records = 0
@@ -156,8 +157,16 @@ class State:
 
     # --- queries ------------------------------------------------------------------
 
+    def settle(self) -> None:
+        """Make the heaps a snapshot appended to heaps again (before any query)."""
+        for heaps in self.unsettled:
+            heapq.heapify(heaps.delayed)
+        self.unsettled.clear()
+
     def next_ready(self, queue: str, now_us: int) -> Entry | None:
         """The task of ``queue`` to claim next (highest priority, then FIFO), not removed."""
+        if self.unsettled:
+            self.settle()
         heaps = self.queues.get(queue)
         if heaps is None:
             return None
@@ -175,6 +184,8 @@ class State:
 
     def next_due_us(self, queue: str) -> int | None:
         """When the earliest delayed task of ``queue`` becomes ready (may be stale)."""
+        if self.unsettled:
+            self.settle()
         heaps = self.queues.get(queue)
         return heaps.delayed[0][0] if heaps is not None and heaps.delayed else None
 
