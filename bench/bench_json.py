@@ -13,6 +13,9 @@ and the targets are ratios in the same run:
   flat as the store grows.
 
     make bench/.venv/.installed && nice bench/.venv/bin/python bench/bench_json.py [--quick]
+
+The medians go to ``bench/results/json.json`` through ``report.Report`` (what
+``bench/plot.py`` charts); the ratios are printed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import gc
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,12 +35,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from report import Report
 
 import conveyor
 from conveyor import Done, WorkerInfo
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def fsync_rate(folder: Path, samples: int = 300) -> float:
@@ -135,6 +138,10 @@ def huey_push(folder: Path, per: int, threads: int) -> float:
     return per * threads / (time.perf_counter() - start)
 
 
+DISK, ONE, BY_MEDIAN, HUEY1 = "fsync rate", "json push 1", "json push 1, 1/median", "huey push 1"
+THREADS, TASKS, HUEY16 = "json push 16 threads", "json push 16 tasks", "huey push 16 threads"
+
+
 def rounds(opts: argparse.Namespace) -> dict[str, float]:
     figures: dict[str, list[float]] = {}
     per_one, per_thread = (300, 60) if opts.quick else (2_000, 400)
@@ -143,13 +150,13 @@ def rounds(opts: argparse.Namespace) -> dict[str, float]:
             folder = Path(tmp)
             rate, by_median = json_push_one(folder / "one.json", per_one)
             got = {
-                "fsync rate": fsync_rate(folder),
-                "json push 1": rate,
-                "json push 1, 1/median": by_median,
-                "huey push 1": huey_push(folder, per_one, 1),
-                "json push 16 threads": json_push_threads(folder / "t.json", per_thread, 16),
-                "json push 16 tasks": json_push_tasks(folder / "a.json", per_thread, 16),
-                "huey push 16 threads": huey_push(folder, per_thread, 16),
+                DISK: fsync_rate(folder),
+                ONE: rate,
+                BY_MEDIAN: by_median,
+                HUEY1: huey_push(folder, per_one, 1),
+                THREADS: json_push_threads(folder / "t.json", per_thread, 16),
+                TASKS: json_push_tasks(folder / "a.json", per_thread, 16),
+                HUEY16: huey_push(folder, per_thread, 16),
             }
         for key, value in got.items():
             figures.setdefault(key, []).append(value)
@@ -195,14 +202,15 @@ print(json.dumps({"open": opened, "rss": rss, "base": base, "size": size, **medi
 
 
 def growth(folder: Path, sizes: list[int], repeats: int) -> list[dict[str, float]]:
-    """Grow one store to each size (half the tasks finished), then measure a fresh process.
+    """Grow one store to each size (half the tasks finished), keeping a copy at each, then
+    measure a fresh process on a fresh copy of every size in each of ``repeats`` rounds.
 
-    The store is grown through the API, so it is in whatever state compaction left it:
-    a snapshot and the journal written after it.
+    The store is grown through the API, so each copy is in whatever state compaction
+    left it: a snapshot and the journal written after it. The sizes are measured in
+    interleaved rounds (the load varies) and each figure is the median of its rounds.
     """
     path = folder / "grow.json"
     have = 0
-    rows = []
     for size in sizes:
 
         async def fill(count: int, have: int = have) -> None:
@@ -219,14 +227,22 @@ def growth(folder: Path, sizes: list[int], repeats: int) -> list[dict[str, float
 
         asyncio.run(fill(size - have))
         have = size
-        samples = []
-        for _ in range(repeats):  # the median of a few fresh processes: the load varies
+        shutil.copyfile(path, folder / f"at-{size}.json")
+    samples: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+    for r in range(repeats):
+        for size in sizes:
+            run = folder / "run.json"  # a fresh copy: the ops measured do not pile up
+            shutil.copyfile(folder / f"at-{size}.json", run)
             out = subprocess.run(
-                [sys.executable, "-c", GROW, str(path)], capture_output=True, text=True, check=True
+                [sys.executable, "-c", GROW, str(run)], capture_output=True, text=True, check=True
             )
-            samples.append(json.loads(out.stdout))
+            samples[size].append(json.loads(out.stdout))
+            run.unlink()
+        print(f"  growth round {r + 1} done, load {os.getloadavg()[0]:.1f}")
+    rows = []
+    for size in sizes:
         row = {"tasks": float(size)}
-        row.update({k: statistics.median(s[k] for s in samples) for k in samples[0]})
+        row.update({k: statistics.median(s[k] for s in samples[size]) for k in samples[size][0]})
         rows.append(row)
         print(
             f"  {size:>9,} tasks, file {row['size'] / 1e6:,.1f} MB: open {row['open']:.2f} s,"
@@ -234,7 +250,7 @@ def growth(folder: Path, sizes: list[int], repeats: int) -> list[dict[str, float
             f" {(row['rss'] - row['base']) / size:,.0f} B/task over the bare interpreter's"
             f" {row['base'] / 1e6:,.0f} MB),"
             f" push {row['push'] * 1e6:,.0f} us, claim {row['claim'] * 1e6:,.0f} us,"
-            f" ack {row['ack'] * 1e6:,.0f} us (medians)"
+            f" ack {row['ack'] * 1e6:,.0f} us (medians of {repeats})"
         )
     return rows
 
@@ -247,29 +263,36 @@ def main() -> int:
     parser.add_argument("--growth-only", action="store_true", help="only --growth, no rounds")
     opts = parser.parse_args()
     print(f"bench_json: load average before {os.getloadavg()}, {os.cpu_count()} cores")
-    if opts.growth_only:
-        return growth_report(opts, {})
+    if opts.growth_only:  # its own results file: the push figures of json.json stay
+        return growth_report(opts, Report("json-growth"))
     med = rounds(opts)
-    one, huey1, disk = med["json push 1"], med["huey push 1"], med["fsync rate"]
-    threads, huey16 = med["json push 16 threads"], med["huey push 16 threads"]
+    one, huey1, disk = med[ONE], med[HUEY1], med[DISK]
+    threads, huey16 = med[THREADS], med[HUEY16]
     print(f"medians of {opts.rounds} interleaved rounds:")
     for key, value in med.items():
         print(f"  {key:<24} {value:>10,.0f}/s")
     checks = [
         ("push, 1 producer / SqliteHuey", one / huey1, 1.0),
         ("push, 1 producer / fsync rate", one / disk, 0.7),
-        ("push, 1 producer (1/median) / fsync rate", med["json push 1, 1/median"] / disk, 0.7),
+        ("push, 1 producer (1/median) / fsync rate", med[BY_MEDIAN] / disk, 0.7),
         ("push, 16 threads / SqliteHuey 16 threads", threads / huey16, 3.0),
-        ("push, 16 asyncio tasks / SqliteHuey 16 threads", med["json push 16 tasks"] / huey16, 3.0),
+        ("push, 16 asyncio tasks / SqliteHuey 16 threads", med[TASKS] / huey16, 3.0),
     ]
     for name, ratio, target in checks:
         verdict = "met" if ratio >= target else "NOT met"
         print(f"  {name:<48} {ratio:5.2f}x (target >= {target}x: {verdict})")
-    report: dict[str, Any] = {"medians": med, "ratios": {n: r for n, r, _ in checks}}
+    report = Report("json")
+    report.add("durable push, 1 producer", "conveyor-json", one)
+    report.add("durable push, 1 producer", "conveyor-json (1 / median push)", med[BY_MEDIAN])
+    report.add("durable push, 1 producer", "SqliteHuey", huey1)
+    report.add("durable push, 1 producer", "disk (1 / median write+fdatasync)", disk)
+    report.add("durable push, 16 producers", "conveyor-json, 16 threads", threads)
+    report.add("durable push, 16 producers", "conveyor-json, 16 asyncio tasks", med[TASKS])
+    report.add("durable push, 16 producers", "SqliteHuey, 16 threads", huey16)
     return growth_report(opts, report) if opts.growth else finish(report)
 
 
-def growth_report(opts: argparse.Namespace, report: dict[str, Any]) -> int:
+def growth_report(opts: argparse.Namespace, report: Report) -> int:
     sizes = [1_000, 10_000, 100_000] if opts.quick else [1_000, 100_000, 1_000_000]
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         rows = growth(Path(tmp), sizes, opts.rounds)
@@ -284,13 +307,25 @@ def growth_report(opts: argparse.Namespace, report: dict[str, Any]) -> int:
                 f"  {op} at {row['tasks']:,.0f} / at {rows[0]['tasks']:,.0f} tasks:"
                 f" {row[op] / rows[0][op]:.2f}x (flat is ~1x)"
             )
-    report["growth"] = rows
-    return finish(report, "json-growth.json" if opts.growth_only else "json.json")
+    for row in rows:
+        system = f"conveyor-json, {row['tasks']:,.0f} tasks"
+        report.add("growth: open", system, row["open"], unit="s", higher_is_better=False)
+        report.add(
+            "growth: resident memory / file size",
+            system,
+            row["rss"] / row["size"],
+            unit="x",
+            higher_is_better=False,
+        )
+        for op in ("push", "claim", "ack"):
+            report.add(
+                f"growth: median {op}", system, row[op] * 1e6, unit="us", higher_is_better=False
+            )
+    return finish(report)
 
 
-def finish(report: dict[str, Any], name: str = "json.json") -> int:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / name).write_text(json.dumps(report, indent=2))
+def finish(report: Report) -> int:
+    print(f"figures written to {report.save()}")
     gc.collect()
     print(
         f"bench_json: load average after {os.getloadavg()}; max RSS"

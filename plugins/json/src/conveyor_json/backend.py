@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -68,6 +68,27 @@ def _stored(state: State, task_id: TaskId) -> Task[bytes] | None:
     return None if entry is None else entry.task()
 
 
+def _queues_of(state: State) -> list[QueueInfo]:
+    names = {e.queue for e in state.tasks.values()}
+    names.update(w.info.queue for w in state.workers.values())
+    infos = []
+    for name in sorted(names):
+        workers = sorted(n for n, w in state.workers.items() if w.info.queue == name)
+        stats = metrics_of(e for e in state.tasks.values() if e.queue == name)
+        infos.append(QueueInfo(name, stats, workers, []))
+    return infos
+
+
+def _workers_of(state: State, queue: str | None) -> list[RunningWorker]:
+    return [
+        RunningWorker(
+            name, w.info.queue, "json", w.info.started_at, from_us(w.last_us), w.info.layers
+        )
+        for name, w in sorted(state.workers.items())
+        if queue is None or w.info.queue == queue
+    ]
+
+
 class JsonBackend:
     """One queue of a json store; ``make_shared`` gives more queues over the same handle."""
 
@@ -95,21 +116,25 @@ class JsonBackend:
 
     async def _run(self, section: Section[T]) -> T:
         """Run ``section`` on the current journal (reopened if it broke); not waited for."""
-        journal = await self._store.current()
-        result, _ = await journal.run(section)
+        journal = self._store.ready() or await self._store.current()
+        result, _ = await journal.run(section, self.config.lock_timeout)
         return result
 
     async def _write(self, section: Section[T]) -> T:
         """Run ``section`` and wait until what it wrote is on disk."""
-        journal = await self._store.current()
-        result, mark = await journal.run(section)
-        await journal.durable(mark)
+        store = self._store
+        journal = store.ready() or await store.current()
+        result, mark = await journal.run(section, self.config.lock_timeout)
+        if not store.commit.done_now(journal.commit, mark):  # (no coroutine when done)
+            await store.commit.durable(journal.commit, mark)
         return result
 
-    async def _read(self) -> State:
-        """The state, caught up with other processes' writes."""
-        await self._run(lambda _: ([], None))
-        return self._store.journal.state
+    async def _view(self, look: Callable[[State], T]) -> T:
+        """What ``look`` makes of the state, caught up with other processes' writes.
+
+        It runs under the lock: other threads of the process share the state.
+        """
+        return await self._run(lambda state: ([], look(state)))
 
     # --- Backend ----------------------------------------------------------------------
 
@@ -126,20 +151,28 @@ class JsonBackend:
             claimed = rules.claim(entry.task(), name, now=at(now / 1e6), lease_seconds=lease)
             return [_set(claimed)], claimed.id
 
+        def read_back(tid: TaskId | None) -> Task[bytes] | None:
+            # As stored, read under the lock (another thread may change it next).
+            return None if tid is None else self.journal.state.tasks[tid].task()
+
+        async def take() -> Task[bytes] | None:
+            journal = await self._store.current()
+            return await journal.run_then(claim, read_back, self.config.lock_timeout)
+
         idle = False
         while True:
-            tid = await self._run(claim)
-            if tid is None:
+            task = await take()
+            if task is None:
                 if idle:
                     # Only after reporting idle once: wait rather than spin.
                     await self._wait_ready(queue)
-                    tid = await self._run(claim)
-                if tid is None:
+                    task = await take()
+                if task is None:
                     idle = True
                     yield None
                     continue
             idle = False
-            yield self.journal.state.tasks[tid].task()
+            yield task
 
     async def _wait_ready(self, queue: str) -> None:
         """Wait for a task of ``queue`` to become ready: pushed by this process (woken at
@@ -148,28 +181,29 @@ class JsonBackend:
         loop, clock = asyncio.get_running_loop(), self.clock
         deadline = loop.time() + self.config.idle_wait
         while True:
-            due = self.journal.state.next_due_us(queue)
+            due = await self._view(lambda state: state.next_due_us(queue))
             left = deadline - loop.time()
             if due is not None:
                 left = min(left, due / 1e6 - clock.time())
             if left <= 0:
                 return
-            waiter = loop.create_future()
-            self.journal.ready_waiters.setdefault(queue, []).append(waiter)
+            waiter: asyncio.Future[None] = loop.create_future()
+            journal = self.journal
+            journal.watch_ready(queue, waiter)
             try:
                 await asyncio.wait_for(waiter, min(left, self.config.poll_interval))
                 return
             except TimeoutError:
                 pass
             finally:
-                waiters = self.journal.ready_waiters.get(queue)
-                if waiters and waiter in waiters:
-                    waiters.remove(waiter)
+                journal.unwatch_ready(queue, waiter)
             if self.journal.changed():
                 # Another process wrote: catch up, and stop waiting only if it made
                 # something of this queue ready (not for its heartbeats or other queues).
-                state = await self._read()
-                if state.next_ready(queue, _now_us(clock)) is not None:
+                ready = await self._view(
+                    lambda state: state.next_ready(queue, _now_us(clock)) is not None
+                )
+                if ready:
                     return
 
     @hookimpl
@@ -203,8 +237,11 @@ class JsonBackend:
 
     @hookimpl
     async def fetch_by_id(self, task_id: TaskId) -> Task[bytes] | None:
-        entry = (await self._read()).tasks.get(task_id)
-        return None if entry is None else entry.task()
+        def look(state: State) -> Task[bytes] | None:
+            entry = state.tasks.get(task_id)
+            return None if entry is None else entry.task()
+
+        return await self._view(look)
 
     @hookimpl
     async def update(self, task: Task[bytes]) -> None:
@@ -268,40 +305,29 @@ class JsonBackend:
 
     @hookimpl
     async def list_tasks(self, queue: str, filter: Filter) -> Sequence[Task[bytes]]:
-        state = await self._read()
-        return page_of((e for e in state.tasks.values() if e.queue == queue), filter)
+        return await self._view(
+            lambda state: page_of((e for e in state.tasks.values() if e.queue == queue), filter)
+        )
 
     @hookimpl
     async def list_all_tasks(self, filter: Filter) -> Sequence[Task[bytes]]:
-        return page_of((await self._read()).tasks.values(), filter)
+        return await self._view(lambda state: page_of(state.tasks.values(), filter))
 
     @hookimpl
     async def list_queues(self) -> Sequence[QueueInfo]:
-        state = await self._read()
-        names = {e.queue for e in state.tasks.values()}
-        names.update(w.info.queue for w in state.workers.values())
-        infos = []
-        for name in sorted(names):
-            workers = sorted(n for n, w in state.workers.items() if w.info.queue == name)
-            stats = metrics_of(e for e in state.tasks.values() if e.queue == name)
-            infos.append(QueueInfo(name, stats, workers, []))
-        return infos
+        return await self._view(_queues_of)
 
     @hookimpl
     async def list_workers(self, queue: str | None) -> Sequence[RunningWorker]:
-        state = await self._read()
-        return [
-            RunningWorker(
-                name, w.info.queue, "json", w.info.started_at, from_us(w.last_us), w.info.layers
-            )
-            for name, w in sorted(state.workers.items())
-            if queue is None or w.info.queue == queue
-        ]
+        return await self._view(lambda state: _workers_of(state, queue))
 
     @hookimpl
     async def metrics(self, queue: str | None) -> Sequence[Statistic]:
-        state = await self._read()
-        return metrics_of(e for e in state.tasks.values() if queue is None or e.queue == queue)
+        return await self._view(
+            lambda state: metrics_of(
+                e for e in state.tasks.values() if queue is None or e.queue == queue
+            )
+        )
 
     # --- WaitForCompletion -----------------------------------------------------------------
 
@@ -311,45 +337,59 @@ class JsonBackend:
     ) -> AsyncIterator[TaskResult[bytes]]:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        state = await self._read()
         pending = list(dict.fromkeys(task_ids))
-        for tid in pending:
-            if tid not in state.tasks:
-                raise TaskNotFound(f"no task {tid} to wait for in {self.path}")
+
+        def missing(state: State) -> TaskId | None:
+            return next((tid for tid in pending if tid not in state.tasks), None)
+
+        absent = await self._view(missing)
+        if absent is not None:
+            raise TaskNotFound(f"no task {absent} to wait for in {self.path}")
         while True:
-            state = self.journal.state
-            left = []
-            for tid in pending:
-                entry = state.tasks.get(tid)
-                if entry is None:
-                    raise TaskNotFound(f"task {tid} was removed from {self.path} while awaited")
-                if entry.status in FINAL:
-                    yield result_of(entry)
-                else:
-                    left.append(tid)
-            pending = left
+            waiter: asyncio.Future[None] = loop.create_future()
+
+            def sort(
+                state: State,
+                pending: list[TaskId] = pending,
+                waiter: asyncio.Future[None] = waiter,
+            ) -> tuple[list[TaskResult[bytes]], list[TaskId]]:
+                # Under the lock, so that an ack of another thread either is seen
+                # here or wakes the waiter registered here.
+                done, left = [], []
+                for tid in pending:
+                    entry = state.tasks.get(tid)
+                    if entry is None:
+                        raise TaskNotFound(f"task {tid} was removed from {self.path} while awaited")
+                    if entry.status in FINAL:
+                        done.append(result_of(entry))
+                    else:
+                        left.append(tid)
+                if left:
+                    self.journal.watch_final(left, waiter)
+                return done, left
+
+            done, pending = await self._view(sort)
+            for result in done:
+                yield result
             if not pending:
                 return
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"{len(pending)} task(s) had not finished after {timeout} s")
             # Acks of this process wake us at once; other processes' are seen by polling.
-            waiter = loop.create_future()
-            for tid in pending:
-                self.journal.final_waiters.setdefault(tid, []).append(waiter)
             wait = self.config.poll_interval
             try:
                 await asyncio.wait_for(waiter, wait if remaining is None else min(wait, remaining))
             except TimeoutError:
                 pass
-            if self.journal.changed():
-                await self._read()
 
     @hookimpl
     async def check_status(self, task_ids: Sequence[TaskId]) -> Sequence[TaskResult[bytes]]:
-        tasks = (await self._read()).tasks
-        entries = (tasks.get(tid) for tid in task_ids)
-        return [result_of(e) for e in entries if e is not None and e.status in FINAL]
+        def look(state: State) -> list[TaskResult[bytes]]:
+            entries = (state.tasks.get(tid) for tid in task_ids)
+            return [result_of(e) for e in entries if e is not None and e.status in FINAL]
+
+        return await self._view(look)
 
     # --- ConfigExt, MakeShared -------------------------------------------------------------
 

@@ -1,25 +1,35 @@
-"""Group commit: the fsyncs that make a journal's appends durable, shared by its writers.
+"""Group commit: the fsyncs that make a journal's appends durable, shared by every writer.
 
 A write is durable once an fsync that *started after it* has returned: the
 kernel flushes every dirty page of the file, whoever wrote it. So concurrent
-operations need not each fsync: the first to wait schedules one, which starts
-once the operations already runnable have written, and covers all of them.
-fsyncs run in threads (the event loop goes on) and up to two at once (the
-kernel merges concurrent ones into one journal commit). When nothing else could
-run meanwhile (a single producer: the loop has no other callback ready), the
-fsync is made inline instead: one write and one fdatasync, no thread hand-off.
+operations need not each fsync. One ``FileSync`` per open journal counts the
+appends (``wrote``) and the appends known to be on disk (``synced``), for
+every thread and event loop of the process that shares the journal: whoever
+needs a write on disk either finds an fsync already running that started
+after it (and waits for that one), or leads a new one, which covers every
+append made before it starts. At most two fsyncs run at once (the kernel
+merges concurrent ones into one journal commit).
+
+``GroupCommit`` is one event loop's side of it. When nothing else of that loop
+could run meanwhile (one producer: no callback is ready), the caller syncs
+inline: one ``fdatasync`` in its own thread, or a wait for the one another
+thread is running (both bounded by the disk), and no thread hand-off. Otherwise
+it waits on a future, and one fsync is started (in a thread, so the loop goes
+on) once the coroutines already runnable have written, so that it covers all
+of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from typing import Protocol
 
 from conveyor_json.errors import StoreBroken
 from conveyor_json.threads import ProcessPool
 
-__all__ = ["GroupCommit"]
+__all__ = ["FileSync", "GroupCommit"]
 
 _SYNCS_IN_FLIGHT = 2
 _syncs = ProcessPool(_SYNCS_IN_FLIGHT, "conveyor-json-fsync")
@@ -32,139 +42,207 @@ class _Handle(Protocol):
     broken: str | None
 
 
-class GroupCommit:
-    """Counts writes (``mark``), syncs them, and tells waiters when theirs are on disk."""
+def _resolve(waiter: asyncio.Future[None], error: BaseException | None) -> None:
+    if waiter.done():
+        return
+    if error is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(error)
 
-    def __init__(self, handle: _Handle, enabled: bool) -> None:
+
+class FileSync:
+    """The appends of one journal and the fsyncs that cover them, for every thread."""
+
+    def __init__(self, handle: _Handle) -> None:
         self.handle = handle
-        self.enabled = enabled
         self.written = 0
         self.synced = 0
-        self._target = 0
-        self._soon = False
-        self._syncing: set[asyncio.Future[None]] = set()
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._running: list[int] = []  # the targets of the fsyncs in flight
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._wanted = 0  # the highest mark a future waits for
         self._retired: list[int] = []
 
+    # --- counting (under the journal's lock) -------------------------------------
+
     def wrote(self) -> int:
-        """Count one append; return its mark."""
+        """Count one append (its bytes have reached the kernel); return its mark.
+
+        Called under the journal's lock only, so there is one writer; an fsync
+        reading ``written`` meanwhile sees this append or an earlier count, and
+        whoever waits for this mark asks only after this returns.
+        """
         self.written += 1
         return self.written
 
     def everything_synced(self) -> None:
         """Everything written so far is on disk (a compaction fsync'd a copy of it)."""
-        self.synced = self._target = self.written
-        if self._waiters:
+        with self._cond:
+            self.synced = self.written
+            self._cond.notify_all()
             self._settle()
 
-    async def durable(self, mark: int) -> None:
-        """Return once write ``mark`` is on disk; ``StoreBroken`` if that cannot be known."""
-        if not self.enabled or self.synced >= mark:
-            return
-        if self.handle.broken is not None:
-            raise StoreBroken(self.handle.broken)
-        loop = asyncio.get_running_loop()
-        if not self._syncing and not self._waiters and not getattr(loop, "_ready", True):
-            # Nothing else can run meanwhile (no callback is ready: one producer, say),
-            # so no write could share this fsync: do it here, one syscall, no thread
-            # hand-off. ``_ready`` is CPython's run queue; other loops take the thread.
-            self._sync_inline()
-            return
-        waiter = loop.create_future()
-        self._waiters.append((mark, waiter))
-        if not self._soon:
-            # Start it after the coroutines already runnable have written, so that
-            # one fsync covers all of them. (Starting at once and overlapping the
-            # next writes with it measured ~10% slower: twice the thread hand-offs.)
-            self._soon = True
-            loop.call_soon(self._start)
-        await waiter
+    # --- waiting ------------------------------------------------------------------
 
-    def _start(self) -> None:
-        self._soon = False
-        if self.handle.broken is not None:
-            self._settle()  # fails every waiter: nothing more will be synced
-            return
-        if len(self._syncing) >= _SYNCS_IN_FLIGHT or self._target >= self.written:
-            return
-        target = self._target = self.written
-        fd = self.handle.fd
-        future = asyncio.get_running_loop().run_in_executor(_syncs.get(), os.fdatasync, fd)
-        self._syncing.add(future)
-        future.add_done_callback(lambda done: self._finished(done, target))
+    def _covered(self) -> int:
+        """The highest mark that an fsync on disk or in flight covers."""
+        return max(self.synced, max(self._running, default=0))
 
-    def _sync_inline(self) -> None:
-        target = self._target = self.written
+    def _broken(self) -> StoreBroken | None:
+        reason = self.handle.broken
+        return None if reason is None else StoreBroken(reason)
+
+    def sync_to(self, mark: int) -> None:
+        """Block until write ``mark`` is on disk, leading an fsync when none covers it."""
+        with self._cond:
+            while self.synced < mark:
+                error = self._broken()
+                if error is not None:
+                    raise error
+                if self._covered() < mark and len(self._running) < _SYNCS_IN_FLIGHT:
+                    self._lead()
+                else:
+                    self._cond.wait()
+
+    def wait(self, mark: int, waiter: asyncio.Future[None]) -> bool:
+        """Have ``waiter`` resolved once write ``mark`` is on disk; return whether a
+        thread must be started to lead the fsync (``kick``)."""
+        with self._cond:
+            error = self._broken()
+            if error is not None or self.synced >= mark:
+                _resolve(waiter, error)
+                return False
+            self._waiters.append((mark, waiter.get_loop(), waiter))
+            self._wanted = max(self._wanted, mark)
+            return self._needs_leader()
+
+    def _needs_leader(self) -> bool:
+        return self._wanted > self._covered() and len(self._running) < _SYNCS_IN_FLIGHT
+
+    def kick(self) -> None:
+        """Start a thread that leads an fsync for the futures waiting (if still needed)."""
+        _syncs.get().submit(self._lead_for_waiters)
+
+    def _lead_for_waiters(self) -> None:
+        with self._cond:
+            if self._broken() is None and self._needs_leader():
+                self._lead()
+
+    def _lead(self) -> None:
+        """One fsync covering every append so far (called holding ``_cond``, released
+        during the fsync itself)."""
+        target, fd = self.written, self.handle.fd
+        self._running.append(target)
+        self._cond.release()
+        error: OSError | None = None
         try:
-            os.fdatasync(self.handle.fd)
-        except OSError as error:
-            self.handle.broken = (
-                f"fsync of {self.handle.path} failed ({error.strerror}); acknowledged writes"
-                " may not be on disk, so this handle refuses further use. Reopen the store"
-            )
-            raise StoreBroken(self.handle.broken) from error
-        self.synced = max(self.synced, target)
-
-    def _finished(self, done: asyncio.Future[None], target: int) -> None:
-        self._syncing.discard(done)
-        error = done.exception()
+            os.fdatasync(fd)
+        except OSError as exc:
+            error = exc
+        finally:
+            self._cond.acquire()
+        self._running.remove(target)
         if error is not None:
             # Never retried: after a failed fsync the kernel may have dropped the
             # dirty pages, so a retry that succeeds would prove nothing.
-            reason = error.strerror if isinstance(error, OSError) else repr(error)
-            self.handle.broken = (
-                f"fsync of {self.handle.path} failed ({reason}); acknowledged writes may"
-                " not be on disk, so this handle refuses further use. Reopen the store"
-            )
+            if self.handle.broken is None:
+                self.handle.broken = (
+                    f"fsync of {self.handle.path} failed ({error.strerror}); acknowledged"
+                    " writes may not be on disk, so this handle refuses further use. Reopen"
+                    " the store"
+                )
         else:
             # An fsync covers everything written before it started, whichever ends first.
             self.synced = max(self.synced, target)
+        self._cond.notify_all()
         self._settle()
-        if self._retired and not self._syncing:
-            for fd in self._retired:
-                os.close(fd)
+        if not self._running and self._retired:
+            for old in self._retired:
+                os.close(old)
             self._retired.clear()
-        if self._waiters:
-            self._start()
+        if self._waiters and self._broken() is None and self._needs_leader():
+            self.kick()  # futures wait for writes no fsync covers yet
 
     def _settle(self) -> None:
-        """Release the waiters whose writes are synced (or all, with an error)."""
-        broken, keep = self.handle.broken, []
-        for mark, waiter in self._waiters:
-            if waiter.done():
+        """Resolve the futures whose writes are synced (all of them, with an error)."""
+        error, keep = self._broken(), []
+        for mark, loop, waiter in self._waiters:
+            if error is None and mark > self.synced:
+                keep.append((mark, loop, waiter))
                 continue
-            if broken is not None:
-                waiter.set_exception(StoreBroken(broken))
-            elif mark <= self.synced:
-                waiter.set_result(None)
-            else:
-                keep.append((mark, waiter))
+            try:
+                loop.call_soon_threadsafe(_resolve, waiter, error)
+            except RuntimeError:
+                pass  # that loop is closed: nobody waits any more
         self._waiters = keep
+
+    # --- replaced and closed files ---------------------------------------------------
 
     def retire(self, fd: int) -> None:
         """Close ``fd`` (a replaced file) now, or once the fsyncs running on it end."""
-        if not self._syncing:
-            os.close(fd)
-        else:
-            self._retired.append(fd)
+        with self._cond:
+            if self._running:
+                self._retired.append(fd)
+                return
+        os.close(fd)
 
-    def reset(self) -> None:
-        """Forget the futures of an event loop that stopped (another loop takes over)."""
-        self._syncing.clear()
-        self._waiters.clear()
-        self._soon = False
-        self._target = self.synced
-
-    async def drain(self) -> None:
-        """Wait for the fsyncs in flight."""
-        while self._syncing:
-            await asyncio.wait(list(self._syncing))
+    def idle(self) -> bool:
+        """Whether no fsync runs (the handle's files may be closed)."""
+        with self._cond:
+            return not self._running
 
     def close_retired(self) -> None:
         """Close replaced files at once (the handle is closing)."""
-        for fd in self._retired:
+        with self._cond:
+            retired, self._retired = self._retired, []
+            self._cond.notify_all()
+            self._settle()
+        for fd in retired:
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self._retired.clear()
+
+
+class GroupCommit:
+    """One event loop's way to wait until its writes are on disk (see the module)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._kicks: set[FileSync] = set()
+
+    def done_now(self, sync: FileSync, mark: int) -> bool:
+        """Whether write ``mark`` is on disk now, syncing it inline when nothing else of
+        this loop could run meanwhile; ``False``: await ``durable``."""
+        if not self.enabled or sync.synced >= mark:
+            return True
+        if not self._kicks and not getattr(asyncio.get_running_loop(), "_ready", True):
+            # Nothing else of this loop can run meanwhile (one producer, say), so no
+            # write of it could share the fsync: sync here, no thread hand-off.
+            # ``_ready`` is CPython's run queue; other loops take the thread.
+            sync.sync_to(mark)
+            return True
+        return False
+
+    async def durable(self, sync: FileSync, mark: int) -> None:
+        """Return once write ``mark`` of ``sync``'s journal is on disk; ``StoreBroken`` if
+        that cannot be known."""
+        if self.done_now(sync, mark):
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if sync.wait(mark, waiter) and sync not in self._kicks:
+            # Start it after the coroutines already runnable have written, so that
+            # one fsync covers all of them.
+            self._kicks.add(sync)
+            loop.call_soon(self._kick, sync)
+        await waiter
+
+    def _kick(self, sync: FileSync) -> None:
+        self._kicks.discard(sync)
+        sync.kick()
+
+    def reset(self) -> None:
+        """Forget the kicks an event loop that stopped had scheduled."""
+        self._kicks.clear()

@@ -1,11 +1,12 @@
 """The journal file: creating, reading, locking, appending, syncing and compacting it.
 
-One ``Journal`` is one open handle on a store file. Every operation runs as a
-short synchronous critical section under an exclusive ``flock`` on
-``<path>.lock`` (a separate file, so it survives the store being replaced by
-a compaction): catch up with what other processes appended, decide, append,
-release. ``fsync`` happens after the lock is released, and concurrent
-operations of this process share one (group commit).
+One ``Journal`` is one open handle on a store file, shared by every thread and
+event loop of the process that opens the store (``shared.open_journal``). Every
+operation runs as a short synchronous critical section under the process's
+mutex and an exclusive ``flock`` on ``<path>.lock`` (a separate file, so it
+survives the store being replaced by a compaction): catch up with what other
+processes appended, decide, append, release. ``fsync`` happens after the lock
+is released, and concurrent operations of the process share one (group commit).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import itertools
 import logging
 import os
 import stat
+import threading
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from conveyor import BackendClosed
+from conveyor import BackendClosed, TaskId
 from conveyor_json import files, records
-from conveyor_json.commit import GroupCommit
+from conveyor_json.commit import FileSync
 from conveyor_json.entry import Entry, Source, ref
 from conveyor_json.errors import CorruptStore, DiskFull, StoreBroken, StoreError, TornTailWarning
 from conveyor_json.framing import frame, scan
@@ -35,6 +37,7 @@ __all__ = ["Journal", "Section"]
 log = logging.getLogger("conveyor.json")
 
 T = TypeVar("T")
+U = TypeVar("U")
 Section = Callable[[State], tuple[list[dict[str, Any]], T]]
 """A critical section: reads the caught-up state, returns the records to append and a result."""
 
@@ -53,13 +56,11 @@ class Journal:
         self,
         path: str,
         *,
-        fsync: bool = True,
         compact_threshold: int = 10_000,
         lock_timeout: float = 30.0,
     ) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.lock_path = self.path + ".lock"
-        self.fsync = fsync
         self.compact_threshold = compact_threshold
         self.broken: str | None = None
         self.full = False
@@ -71,7 +72,9 @@ class Journal:
         self.state = State()
         self.ready_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.final_waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self.commit = GroupCommit(self, fsync)
+        self.commit = FileSync(self)
+        self.users = 0  # the backends sharing it (``shared``)
+        self._waiting = threading.Lock()  # guards the two waiter maps across threads
         self._compact_floor = 0
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
@@ -84,6 +87,8 @@ class Journal:
             raise StoreError(f"cannot open store {self.path}: it is a directory; name a file")
         self.lock_fd = files.open_lock(self.lock_path, self.path)
         self.lock = StoreLock(self.lock_fd, self.lock_path, lock_timeout)
+        info = os.fstat(self.lock_fd)
+        self.key = (info.st_dev, info.st_ino)
         try:
             self.lock.lock_blocking()
             try:
@@ -141,9 +146,11 @@ class Journal:
         return version
 
     def _adopt(self, fd: int, ident: tuple[int, int], offset: int) -> None:
-        if self.fd >= 0:
-            self.commit.retire(self.fd)
-        self.fd, self.ident, self.offset = fd, ident, offset
+        # The new descriptor first: an fsync starting meanwhile must not pick up one
+        # that is being closed.
+        old, self.fd, self.ident, self.offset = self.fd, fd, ident, offset
+        if old >= 0:
+            self.commit.retire(old)
 
     def _read(self, fd: int, state: State, start: int, end: int, *, opening: bool) -> int:
         """Apply the whole units (lines, groups) in ``[start, end)``; return where they stop.
@@ -205,22 +212,55 @@ class Journal:
 
     # --- the critical section ---------------------------------------------------
 
-    async def run(self, section: Section[T]) -> tuple[T, int]:
+    async def run(self, section: Section[T], timeout: float | None = None) -> tuple[T, int]:
         """Run ``section`` under the lock after catching up; append its records.
 
-        Returns its result and the write mark to pass to ``durable``. The
-        section never awaits, so no other coroutine of this handle can be inside
-        one meanwhile.
+        Returns its result and the write mark to pass to ``GroupCommit.durable``.
+        The section never awaits; no other section of this process runs meanwhile.
+        ``timeout``: how long to wait for the lock (``LockTimeout``), by default
+        the journal's.
         """
+        self._usable()
         lock = self.lock
-        if lock.loop is not asyncio.get_running_loop():
-            self._usable()
-            lock.check_loop(self.commit.reset)
-        gated = await lock.acquire()
+        if not lock.enter_now():  # free (the common case): no coroutine, no wait
+            await lock.acquire(timeout)
         try:
             return self._locked(section)
         finally:
-            lock.release(gated)
+            lock.release()
+
+    async def run_then(
+        self, section: Section[T], then: Callable[[T], U], timeout: float | None = None
+    ) -> U:
+        """``run``, then ``then(result)`` still under the lock, with the records applied
+        (a claim reads back the task it claimed, which no other thread changes meanwhile)."""
+        self._usable()
+        lock = self.lock
+        if not lock.enter_now():
+            await lock.acquire(timeout)
+        try:
+            return then(self._locked(section)[0])
+        finally:
+            lock.release()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Catch up under the lock, from synchronous code: another backend of this process
+        opens the store this journal has open (so it sees, and checks, the file as a
+        fresh open would; ``LockTimeout`` as one would).
+
+        Skipped while another section of this process holds the lock: that one is
+        catching up right now, and waiting here could block the very event loop
+        whose coroutine holds it.
+        """
+        self._usable()
+        lock = self.lock
+        if not lock.enter_if_idle(timeout):
+            return
+        try:
+            self._usable()
+            self._catch_up()
+        finally:
+            lock.release()
 
     def _locked(self, section: Section[T]) -> tuple[T, int]:
         self._usable()
@@ -318,10 +358,6 @@ class Journal:
         )
         raise StoreBroken(self.broken) from exc
 
-    async def durable(self, mark: int) -> None:
-        """Return once write ``mark`` (from ``run``) is on disk (see ``GroupCommit``)."""
-        await self.commit.durable(mark)
-
     # --- compaction -----------------------------------------------------------------
 
     def _compact_due(self) -> bool:
@@ -412,23 +448,54 @@ class Journal:
 
     # --- waking waiters ---------------------------------------------------------------
 
+    def watch_ready(self, queue: str, waiter: asyncio.Future[None]) -> None:
+        """Resolve ``waiter`` (of any thread's loop) when a task of ``queue`` becomes ready."""
+        with self._waiting:
+            self.ready_waiters.setdefault(queue, []).append(waiter)
+
+    def unwatch_ready(self, queue: str, waiter: asyncio.Future[None]) -> None:
+        with self._waiting:
+            waiters = self.ready_waiters.get(queue)
+            if waiters and waiter in waiters:
+                waiters.remove(waiter)
+
+    def watch_final(self, task_ids: Iterable[TaskId], waiter: asyncio.Future[None]) -> None:
+        """Resolve ``waiter`` when one of ``task_ids`` reaches a final status."""
+        with self._waiting:
+            for tid in task_ids:
+                self.final_waiters.setdefault(tid, []).append(waiter)
+
+    def take_waiters(self, other: Journal) -> None:
+        """Take over the waiters of ``other`` (a broken journal this one replaces)."""
+        with other._waiting:
+            ready, final = other.ready_waiters, other.final_waiters
+            other.ready_waiters, other.final_waiters = {}, {}
+        with self._waiting:
+            for queue, waiters in ready.items():
+                self.ready_waiters.setdefault(queue, []).extend(waiters)
+            for tid, waiters in final.items():
+                self.final_waiters.setdefault(tid, []).extend(waiters)
+
     def _wake_ready(self, queue: str) -> None:
-        waiters = self.ready_waiters.get(queue)
-        if waiters:
-            _wake_all(waiters)
+        if queue in self.ready_waiters:
+            with self._waiting:
+                waiters = self.ready_waiters.pop(queue, None)
+            if waiters:
+                _wake_all(waiters)
 
     def _wake_final(self, task_id: str) -> None:
-        waiters = self.final_waiters.pop(task_id, None)
-        if waiters:
-            _wake_all(waiters)
+        if task_id in self.final_waiters:
+            with self._waiting:
+                waiters = self.final_waiters.pop(task_id, None)
+            if waiters:
+                _wake_all(waiters)
 
     # --- closing ------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        """Wait for a running fsync, then close the file and the lock file."""
+    def close(self) -> None:
+        """Close the file (once a running fsync ends) and the lock file."""
         if self.closed:
             return
-        await self.commit.drain()
         self.closed = True
         self._close_fds()
         # Drop the index now: it refers back to this handle, so it would otherwise
@@ -436,13 +503,14 @@ class Journal:
         self.state = State()
 
     def _close_fds(self) -> None:
-        for fd in (self.fd, self.lock_fd):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.fd = self.lock_fd = -1
+        fd, lock_fd, self.fd, self.lock_fd = self.fd, self.lock_fd, -1, -1
+        if lock_fd >= 0:
+            try:
+                os.close(lock_fd)
+            except OSError:
+                pass
+        if fd >= 0:
+            self.commit.retire(fd)  # closed once an fsync running on it ends
         self.commit.close_retired()
 
 
@@ -456,7 +524,25 @@ def _decodes(lines: list[bytes]) -> bool:
 
 
 def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
+    """Resolve futures of any thread's loop (another thread's through its loop)."""
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
     for waiter in waiters:
-        if not waiter.done():
+        if waiter.done():
+            continue
+        loop = waiter.get_loop()
+        if loop is here:
             waiter.set_result(None)
+        else:
+            try:
+                loop.call_soon_threadsafe(_wake, waiter)
+            except RuntimeError:
+                pass  # that loop is closed: nobody waits any more
     waiters.clear()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
