@@ -90,6 +90,20 @@ def payload(key: str, data: bytes) -> str:
     return f'"{key}_b64":"{base64.b64encode(data).decode("ascii")}"'
 
 
+def fragment(line: bytes, key: str) -> bytes:
+    """The payload ``key`` of record ``line`` as it would be written (``"key":...`` or
+    ``"key_b64":"..."``), without building the bytes in between (a compaction's copy)."""
+    try:
+        record = _loads(line.decode("utf-8"))
+        if key in record:
+            return f'"{key}":{_dumps(record[key])}'.encode("ascii")
+        encoded = record[key + "_b64"]
+        base64.b64decode(encoded, validate=True)
+        return f'"{key}_b64":"{encoded}"'.encode("ascii")
+    except (UnicodeDecodeError, ValueError, RecursionError, TypeError, KeyError) as exc:
+        raise ValueError(f"no {key} in the record ({exc!r:.100})") from None
+
+
 def encode(record: dict[str, Any]) -> bytes:
     """One record as a line (newline included). Fields that are ``None`` are left out."""
     op = record["op"]

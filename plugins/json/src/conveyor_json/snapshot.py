@@ -76,13 +76,13 @@ def encode(entries: list[Entry], start: int, moved: list[tuple[Entry, int, int |
     extra: dict[str, list[list[Any]]] = {}
     pays: list[bytes] = []
     has_res: list[int] = []
+    slots = [(key, FIELDS.index(slot)) for key, slot in _SLOT.items()]
+    slots.append(("meta", FIELDS.index("meta")))
     for i, entry in enumerate(entries):
-        for key, slot in _SLOT.items():
-            value = getattr(entry, slot)
+        for key, slot in slots:
+            value = entry[slot]
             if value is not None:
                 extra.setdefault(key, []).append([i, value])
-        if entry.meta:
-            extra.setdefault("meta", []).append([i, entry.meta])
         pays.append(PAY + _fragment(entry, "args") + b"}\n")
         if entry._res is not None:
             has_res.append(i)
@@ -124,7 +124,7 @@ def _fragment(entry: Entry, key: str) -> bytes:
         line = entry.src.line(held)
         if line.startswith(PAY):
             return payload_fragment(line)
-        value = entry.src.decode(line).get(key)
+        return records.fragment(line, key)
     else:
         value = held
     if type(value) is not bytes:
