@@ -21,7 +21,10 @@ __all__ = ["Entry", "Source", "State", "WorkerRecord", "to_us", "from_us", "READ
 READY = frozenset({Status.PENDING, Status.FAILED})
 FINAL = frozenset({Status.DONE, Status.KILLED})
 _HELD = frozenset({Status.RUNNING, Status.QUEUED})
-_ARGS, _RES = FIELDS.index("_args"), FIELDS.index("_res")
+_ARGS, _RES, _STATUS, _BY = (FIELDS.index(f) for f in ("_args", "_res", "status", "lock_by"))
+_SEQ, _QUEUE, _AT, _PRIORITY, _ID = (
+    FIELDS.index(f) for f in ("seq", "queue", "run_at_us", "priority", "id")
+)
 
 
 def _int(value: Any) -> int:
@@ -94,8 +97,9 @@ class State:
         op = record["op"]
         if op == "set":
             entry = self.tasks[record["id"]]
-            was = entry.status
-            self._unhold(entry)
+            was = entry[_STATUS]
+            if entry[_BY] is not None:
+                self._unhold(entry)
             entry.set(record, self.name)
             self._index(entry, was)
         elif op == "put":
@@ -142,18 +146,20 @@ class State:
                 held.discard(entry.id)
 
     def _index(self, entry: Entry, was: Status | None) -> None:
-        status = entry.status
+        # Fields by index: this runs for every record replayed (a property is a call).
+        status = entry[_STATUS]
         if status in READY:
-            self._seq += 1
-            entry.seq = self._seq
-            heaps = self.heaps(entry.queue)
-            heapq.heappush(heaps.delayed, (entry.run_at_us, -entry.priority, entry.seq, entry.id))
-            self._on_ready(entry.queue)
+            seq = self._seq = self._seq + 1
+            entry[_SEQ] = seq
+            queue = entry[_QUEUE]
+            heaps = self.queues.get(queue) or self.heaps(queue)
+            heapq.heappush(heaps.delayed, (entry[_AT], -entry[_PRIORITY], seq, entry[_ID]))
+            self._on_ready(queue)
         elif status in _HELD:
-            if entry.lock_by is not None:
-                self.held.setdefault(entry.lock_by, set()).add(entry.id)
+            if entry[_BY] is not None:
+                self.held.setdefault(entry[_BY], set()).add(entry[_ID])
         elif status in FINAL and was not in FINAL:
-            self._on_final(entry.id)
+            self._on_final(entry[_ID])
 
     # --- queries ------------------------------------------------------------------
 
