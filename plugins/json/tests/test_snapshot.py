@@ -172,3 +172,17 @@ def test_repair_counts_the_tasks_of_a_snapshot(tmp_path: Path) -> None:
         check=True,
     )
     assert "every record is valid (30)" in out.stdout
+
+
+async def test_a_payload_changed_under_an_open_store_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.json"
+    async with conveyor.open(f"json://{path}?compact_threshold=1") as backend:
+        tid = await backend.push({"n": 1})
+        await backend.push_many([{"n": k} for k in range(8)])  # compacted: payloads on disk
+        data = bytearray(path.read_bytes())
+        at = data.index(b'{"op":"pay","args":{"n":1}}')
+        data[at : at + 5] = b"#####"  # same size and file: the open handle does not reload
+        with open(path, "r+b") as out:
+            out.write(bytes(data))
+        with pytest.raises(CorruptStore, match=r"tasks.json: the record at byte \d+ no longer"):
+            await backend.fetch_by_id(tid)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conveyor import Status, Task, TaskId
+from conveyor_json.errors import CorruptStore
 
 __all__ = ["Entry", "FIELDS", "Source", "payload_size", "ref", "to_us", "from_us"]
 
@@ -90,7 +91,7 @@ class Source:
         offset, length = where >> _LEN_BITS, where & _LEN_MASK
         line = os.pread(self.fd, length, offset)
         if len(line) != length:
-            raise ValueError(
+            raise CorruptStore(
                 f"{self.path}: the record at byte {offset} is cut short; was the file changed"
                 " by something other than conveyor? Reopen the store"
             )
@@ -102,7 +103,7 @@ class Source:
         try:
             value = self.decode(line).get(key)
         except ValueError as exc:
-            raise ValueError(
+            raise CorruptStore(
                 f"{self.path}: the record at byte {where >> _LEN_BITS} no longer reads back"
                 f" ({exc}); was the file changed by something other than conveyor? Reopen the store"
             ) from None
