@@ -13,6 +13,7 @@ valid until the next one, which rewrites every reference (see ``Source.remap``).
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,8 @@ __all__ = ["Entry", "FIELDS", "Source", "payload_size", "ref", "to_us", "from_us
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _STATUS = {s.value: s for s in Status}
+_ID = re.compile(r"[0-9a-v]{26}")
+"""A task id as this plugin writes it (``TaskId.parse`` accepts more, and normalises it)."""
 _LEN_BITS = 24
 """A reference is ``offset << 24 | length``: a line is at most 8 MiB (2**23 bytes)."""
 _LEN_MASK = (1 << _LEN_BITS) - 1
@@ -71,6 +74,13 @@ def payload_size(held: bytes | int | None) -> int:
     if held is None:
         return 0
     return len(held) if type(held) is bytes else held & _LEN_MASK  # type: ignore[operator]
+
+
+def _task_id(tid: Any) -> str:
+    """The id of a record as a plain ``str``, checked (``ValueError`` if it is not one)."""
+    if type(tid) is str and _ID.fullmatch(tid):
+        return tid
+    return str(TaskId.parse(tid))
 
 
 class Source:
@@ -139,7 +149,7 @@ class Entry(list[Any]):
         ):
             raise ValueError(f"a task record has a missing or mistyped field: {record!r:.200}")
         entry = cls(
-            (str(TaskId.parse(tid)), names(queue), max_attempts, priority, meta, name, args, src,
+            (_task_id(tid), names(queue), max_attempts, priority, meta, name, args, src,
              seq, None, 0, 0, None, None, None, None, None)
         )  # fmt: skip
         entry.set(record, names)
