@@ -6,8 +6,12 @@ and the targets are ratios in the same run:
 
 - durable push, 1 producer: >= 1.0x SqliteHuey (synchronous=FULL) and >= 0.7x
   the disk's fsync rate (1 / median write+fdatasync, measured in each round);
+  measured twice: each system in its own phase of the round, and "in turns"
+  (one probe fsync, one json push, one huey enqueue, again and again), which a
+  disk whose speed changes between phases cannot skew;
 - durable push, 16 producers (threads, each with its own backend, since a
-  backend belongs to one event loop): >= 3x SqliteHuey with 16 threads;
+  backend belongs to one event loop; they share one open journal): >= 3x
+  SqliteHuey with 16 threads;
 - with ``--growth``: a store grown to 1,000,000 small tasks opens in <= 3 s,
   the process holds <= 1.5x the file's size, and push/claim/ack figures stay
   flat as the store grows.
@@ -71,6 +75,64 @@ def json_push_one(path: Path, count: int) -> tuple[float, float]:
         elapsed = time.perf_counter() - start
         await backend.aclose()
         return count / elapsed, 1 / statistics.median(times)
+
+    return asyncio.run(run())
+
+
+def one_by_one(folder: Path, count: int) -> dict[str, float]:
+    """One producer, the three systems taking turns sample by sample.
+
+    Each step times one write+fdatasync of the disk probe, one durable json push
+    and one SqliteHuey enqueue (in an order that turns each step), so a disk that
+    stalls for a second or speeds up between phases hits all three alike (on a
+    shared machine it does both). The figures are 1 / each median.
+    """
+
+    from huey import SqliteHuey
+
+    huey = SqliteHuey("bench", filename=str(folder / "huey-one.db"), fsync=True)
+
+    @huey.task()
+    def job(n: int) -> None:
+        return None
+
+    async def run() -> dict[str, float]:
+        backend = conveyor.open(f"json://{folder / 'steps.json'}")
+        probe = os.open(folder / "probe-steps.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        disk: list[float] = []
+        ours: list[float] = []
+        theirs: list[float] = []
+        clock = time.perf_counter
+
+        def probe_once() -> None:
+            os.write(probe, b"x" * 200 + b"\n")
+            os.fdatasync(probe)
+
+        try:
+            for i in range(count):
+                # The order turns each step: an fsync also commits the filesystem
+                # journal for whatever the one before it wrote.
+                for k in range(3):
+                    which = (i + k) % 3
+                    began = clock()
+                    if which == 0:
+                        probe_once()
+                        disk.append(clock() - began)
+                    elif which == 1:
+                        await backend.push({"n": i})
+                        ours.append(clock() - began)
+                    else:
+                        job(i)
+                        theirs.append(clock() - began)
+        finally:
+            os.close(probe)
+            await backend.aclose()
+        median = statistics.median
+        return {
+            STEP_DISK: 1 / median(disk),
+            STEP_ONE: 1 / median(ours),
+            STEP_HUEY: 1 / median(theirs),
+        }
 
     return asyncio.run(run())
 
@@ -140,6 +202,11 @@ def huey_push(folder: Path, per: int, threads: int) -> float:
 
 DISK, ONE, BY_MEDIAN, HUEY1 = "fsync rate", "json push 1", "json push 1, 1/median", "huey push 1"
 THREADS, TASKS, HUEY16 = "json push 16 threads", "json push 16 tasks", "huey push 16 threads"
+STEP_DISK, STEP_ONE, STEP_HUEY = (
+    "fsync rate, in turns",
+    "json push 1, in turns",
+    "huey push 1, in turns",
+)
 
 
 def rounds(opts: argparse.Namespace) -> dict[str, float]:
@@ -150,6 +217,7 @@ def rounds(opts: argparse.Namespace) -> dict[str, float]:
             folder = Path(tmp)
             rate, by_median = json_push_one(folder / "one.json", per_one)
             got = {
+                **one_by_one(folder, per_one // 2),
                 DISK: fsync_rate(folder),
                 ONE: rate,
                 BY_MEDIAN: by_median,
@@ -275,6 +343,8 @@ def main() -> int:
         ("push, 1 producer / SqliteHuey", one / huey1, 1.0),
         ("push, 1 producer / fsync rate", one / disk, 0.7),
         ("push, 1 producer (1/median) / fsync rate", med[BY_MEDIAN] / disk, 0.7),
+        ("in turns: push, 1 producer / SqliteHuey", med[STEP_ONE] / med[STEP_HUEY], 1.0),
+        ("in turns: push, 1 producer / fsync rate", med[STEP_ONE] / med[STEP_DISK], 0.7),
         ("push, 16 threads / SqliteHuey 16 threads", threads / huey16, 3.0),
         ("push, 16 asyncio tasks / SqliteHuey 16 threads", med[TASKS] / huey16, 3.0),
     ]
@@ -286,6 +356,10 @@ def main() -> int:
     report.add("durable push, 1 producer", "conveyor-json (1 / median push)", med[BY_MEDIAN])
     report.add("durable push, 1 producer", "SqliteHuey", huey1)
     report.add("durable push, 1 producer", "disk (1 / median write+fdatasync)", disk)
+    turns = "durable push, 1 producer, in turns (1 / median)"
+    report.add(turns, "conveyor-json", med[STEP_ONE])
+    report.add(turns, "SqliteHuey", med[STEP_HUEY])
+    report.add(turns, "disk (write+fdatasync)", med[STEP_DISK])
     report.add("durable push, 16 producers", "conveyor-json, 16 threads", threads)
     report.add("durable push, 16 producers", "conveyor-json, 16 asyncio tasks", med[TASKS])
     report.add("durable push, 16 producers", "SqliteHuey, 16 threads", huey16)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import sys
 import threading
@@ -192,3 +193,45 @@ def test_a_forked_child_opens_its_own_journal_while_the_parent_has_one(tmp_path:
             assert task is not None and task.args == {"who": "child"}
 
     asyncio.run(parent_side())
+
+
+def test_threads_waiting_for_another_processs_lock_all_get_it_once_it_is_free(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tasks.json"
+    url = f"json://{path}?lock_timeout=60"
+    opened = threading.Barrier(THREADS + 1)
+    locked = threading.Barrier(THREADS + 1)
+    pushed: list[str] = []
+
+    def producer(k: int) -> None:
+        async def run() -> None:
+            backend = conveyor.open(url)
+            opened.wait(timeout=60)
+            locked.wait(timeout=60)  # another process holds the lock now
+            for i in range(3):
+                pushed.append(await backend.push({"k": k, "i": i}))
+            await backend.aclose()
+
+        asyncio.run(run())
+
+    threads = [threading.Thread(target=producer, args=(k,)) for k in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    opened.wait(timeout=60)
+    holder = os.open(f"{path}.lock", os.O_RDWR)  # another open file: another process's lock
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    locked.wait(timeout=60)
+    time.sleep(0.2)  # they queue behind the lock (none may take it meanwhile)
+    assert pushed == []
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    os.close(holder)
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+
+    async def stored() -> set[str]:
+        async with conveyor.open(url) as backend:
+            return {t.id for t in await backend.list_all_tasks(Filter(page_size=1000))}
+
+    assert len(pushed) == THREADS * 3 and asyncio.run(stored()) == set(pushed)

@@ -26,8 +26,8 @@ from conveyor import (
 from conveyor.rules.authoring import at
 from conveyor_json.config import JsonConfig, config_from_url
 from conveyor_json.journal import Journal, Section
-from conveyor_json.listing import metrics_of, page_of, result_of
-from conveyor_json.state import FINAL, State, from_us, to_us, worker_record
+from conveyor_json.listing import metrics_of, page_of, queues_of, result_of, workers_of
+from conveyor_json.state import FINAL, State, to_us, worker_record
 from conveyor_json.store import Store
 
 __all__ = ["JsonBackend"]
@@ -66,27 +66,6 @@ def _set(task: Task[bytes]) -> dict[str, Any]:
 def _stored(state: State, task_id: TaskId) -> Task[bytes] | None:
     entry = state.tasks.get(task_id)
     return None if entry is None else entry.task()
-
-
-def _queues_of(state: State) -> list[QueueInfo]:
-    names = {e.queue for e in state.tasks.values()}
-    names.update(w.info.queue for w in state.workers.values())
-    infos = []
-    for name in sorted(names):
-        workers = sorted(n for n, w in state.workers.items() if w.info.queue == name)
-        stats = metrics_of(e for e in state.tasks.values() if e.queue == name)
-        infos.append(QueueInfo(name, stats, workers, []))
-    return infos
-
-
-def _workers_of(state: State, queue: str | None) -> list[RunningWorker]:
-    return [
-        RunningWorker(
-            name, w.info.queue, "json", w.info.started_at, from_us(w.last_us), w.info.layers
-        )
-        for name, w in sorted(state.workers.items())
-        if queue is None or w.info.queue == queue
-    ]
 
 
 class JsonBackend:
@@ -315,11 +294,11 @@ class JsonBackend:
 
     @hookimpl
     async def list_queues(self) -> Sequence[QueueInfo]:
-        return await self._view(_queues_of)
+        return await self._view(queues_of)
 
     @hookimpl
     async def list_workers(self, queue: str | None) -> Sequence[RunningWorker]:
-        return await self._view(lambda state: _workers_of(state, queue))
+        return await self._view(lambda state: workers_of(state, queue))
 
     @hookimpl
     async def metrics(self, queue: str | None) -> Sequence[Statistic]:

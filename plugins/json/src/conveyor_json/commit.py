@@ -133,6 +133,14 @@ class FileSync:
         """One fsync covering every append so far (called holding ``_cond``, released
         during the fsync itself)."""
         target, fd = self.written, self.handle.fd
+        if fd < 0:  # closed (its last backend closed while a write waited for the disk)
+            self.handle.broken = self.handle.broken or (
+                f"{self.handle.path} was closed while a write waited for its fsync; whether"
+                " that write is on disk is unknown"
+            )
+            self._cond.notify_all()
+            self._settle()
+            return
         self._running.append(target)
         self._cond.release()
         error: OSError | None = None

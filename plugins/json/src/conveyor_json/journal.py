@@ -14,23 +14,24 @@ from __future__ import annotations
 import asyncio
 import errno
 import gc
-import itertools
 import logging
 import os
 import stat
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from conveyor import BackendClosed, TaskId
+from conveyor import BackendClosed
 from conveyor_json import files, records
 from conveyor_json.commit import FileSync
-from conveyor_json.entry import Entry, Source, ref
+from conveyor_json.compaction import Compaction
+from conveyor_json.entry import Source, ref
 from conveyor_json.errors import CorruptStore, DiskFull, StoreBroken, StoreError, TornTailWarning
 from conveyor_json.framing import frame, scan
 from conveyor_json.lock import StoreLock
-from conveyor_json.state import FINAL, State
+from conveyor_json.state import State
+from conveyor_json.waiters import Waiters, wake_all
 
 __all__ = ["Journal", "Section"]
 
@@ -41,15 +42,11 @@ U = TypeVar("U")
 Section = Callable[[State], tuple[list[dict[str, Any]], T]]
 """A critical section: reads the caught-up state, returns the records to append and a result."""
 
-_CHUNK = 1 << 20
 _HEADER_MAX = 4096
 _FULL = (errno.ENOSPC, errno.EDQUOT)
-_TAIL_SHARE = 4
-"""Compact once the records after the snapshot exceed a quarter of the live tasks: opening
-then replays at most that many lines, and the rewrite still costs O(1) per operation."""
 
 
-class Journal:
+class Journal(Waiters, Compaction):
     """An open store file shared with other handles and processes through the lock file."""
 
     def __init__(
@@ -142,7 +139,7 @@ class Journal:
         self._adopt(fd, (info.st_dev, info.st_ino), end)
         self.state = state
         for waiters in list(self.ready_waiters.values()) + list(self.final_waiters.values()):
-            _wake_all(waiters)
+            wake_all(waiters)
         return version
 
     def _adopt(self, fd: int, ident: tuple[int, int], offset: int) -> None:
@@ -358,138 +355,6 @@ class Journal:
         )
         raise StoreBroken(self.broken) from exc
 
-    # --- compaction -----------------------------------------------------------------
-
-    def _compact_due(self) -> bool:
-        """Whether the journal should be rewritten: its superseded records, or the records
-        after its snapshot (which opening replays one by one), outgrew the live tasks."""
-        state = self.state
-        bar = max(self.compact_threshold, len(state.tasks), self._compact_floor)
-        return state.dead > bar or state.tail * _TAIL_SHARE > bar
-
-    def _auto_compact(self, dead: int) -> None:
-        # The operation that got here is written already: a failed compaction must
-        # not fail it. Try again once the journal has grown as much again.
-        try:
-            self.compact(keep_final=True)
-        except StoreError as exc:
-            self._compact_floor = dead * 2
-            log.warning("compacting %s failed, will retry later: %s", self.path, exc)
-
-    def compact(self, keep_final: bool) -> int:
-        """Rewrite the journal as its live records (under the lock); return tasks dropped.
-
-        The copy keeps the store's mode and owner; a user who does not own the
-        store is refused (``NotOwner``) rather than take it over.
-        """
-        state = self.state
-        info = os.fstat(self.fd)
-        files.owner_check(self.path, info)
-        header = records.header_line()
-        moved: list[tuple[Entry, int, int | None]] = []
-        lines = itertools.chain([header], state.compacted(keep_final, len(header), moved))
-        try:
-            self._replace_with(lines, mode=stat.S_IMODE(info.st_mode), owner=info)
-        except ValueError as exc:  # a payload left in the file no longer reads back
-            self.broken = str(exc)
-            raise StoreBroken(self.broken) from None
-        try:
-            fd = files.open_store(self.path)
-        except StoreError as exc:
-            self.broken = f"cannot reopen {self.path} after compacting it: {exc}"
-            raise StoreBroken(self.broken) from None
-        info = os.fstat(fd)
-        state.remap(moved, fd)
-        self._adopt(fd, (info.st_dev, info.st_ino), info.st_size)
-        dropped = [tid for tid, e in state.tasks.items() if not keep_final and e.status in FINAL]
-        for tid in dropped:
-            del state.tasks[tid]
-        state.records = len(state.tasks) + len(state.workers)
-        self.commit.everything_synced()  # the new file was fsync'd before it replaced the old
-        return len(dropped)
-
-    def _replace_with(
-        self, lines: Iterable[bytes], *, mode: int, owner: os.stat_result | None
-    ) -> None:
-        folder = os.path.dirname(self.path)
-        temp = files.temp_name(self.path)
-        fd = files.create_exclusive(temp, mode)
-        replaced = False
-        try:
-            try:
-                with os.fdopen(fd, "wb", buffering=_CHUNK, closefd=False) as out:
-                    out.writelines(lines)
-                os.fchmod(fd, mode)
-                if owner is not None:
-                    files.give_back(fd, owner)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            files.refuse_link(self.path)
-            os.replace(temp, self.path)  # replaces a name, never writes through a link
-            replaced = True
-            files.fsync_dir(folder)
-        except OSError as exc:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            # A full disk before the rename left the store as it was: this handle goes on
-            # (its next append meets the full disk itself). After the rename, or on EIO, not.
-            if replaced or exc.errno == errno.EIO:
-                self.broken = f"rewriting {self.path} failed: {exc.strerror}"
-            raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
-
-    # --- waking waiters ---------------------------------------------------------------
-
-    def watch_ready(self, queue: str, waiter: asyncio.Future[None]) -> None:
-        """Resolve ``waiter`` (of any thread's loop) when a task of ``queue`` becomes ready."""
-        with self._waiting:
-            self.ready_waiters.setdefault(queue, []).append(waiter)
-
-    def unwatch_ready(self, queue: str, waiter: asyncio.Future[None]) -> None:
-        with self._waiting:
-            waiters = self.ready_waiters.get(queue)
-            if waiters and waiter in waiters:
-                waiters.remove(waiter)
-
-    def watch_final(self, task_ids: Iterable[TaskId], waiter: asyncio.Future[None]) -> None:
-        """Resolve ``waiter`` when one of ``task_ids`` reaches a final status."""
-        with self._waiting:
-            for tid in task_ids:
-                self.final_waiters.setdefault(tid, []).append(waiter)
-
-    def take_waiters(self, other: Journal) -> None:
-        """Take over the waiters of ``other`` (a broken journal this one replaces)."""
-        with other._waiting:
-            ready, final = other.ready_waiters, other.final_waiters
-            other.ready_waiters, other.final_waiters = {}, {}
-        with self._waiting:
-            for queue, waiters in ready.items():
-                self.ready_waiters.setdefault(queue, []).extend(waiters)
-            for tid, waiters in final.items():
-                self.final_waiters.setdefault(tid, []).extend(waiters)
-
-    def _wake_ready(self, queue: str) -> None:
-        if queue in self.ready_waiters:
-            with self._waiting:
-                waiters = self.ready_waiters.pop(queue, None)
-            if waiters:
-                _wake_all(waiters)
-
-    def _wake_final(self, task_id: str) -> None:
-        if task_id in self.final_waiters:
-            with self._waiting:
-                waiters = self.final_waiters.pop(task_id, None)
-            if waiters:
-                _wake_all(waiters)
-
     # --- closing ------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -521,28 +386,3 @@ def _decodes(lines: list[bytes]) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
-    """Resolve futures of any thread's loop (another thread's through its loop)."""
-    try:
-        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        here = None
-    for waiter in waiters:
-        if waiter.done():
-            continue
-        loop = waiter.get_loop()
-        if loop is here:
-            waiter.set_result(None)
-        else:
-            try:
-                loop.call_soon_threadsafe(_wake, waiter)
-            except RuntimeError:
-                pass  # that loop is closed: nobody waits any more
-    waiters.clear()
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from conveyor import Filter, Statistic, Status, Task, TaskId, TaskResult
+from conveyor import Filter, QueueInfo, RunningWorker, Statistic, Status, Task, TaskId, TaskResult
 from conveyor.rules.authoring import status_statistics
-from conveyor_json.state import Entry
+from conveyor_json.state import Entry, State, from_us
 
-__all__ = ["page_of", "metrics_of", "result_of"]
+__all__ = ["page_of", "metrics_of", "queues_of", "result_of", "workers_of"]
 
 
 def page_of(entries: Iterable[Entry], filter: Filter) -> list[Task[bytes]]:
@@ -33,3 +33,26 @@ def result_of(entry: Entry) -> TaskResult[bytes]:
     """What ``wait_for``/``check_status`` report for a finished task."""
     error = entry.error if entry.status is Status.KILLED else None
     return TaskResult(TaskId.parse(entry.id), entry.status, entry.result, error)
+
+
+def queues_of(state: State) -> list[QueueInfo]:
+    """Every queue that has tasks or workers, with its statistics and workers."""
+    names = {e.queue for e in state.tasks.values()}
+    names.update(w.info.queue for w in state.workers.values())
+    infos = []
+    for name in sorted(names):
+        workers = sorted(n for n, w in state.workers.items() if w.info.queue == name)
+        stats = metrics_of(e for e in state.tasks.values() if e.queue == name)
+        infos.append(QueueInfo(name, stats, workers, []))
+    return infos
+
+
+def workers_of(state: State, queue: str | None) -> list[RunningWorker]:
+    """The registered workers (of ``queue``, or all), by name."""
+    return [
+        RunningWorker(
+            name, w.info.queue, "json", w.info.started_at, from_us(w.last_us), w.info.layers
+        )
+        for name, w in sorted(state.workers.items())
+        if queue is None or w.info.queue == queue
+    ]

@@ -107,18 +107,21 @@ class StoreLock:
             await self._in_thread(lambda: mutex.acquire(timeout=timeout), timeout, False)
         if self.try_lock():
             return
+        # Until the flock is ours, the mutex's holder (this wait, even once its caller
+        # gave up) waits for another process: others wait in a thread, not the loop.
         self._slow = True
         await self._in_thread(self._flock, timeout, True)
+        self._slow = False
 
     def _flock(self) -> bool:
-        # Blocks in flock: the kernel wakes it the moment the lock is free. Until then
-        # the mutex's holder (this wait, even once its caller gave up) waits for
-        # another process: ``_slow``.
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        finally:
-            self._slow = False
+        # Blocks in flock: the kernel wakes it the moment the lock is free.
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
         return True
+
+    def _let_go_of_mutex(self, held: bool) -> None:
+        if held:
+            self._slow = False
+        self._mutex.release()
 
     async def _in_thread(self, take: Callable[[], bool], timeout: float, held: bool) -> None:
         """Run ``take`` (a blocking step of ``acquire``) in a thread, at most ``timeout``.
@@ -133,7 +136,7 @@ class StoreLock:
         def let_go() -> None:
             if held:
                 self.unlock()
-            self._mutex.release()
+            self._let_go_of_mutex(held)
 
         def wait() -> None:
             try:
@@ -142,7 +145,7 @@ class StoreLock:
                 with guard:
                     abandoned = claim["abandoned"]
                 if abandoned and held:
-                    self._mutex.release()
+                    self._let_go_of_mutex(held)
                 raise
             with guard:
                 if not claim["abandoned"]:
@@ -162,7 +165,7 @@ class StoreLock:
             if taken:  # it got there just as we gave up: undo it here
                 let_go()
             elif held and waiting.done():
-                self._mutex.release()  # the wait itself failed
+                self._let_go_of_mutex(held)  # the wait itself failed
             if isinstance(exc, TimeoutError):
                 raise self._timed_out(timeout) from None
             raise
