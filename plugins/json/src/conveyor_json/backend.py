@@ -128,7 +128,7 @@ class JsonBackend:
             if entry is None:
                 return [], None
             claimed = rules.claim(entry.task(), name, now=at(now / 1e6), lease_seconds=lease)
-            return [_set(claimed)], entry.id
+            return [_set(claimed)], claimed.id
 
         def read_back(tid: TaskId | None) -> Task[bytes] | None:
             # As stored, read under the lock (another thread may change it next).

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import os
 import stat
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from conveyor import BackendClosed, TaskId
+from conveyor import BackendClosed
 from conveyor_json import files, records
 from conveyor_json.commit import FileSync
+from conveyor_json.compaction import Compaction
+from conveyor_json.entry import Source, ref
 from conveyor_json.errors import CorruptStore, DiskFull, StoreBroken, StoreError, TornTailWarning
 from conveyor_json.framing import frame, scan
 from conveyor_json.lock import StoreLock
-from conveyor_json.state import FINAL, State
+from conveyor_json.state import State
 from conveyor_json.waiters import Waiters, wake_all
 
 __all__ = ["Journal", "Section"]
@@ -39,12 +42,11 @@ U = TypeVar("U")
 Section = Callable[[State], tuple[list[dict[str, Any]], T]]
 """A critical section: reads the caught-up state, returns the records to append and a result."""
 
-_CHUNK = 1 << 20
 _HEADER_MAX = 4096
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class Journal(Waiters):
+class Journal(Waiters, Compaction):
     """An open store file shared with other handles and processes through the lock file."""
 
     def __init__(
@@ -66,7 +68,7 @@ class Journal(Waiters):
         self.offset = 0
         self.state = State()
         self.ready_waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self.final_waiters: dict[TaskId, list[asyncio.Future[None]]] = {}
+        self.final_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.commit = FileSync(self)
         self.users = 0  # the backends sharing it (``shared``)
         self._waiting = threading.Lock()  # guards the two waiter maps across threads
@@ -120,8 +122,17 @@ class Journal(Waiters):
                 raise CorruptStore(
                     records.damaged(self.path, "line 1", "the header line has no end")
                 )
-            state = State(self._wake_ready, self._wake_final)
-            end = self._read(fd, state, len(first) + 1, info.st_size, opening=True)
+            state = State(self._wake_ready, self._wake_final, Source(self.path, records.decode))
+            state.source.fd = fd  # type: ignore[union-attr]
+            # Loading makes a million objects and no garbage cycle: the cycle collector's
+            # passes over them (a third of the time at 1M tasks) would find nothing.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                end = self._read(fd, state, len(first) + 1, info.st_size, opening=True)
+            finally:
+                if collecting:
+                    gc.enable()
         except BaseException:
             os.close(fd)
             raise
@@ -152,6 +163,7 @@ class Journal(Waiters):
         apply = state.apply
         decode = records.decode
         for unit in scan(fd, start, end, records.MAX_LINE):
+            # Payloads stay in the file: each record carries a reference to its line.
             if bad is not None:
                 if unit.lines is not None and _decodes(unit.lines):
                     raise CorruptStore(bad)  # a record follows the damage: not a torn tail
@@ -159,11 +171,11 @@ class Journal(Waiters):
             reason = unit.problem
             if unit.lines is not None:
                 try:
-                    if len(unit.lines) == 1:
-                        apply(decode(unit.lines[0]))
+                    lines = unit.lines
+                    if len(lines) == 1:
+                        apply(decode(lines[0], ref(unit.pos, len(lines[0]))))
                     else:
-                        for record in [decode(line) for line in unit.lines]:
-                            apply(record)
+                        state.apply_group(lines, unit.stop)  # type: ignore[arg-type]
                 except (KeyError, ValueError, TypeError) as exc:
                     reason = str(exc) if isinstance(exc, ValueError) else repr(exc)
                 else:
@@ -253,9 +265,8 @@ class Journal(Waiters):
         new, result = section(self.state)
         if new:
             self._append(new)
-            dead = self.state.dead
-            if dead > max(self.compact_threshold, len(self.state.tasks), self._compact_floor):
-                self._auto_compact(dead)
+            if self._compact_due():
+                self._auto_compact(self.state.dead)
         return result, self.commit.written
 
     def _usable(self) -> None:
@@ -343,78 +354,6 @@ class Journal(Waiters):
             " unknown, so this handle refuses further use and the store is reopened"
         )
         raise StoreBroken(self.broken) from exc
-
-    # --- compaction -----------------------------------------------------------------
-
-    def _auto_compact(self, dead: int) -> None:
-        # The operation that got here is written already: a failed compaction must
-        # not fail it. Try again once the journal has grown as much again.
-        try:
-            self.compact(keep_final=True)
-        except StoreError as exc:
-            self._compact_floor = dead * 2
-            log.warning("compacting %s failed, will retry later: %s", self.path, exc)
-
-    def compact(self, keep_final: bool) -> int:
-        """Rewrite the journal as its live records (under the lock); return tasks dropped.
-
-        The copy keeps the store's mode and owner; a user who does not own the
-        store is refused (``NotOwner``) rather than take it over.
-        """
-        state = self.state
-        info = os.fstat(self.fd)
-        files.owner_check(self.path, info)
-        lines: list[bytes] = [records.header_line()]
-        for record in state.compacted(keep_final):
-            lines.append(records.encode(record))
-        self._replace_with(lines, mode=stat.S_IMODE(info.st_mode), owner=info)
-        try:
-            fd = files.open_store(self.path)
-        except StoreError as exc:
-            self.broken = f"cannot reopen {self.path} after compacting it: {exc}"
-            raise StoreBroken(self.broken) from None
-        info = os.fstat(fd)
-        self._adopt(fd, (info.st_dev, info.st_ino), info.st_size)
-        dropped = [tid for tid, e in state.tasks.items() if not keep_final and e.status in FINAL]
-        for tid in dropped:
-            del state.tasks[tid]
-        state.records = len(lines) - 1
-        self.commit.everything_synced()  # the new file was fsync'd before it replaced the old
-        return len(dropped)
-
-    def _replace_with(
-        self, lines: Iterable[bytes], *, mode: int, owner: os.stat_result | None
-    ) -> None:
-        folder = os.path.dirname(self.path)
-        temp = files.temp_name(self.path)
-        fd = files.create_exclusive(temp, mode)
-        try:
-            try:
-                with os.fdopen(fd, "wb", buffering=_CHUNK, closefd=False) as out:
-                    out.writelines(lines)
-                os.fchmod(fd, mode)
-                if owner is not None:
-                    files.give_back(fd, owner)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            files.refuse_link(self.path)
-            os.replace(temp, self.path)  # replaces a name, never writes through a link
-            files.fsync_dir(folder)
-        except OSError as exc:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            if exc.errno in (errno.EIO, *_FULL):
-                self.broken = f"rewriting {self.path} failed: {exc.strerror}"
-            raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
 
     # --- closing ------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from conveyor import Filter, QueueInfo, RunningWorker, Statistic, Status, Task, TaskResult
+from conveyor import Filter, QueueInfo, RunningWorker, Statistic, Status, Task, TaskId, TaskResult
 from conveyor.rules.authoring import status_statistics
 from conveyor_json.state import Entry, State, from_us
 
@@ -32,7 +32,7 @@ def metrics_of(entries: Iterable[Entry]) -> list[Statistic]:
 def result_of(entry: Entry) -> TaskResult[bytes]:
     """What ``wait_for``/``check_status`` report for a finished task."""
     error = entry.error if entry.status is Status.KILLED else None
-    return TaskResult(entry.id, entry.status, entry.result, error)
+    return TaskResult(TaskId.parse(entry.id), entry.status, entry.result, error)
 
 
 def queues_of(state: State) -> list[QueueInfo]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import json.scanner
 from collections.abc import Callable
 from typing import Any
 
@@ -29,18 +30,37 @@ __all__ = [
 ]
 
 FORMAT = "conveyor-json"
-VERSION = 2
-"""Version 2 added groups (see ``framing``); version 1 stores are read and rewritten as 2."""
+VERSION = 3
+"""Version 2 added groups (see ``framing``), version 3 snapshot groups (see ``snapshot``);
+older stores are read and rewritten as version 3 when opened."""
 MAX_LINE = 8 << 20
 """The longest record line written or read: two codec-sized payloads (1 MiB each by
 default) in base64 plus metadata fit with room to spare; anything longer is damage."""
 
-OPS = frozenset({"put", "set", "worker", "beat"})
+OPS = frozenset({"put", "set", "worker", "beat", "tasks", "pay"})
+"""Record ops; ``tasks`` and ``pay`` appear only inside a snapshot group (see ``snapshot``)."""
 _PAYLOADS = ("args", "res")
 
 _dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=True).encode
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _loads = json.JSONDecoder().decode
+_c_scanner = getattr(json.scanner, "c_make_scanner", None)
+_scan = _c_scanner(json.JSONDecoder()) if _c_scanner is not None else None
+
+
+def _record(text: str) -> Any:
+    """``_loads`` of a record line, calling the C scanner directly: the Python wrapper and
+    its two whitespace regexes were a fifth of parsing a short line. Anything unusual
+    (whitespace around it, damage) goes through ``_loads`` for its exact complaint."""
+    if _scan is not None:
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            pass
+        else:
+            if end == len(text):
+                return value
+    return _loads(text)
 
 
 def header_line() -> bytes:
@@ -77,7 +97,8 @@ def check_header(path: str, line: bytes) -> int:
     return version
 
 
-def _payload(key: str, data: bytes) -> str:
+def payload(key: str, data: bytes) -> str:
+    """``"key":<the JSON>`` when ``data`` is compact JSON, else ``"key_b64":"<base64>"``."""
     try:
         text = data.decode("ascii")
         if _dumps(_loads(text)) == text:
@@ -85,6 +106,20 @@ def _payload(key: str, data: bytes) -> str:
     except (UnicodeDecodeError, ValueError, RecursionError):
         pass
     return f'"{key}_b64":"{base64.b64encode(data).decode("ascii")}"'
+
+
+def fragment(line: bytes, key: str) -> bytes:
+    """The payload ``key`` of record ``line`` as it would be written (``"key":...`` or
+    ``"key_b64":"..."``), without building the bytes in between (a compaction's copy)."""
+    try:
+        record = _loads(line.decode("utf-8"))
+        if key in record:
+            return f'"{key}":{_dumps(record[key])}'.encode("ascii")
+        encoded = record[key + "_b64"]
+        base64.b64decode(encoded, validate=True)
+        return f'"{key}_b64":"{encoded}"'.encode("ascii")
+    except (UnicodeDecodeError, ValueError, RecursionError, TypeError, KeyError) as exc:
+        raise ValueError(f"no {key} in the record ({exc!r:.100})") from None
 
 
 def encode(record: dict[str, Any]) -> bytes:
@@ -96,7 +131,7 @@ def encode(record: dict[str, Any]) -> bytes:
         return _encode_put(record)
     plain = {k: v for k, v in record.items() if v is not None and k not in _PAYLOADS}
     text = _dumps(plain)
-    extra = [_payload(k, record[k]) for k in _PAYLOADS if record.get(k) is not None]
+    extra = [payload(k, record[k]) for k in _PAYLOADS if record.get(k) is not None]
     if extra:
         text = text[:-1] + "," + ",".join(extra) + "}"
     return (text + "\n").encode("ascii")
@@ -124,7 +159,7 @@ def _encode_set(record: dict[str, Any]) -> bytes:
         text += f',"until":{until}'
     result = get("res")
     if result is not None:
-        text += "," + _payload("res", result)
+        text += "," + payload("res", result)
     return (text + "}\n").encode("ascii")
 
 
@@ -156,7 +191,7 @@ def _encode_put(record: dict[str, Any]) -> bytes:
     for key in _PAYLOADS:
         value = get(key)
         if value is not None:
-            text += "," + _payload(key, value)
+            text += "," + payload(key, value)
     return (text + "}\n").encode("ascii")
 
 
@@ -166,17 +201,23 @@ def _string(value: Any) -> str:
     return _quote(value)
 
 
-def decode(line: bytes) -> dict[str, Any]:
-    """Parse one record line; ``ValueError`` saying why if it is not one."""
+def decode(line: bytes, where: int | None = None) -> dict[str, Any]:
+    """Parse one record line; ``ValueError`` saying why if it is not one.
+
+    With ``where`` (the line's place in the file, see ``entry.ref``), a payload
+    is not rebuilt as bytes: it becomes ``where``, to be read back when needed
+    (re-encoding every payload was most of the cost of replaying a journal).
+    """
     try:
-        record = _loads(line.decode("utf-8"))
+        record = _record(line.decode("utf-8"))
         if not isinstance(record, dict) or record.get("op") not in OPS:
             raise ValueError("not a record (an object with a known 'op')")
         for key in _PAYLOADS:
             if key in record:
-                record[key] = _dumps(record[key]).encode("ascii")
+                record[key] = _dumps(record[key]).encode("ascii") if where is None else where
             elif key + "_b64" in record:
-                record[key] = base64.b64decode(record.pop(key + "_b64"), validate=True)
+                data = base64.b64decode(record.pop(key + "_b64"), validate=True)
+                record[key] = data if where is None else where
     except (UnicodeDecodeError, ValueError, RecursionError, TypeError, binascii.Error) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from None
     return record

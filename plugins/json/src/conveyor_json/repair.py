@@ -74,13 +74,16 @@ def inspect(path: str) -> Repair:
         state, kept, good, reason, after = State(), 0, len(first) + 1, None, 0
         for unit in scan(fd, good, size, records.MAX_LINE):
             if reason is None and unit.lines is not None:
+                before = state.records
                 try:
-                    for record in [records.decode(line) for line in unit.lines]:
-                        state.apply(record)
+                    if len(unit.lines) == 1:
+                        state.apply(records.decode(unit.lines[0]))
+                    else:  # a group, perhaps a snapshot's (its tasks are counted)
+                        state.apply_group(unit.lines, unit.stop)  # type: ignore[arg-type]
                 except (KeyError, ValueError, TypeError) as exc:
                     reason = f"a record that cannot be read: {exc}"
                 else:
-                    kept += len(unit.lines)
+                    kept += state.records - before
                     good = unit.stop  # type: ignore[assignment]
                     continue
             if reason is None:

@@ -10,29 +10,21 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conveyor import Status, Task, TaskId, WorkerInfo
+from conveyor import Status, WorkerInfo
+from conveyor_json import records, snapshot
+from conveyor_json.entry import FIELDS, Entry, Source, from_us, ref, to_us
 
-__all__ = ["Entry", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
+__all__ = ["Entry", "Source", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
 
 READY = frozenset({Status.PENDING, Status.FAILED})
 FINAL = frozenset({Status.DONE, Status.KILLED})
 _HELD = frozenset({Status.RUNNING, Status.QUEUED})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
-_STATUS = {s.value: s for s in Status}
-
-
-def to_us(when: datetime) -> int:
-    """An aware datetime as whole microseconds since the epoch (exact, unlike a float)."""
-    return (when - _EPOCH) // _US
-
-
-def from_us(us: int) -> datetime:
-    """The inverse of ``to_us``."""
-    return _EPOCH + timedelta(microseconds=us)
+_ARGS, _RES, _STATUS, _BY = (FIELDS.index(f) for f in ("_args", "_res", "status", "lock_by"))
+_SEQ, _QUEUE, _AT, _PRIORITY, _ID = (
+    FIELDS.index(f) for f in ("seq", "queue", "run_at_us", "priority", "id")
+)
 
 
 def _int(value: Any) -> int:
@@ -45,102 +37,6 @@ def _opt_str(value: Any) -> str | None:
     if value is not None and type(value) is not str:
         raise ValueError(f"expected a string, got {value!r}")
     return value
-
-
-class Entry:
-    """One task as stored; mutable so that a state change does not rebuild it."""
-
-    __slots__ = (
-        "args", "attempt", "error", "id", "lock_by", "max_attempts", "meta", "name", "priority",
-        "queue", "result", "run_at", "run_at_us", "seq", "status", "token", "until",
-    )  # fmt: skip
-
-    def __init__(self, record: dict[str, Any], seq: int) -> None:
-        tid, args, queue = record["id"], record["args"], record["q"]
-        max_attempts, priority = record["ma"], record["p"]
-        meta = record.get("meta") or {}
-        name = record.get("name")
-        if not (
-            type(args) is bytes
-            and type(queue) is str
-            and type(max_attempts) is int
-            and type(priority) is int
-            and isinstance(meta, dict)
-            and (name is None or type(name) is str)
-        ):
-            raise ValueError(f"a task record has a missing or mistyped field: {record!r:.200}")
-        self.id = tid if type(tid) is TaskId else TaskId.parse(tid)
-        self.args: bytes = args
-        self.queue: str = queue
-        self.max_attempts: int = max_attempts
-        self.priority: int = priority
-        self.meta: dict[str, Any] = meta
-        self.name: str | None = name
-        self.seq = seq
-        self.set(record)
-
-    def set(self, record: dict[str, Any]) -> None:
-        """Take the mutable fields (status, attempt, run_at, lease, outcome) from ``record``."""
-        get = record.get
-        self.status = _STATUS[record["s"]]
-        attempt, run_at_us = record["a"], record["at"]
-        result, error, lock_by, token, until = (
-            get("res"), get("err"), get("by"), get("tok"), get("until")
-        )  # fmt: skip
-        # One check for the common shapes; the precise complaint only when it fails.
-        if not (
-            type(attempt) is int
-            and type(run_at_us) is int
-            and (result is None or type(result) is bytes)
-            and (error is None or type(error) is str)
-            and (lock_by is None or type(lock_by) is str)
-            and (token is None or type(token) is str)
-            and (until is None or type(until) is int)
-        ):
-            raise ValueError(f"a field of the record has the wrong type: {record!r:.200}")
-        self.attempt = attempt
-        if run_at_us != getattr(self, "run_at_us", None):
-            self.run_at_us = run_at_us
-            self.run_at = from_us(run_at_us)
-        self.result: bytes | None = result
-        self.error: str | None = error
-        self.lock_by: str | None = lock_by
-        self.token: str | None = token
-        self.until: int | None = until
-
-    def task(self) -> Task[bytes]:
-        """The task as hooks hand it out."""
-        until = None if self.until is None else from_us(self.until)
-        return Task(
-            self.id, self.args, self.queue, self.status, self.attempt, self.max_attempts,
-            self.run_at, self.priority, self.result, self.error, self.lock_by, self.token,
-            until, self.meta, self.name,
-        )  # fmt: skip
-
-    def put_record(self) -> dict[str, Any]:
-        """The full record that recreates this task (compaction, ``update``)."""
-        return {
-            "op": "put", "id": self.id, "q": self.queue, "s": self.status.value,
-            "a": self.attempt, "ma": self.max_attempts, "at": self.run_at_us,
-            "p": self.priority, "meta": self.meta or None, "args": self.args,
-            "res": self.result, "err": self.error, "by": self.lock_by, "tok": self.token,
-            "until": self.until, "name": self.name,
-        }  # fmt: skip
-
-
-def set_record(entry: Entry, status: Status, **changes: Any) -> dict[str, Any]:
-    """A ``set`` record: ``entry``'s mutable fields with ``changes`` applied.
-
-    The lease (``by``/``tok``/``until``) is cleared unless given; ``res`` and
-    ``err`` are kept unless given.
-    """
-    record = {
-        "op": "set", "id": entry.id, "s": status.value, "a": entry.attempt,
-        "at": entry.run_at_us, "res": entry.result, "err": entry.error,
-        "by": None, "tok": None, "until": None,
-    }  # fmt: skip
-    record.update(changes)
-    return record
 
 
 class WorkerRecord:
@@ -160,8 +56,8 @@ class QueueHeaps:
     __slots__ = ("delayed", "ready")
 
     def __init__(self) -> None:
-        self.ready: list[tuple[int, int, TaskId, int]] = []
-        self.delayed: list[tuple[int, int, int, TaskId]] = []
+        self.ready: list[tuple[int, int, str, int]] = []
+        self.delayed: list[tuple[int, int, int, str]] = []
 
 
 class State:
@@ -170,13 +66,21 @@ class State:
     def __init__(
         self,
         on_ready: Callable[[str], None] = lambda _: None,
-        on_final: Callable[[TaskId], None] = lambda _: None,
+        on_final: Callable[[str], None] = lambda _: None,
+        source: Source | None = None,
     ) -> None:
-        self.tasks: dict[TaskId, Entry] = {}
+        self.tasks: dict[str, Entry] = {}
+        self.source = source
+        # One string object per queue or worker name, however many tasks carry it.
+        self._names: dict[str, str] = {}
+        self.name = self._name
         self.queues: dict[str, QueueHeaps] = {}
-        self.held: dict[str, set[TaskId]] = {}
+        self.unsettled: set[QueueHeaps] = set()
+        self.held: dict[str, set[str]] = {}
         self.workers: dict[str, WorkerRecord] = {}
         self.records = 0
+        self.tail = 0
+        """Records applied since the last snapshot: what opening the store replays line by line."""
         self._seq = 0
         self._on_ready = on_ready
         self._on_final = on_final
@@ -193,13 +97,14 @@ class State:
         op = record["op"]
         if op == "set":
             entry = self.tasks[record["id"]]
-            was = entry.status
-            self._unhold(entry)
-            entry.set(record)
+            was = entry[_STATUS]
+            if entry[_BY] is not None:
+                self._unhold(entry)
+            entry.set(record, self.name)
             self._index(entry, was)
         elif op == "put":
             self._seq += 1
-            entry = Entry(record, self._seq)
+            entry = Entry.of(record, self._seq, self.source, self.name)
             old = self.tasks.get(entry.id)
             was = None
             if old is not None:
@@ -229,6 +134,10 @@ class State:
         else:
             raise ValueError(f"unknown op {op!r}")
         self.records += 1
+        self.tail += 1
+
+    def _name(self, name: str) -> str:
+        return self._names.setdefault(name, name)
 
     def _unhold(self, entry: Entry) -> None:
         if entry.lock_by is not None:
@@ -237,25 +146,33 @@ class State:
                 held.discard(entry.id)
 
     def _index(self, entry: Entry, was: Status | None) -> None:
-        status = entry.status
+        # Fields by index: this runs for every record replayed (a property is a call).
+        status = entry[_STATUS]
         if status in READY:
-            self._seq += 1
-            entry.seq = self._seq
-            heaps = self.queues.get(entry.queue)
-            if heaps is None:
-                heaps = self.queues[entry.queue] = QueueHeaps()
-            heapq.heappush(heaps.delayed, (entry.run_at_us, -entry.priority, entry.seq, entry.id))
-            self._on_ready(entry.queue)
+            seq = self._seq = self._seq + 1
+            entry[_SEQ] = seq
+            queue = entry[_QUEUE]
+            heaps = self.queues.get(queue) or self.heaps(queue)
+            heapq.heappush(heaps.delayed, (entry[_AT], -entry[_PRIORITY], seq, entry[_ID]))
+            self._on_ready(queue)
         elif status in _HELD:
-            if entry.lock_by is not None:
-                self.held.setdefault(entry.lock_by, set()).add(entry.id)
+            if entry[_BY] is not None:
+                self.held.setdefault(entry[_BY], set()).add(entry[_ID])
         elif status in FINAL and was not in FINAL:
-            self._on_final(entry.id)
+            self._on_final(entry[_ID])
 
     # --- queries ------------------------------------------------------------------
 
+    def settle(self) -> None:
+        """Make the heaps a snapshot appended to heaps again (before any query)."""
+        for heaps in self.unsettled:
+            heapq.heapify(heaps.delayed)
+        self.unsettled.clear()
+
     def next_ready(self, queue: str, now_us: int) -> Entry | None:
         """The task of ``queue`` to claim next (highest priority, then FIFO), not removed."""
+        if self.unsettled:
+            self.settle()
         heaps = self.queues.get(queue)
         if heaps is None:
             return None
@@ -273,6 +190,8 @@ class State:
 
     def next_due_us(self, queue: str) -> int | None:
         """When the earliest delayed task of ``queue`` becomes ready (may be stale)."""
+        if self.unsettled:
+            self.settle()
         heaps = self.queues.get(queue)
         return heaps.delayed[0][0] if heaps is not None and heaps.delayed else None
 
@@ -284,13 +203,59 @@ class State:
                 if entry.until is not None and entry.until <= now_us:
                     yield entry
 
-    def compacted(self, keep_final: bool) -> Iterator[dict[str, Any]]:
-        """Records that recreate this state, optionally without finished tasks."""
+    def compacted(
+        self, keep_final: bool, start: int, moved: list[tuple[Entry, int, int | None]]
+    ) -> Iterator[bytes]:
+        """What recreates this state, optionally without finished tasks: the workers'
+        lines, then the tasks in snapshot groups (see ``snapshot``), in ready order.
+
+        ``start`` is the offset of the first line in the new file; each task
+        written is added to ``moved`` with the references of its payloads there,
+        for ``remap`` once the new file has replaced the old.
+        """
+        at = start
         for worker in self.workers.values():
-            yield worker_record(worker.info, worker.last_us)
-        for entry in sorted(self.tasks.values(), key=lambda e: (e.run_at_us, e.id)):
-            if keep_final or entry.status not in FINAL:
-                yield entry.put_record()
+            line = records.encode(worker_record(worker.info, worker.last_us))
+            at += len(line)
+            yield line
+        ordered = sorted(self.tasks.values(), key=lambda e: (e.run_at_us, e.id))
+        kept = (e for e in ordered if keep_final or e.status not in FINAL)
+        for chunk in snapshot.chunks(kept):
+            data = snapshot.encode(chunk, at, moved)
+            at += len(data)
+            yield data
+
+    def remap(self, moved: list[tuple[Entry, int, int | None]], fd: int) -> None:
+        """Point every task at its payloads in the new file ``fd`` (none stays in memory)."""
+        if self.source is not None:
+            self.source.fd = fd
+        for entry, args, res in moved:
+            entry[_ARGS] = args
+            entry[_RES] = res
+        self.tail = 0
+
+    def apply_group(self, lines: list[bytes], stop: int) -> None:
+        """Apply the records of a group ending at ``stop``, each with a reference to its line
+        (a snapshot group is loaded in bulk)."""
+        at = stop - sum(map(len, lines)) - len(lines)
+        if lines[0].startswith(snapshot.PREFIX):
+            count = snapshot.load(self, lines, at)
+            self.records += count
+            self.tail = 0
+            return
+        decoded = []
+        for line in lines:  # all decoded before any is applied: a group is all or nothing
+            decoded.append(records.decode(line, ref(at, len(line))))
+            at += len(line) + 1
+        for record in decoded:
+            self.apply(record)
+
+    def heaps(self, queue: str) -> QueueHeaps:
+        """The heaps of ``queue`` (made empty the first time)."""
+        heaps = self.queues.get(queue)
+        if heaps is None:
+            heaps = self.queues[queue] = QueueHeaps()
+        return heaps
 
 
 def worker_record(info: WorkerInfo, at_us: int) -> dict[str, Any]:

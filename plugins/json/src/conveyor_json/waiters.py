@@ -20,7 +20,7 @@ class Waiters:
     """The waiter maps of a ``Journal`` and the ways in and out of them."""
 
     ready_waiters: dict[str, list[asyncio.Future[None]]]
-    final_waiters: dict[TaskId, list[asyncio.Future[None]]]
+    final_waiters: dict[str, list[asyncio.Future[None]]]
     _waiting: threading.Lock
 
     def watch_ready(self, queue: str, waiter: asyncio.Future[None]) -> None:
@@ -58,7 +58,7 @@ class Waiters:
             if waiters:
                 wake_all(waiters)
 
-    def _wake_final(self, task_id: TaskId) -> None:
+    def _wake_final(self, task_id: str) -> None:
         if task_id in self.final_waiters:
             with self._waiting:
                 waiters = self.final_waiters.pop(task_id, None)
