@@ -113,6 +113,9 @@ class AckBatcher:
                 [a.id for a in batch], [a.token for a in batch], [a.result for a in batch]
             )  # fmt: skip
             cur = await conn.execute(self.sql.ack_done, params)
+            rows = await cur.fetchall()
+            if rows or resent:  # a resend's first copy may have landed, unannounced
+                self.connection.notices.finished()
         else:
             cur = await conn.execute(
                 self.sql.ack,
@@ -122,7 +125,7 @@ class AckBatcher:
                     [a.run_at for a in batch],
                 ),
             )  # fmt: skip
-        rows = await cur.fetchall()
+            rows = await cur.fetchall()
         if len(rows) == len(batch):
             return {}
         applied = {row[0] for row in rows}

@@ -76,7 +76,7 @@ class Connection:
         """Where claims run: the pool itself, or (``durable_claims=false``) a small pool
         whose commits do not wait for the WAL flush."""
         self.listener = Listener(self)
-        self.notices = Notices(self, channels(config.schema)[0], config.notify_window)
+        self.notices = Notices(self, *channels(config.schema), config.notify_window)
         self.users = 0
         self._opening: asyncio.Lock | None = None
         self._spare: list[Conn] = []

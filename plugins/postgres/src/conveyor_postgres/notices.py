@@ -1,19 +1,28 @@
-"""Debounced push notifications: one ``pg_notify`` per queue per window, none owed left unsent.
+"""Debounced notifications: one ``pg_notify`` per channel and payload per window, none left owed.
 
 A single push that notifies costs its statement a CTE and the commit a write to the
-server's notification queue (measured: about a fifth of a one-by-one push). Idle
-workers need one notification after a task they cannot see yet, not one per task:
+server's notification queue (measured: about a fifth of a one-by-one push). Worse,
+a notifying transaction holds a lock that every notifying transaction of the server
+shares until its commit is flushed, so notifying commits never overlap: two worker
+processes' acks queued behind each other's WAL flush. Idle workers (and waiters)
+need one notification after something they cannot see yet, not one per row:
 
 - a push notifies in its own statement when this process sent none for its queue
   in the last ``window`` seconds (the leading edge: a lone push wakes at once);
 - a push inside the window goes as a plain INSERT; once it has committed, a
-  trailing ``pg_notify`` is scheduled for the window's end unless a notification
-  that started after that commit already covers it. Sent after the commit, it
-  wakes every idle worker to a claim that sees the row.
+  trailing notification is scheduled for the window's end unless one that started
+  after that commit already covers it. Sent after the commit, it wakes every idle
+  worker to a claim that sees the row;
+- acks that finished tasks do not notify in their statement: once they committed,
+  the finish notification goes out at once (or at the window's end if one just went).
 
-So a task waits at most about 1.5 windows for its wake-up. If the process dies
-between a plain INSERT and its trailing notification, workers still look again
-shortly after the last notification they received (``Listener.since_push``).
+Notifications sent on their own commit asynchronously (``synchronous_commit = off``
+for that one transaction): they carry no data, so they need not wait for a flush,
+and they hold the shared lock only for an instant. So a task waits at most about
+1.5 windows for its wake-up. If the process dies between a plain INSERT and its
+trailing notification, workers still look again shortly after the last
+notification they received (``backend.LOOK_AGAIN``); waiters read statuses every
+``waiting.RECHECK`` seconds anyway.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from psycopg import sql
+
 if TYPE_CHECKING:
     from conveyor_postgres.connection import Conn, Connection
 
@@ -30,81 +41,106 @@ __all__ = ["Notices"]
 
 log = logging.getLogger("conveyor.postgres")
 
+Key = tuple[str, str]
+"""A notification: (channel, payload)."""
+
 
 class Notices:
-    """Per queue: when this process last started a notification, and which pushes still need one."""
+    """Per notification: when this process last sent it, and what still needs one."""
 
-    def __init__(self, connection: Connection, channel: str, window: float) -> None:
+    def __init__(self, connection: Connection, push: str, fin: str, window: float) -> None:
         self.connection = connection
-        self.channel = channel
+        self.push, self.fin = push, fin
         self.window = window
-        self._started: dict[str, float] = {}
-        """Queue -> when the latest notification (in a push or trailing) was sent."""
-        self._covered: dict[str, float] = {}
-        """Queue -> send time of the latest notification known committed: it covers
-        every push committed before then."""
-        self._uncovered: dict[str, float] = {}
-        """Queue -> commit time of the latest push that went without a notification."""
+        self._started: dict[Key, float] = {}
+        """When the latest such notification (in a statement or on its own) was sent."""
+        self._covered: dict[Key, float] = {}
+        """Send time of the latest one known committed: it covers every write
+        committed before then."""
+        self._uncovered: dict[Key, float] = {}
+        """Commit time of the latest write that went without one."""
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Future[Any]] = set()
 
     def due(self, queue: str) -> float | None:
         """The send time to record if a push to ``queue`` starting now must notify, else None."""
+        key = (self.push, queue)
         now = time.monotonic()
-        last = self._started.get(queue)
+        last = self._started.get(key)
         if last is None or now - last >= self.window:
-            self._started[queue] = now
+            self._started[key] = now
             return now
         return None
 
     def notified(self, queue: str, sent: float) -> None:
-        """A notification for ``queue`` sent at ``sent`` has committed."""
-        if sent > self._covered.get(queue, -1.0):
-            self._covered[queue] = sent
+        """A push notification for ``queue`` sent at ``sent`` has committed."""
+        self._mark_covered((self.push, queue), sent)
 
     def skipped(self, queue: str) -> None:
         """A push to ``queue`` without a notification has just committed."""
-        self._uncovered[queue] = time.monotonic()
-        if self._timer is None:
+        self._owe((self.push, queue))
+
+    def finished(self) -> None:
+        """Acks that finished tasks have just committed, without a notification."""
+        self._owe((self.fin, ""))
+
+    def _mark_covered(self, key: Key, sent: float) -> None:
+        if sent > self._covered.get(key, -1.0):
+            self._covered[key] = sent
+
+    def _owe(self, key: Key) -> None:
+        now = time.monotonic()
+        self._uncovered[key] = now
+        if now - self._started.get(key, -1e9) >= self.window:
+            self._fire()
+        elif self._timer is None:
             self._arm()
 
     def _arm(self) -> None:
         now = time.monotonic()
-        # Half a window of slack: in a steady stream the next push's own
+        # Half a window of slack: in a steady stream of pushes the next one's own
         # notification usually covers these first, and the timer finds nothing to do.
-        at = min(self._started.get(q, now) + 1.5 * self.window for q in self._uncovered)
+        at = min(self._started.get(k, now) + 1.5 * self.window for k in self._uncovered)
         self._timer = asyncio.get_running_loop().call_later(max(0.0, at - now), self._fire)
 
-    def _pending(self) -> list[str]:
-        return [q for q, t in self._uncovered.items() if t >= self._covered.get(q, -1.0)]
+    def _pending(self) -> list[Key]:
+        return [k for k, t in self._uncovered.items() if t >= self._covered.get(k, -1.0)]
 
     def _fire(self) -> None:
-        self._timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         now = time.monotonic()
-        for queue in self._pending():
-            if now - self._started.get(queue, -1e9) >= self.window:
-                self._started[queue] = now
-                del self._uncovered[queue]
-                sending = asyncio.ensure_future(self._send(queue, now))
+        for key in self._pending():
+            if now - self._started.get(key, -1e9) >= self.window:
+                self._started[key] = now
+                del self._uncovered[key]
+                sending = asyncio.ensure_future(self._send(key, now))
                 self._sending.add(sending)
                 sending.add_done_callback(self._sending.discard)
-        for queue in list(self._uncovered):
-            if self._uncovered[queue] < self._covered.get(queue, -1.0):
-                del self._uncovered[queue]
+        for key in list(self._uncovered):
+            if self._uncovered[key] < self._covered.get(key, -1.0):
+                del self._uncovered[key]
         if self._uncovered:
             self._arm()
 
-    async def _send(self, queue: str, sent: float) -> None:
+    async def _send(self, key: Key, sent: float) -> None:
+        # One simple query, so SET LOCAL applies to this transaction alone.
+        text = sql.SQL("SET LOCAL synchronous_commit = off; SELECT pg_notify({}, {})").format(
+            sql.Literal(key[0]), sql.Literal(key[1])
+        )
+
         async def call(conn: Conn, _: bool) -> None:
-            await conn.execute("SELECT pg_notify(%s, %s)", (self.channel, queue))
+            await conn.execute(text)
 
         try:
             await self.connection.run(call, "notifying idle workers")
         except Exception as exc:
-            # Workers still look again shortly after the last notification they got.
-            log.warning("could not notify workers of queue %r: %s", queue, exc)
+            # Workers look again shortly after the last notification they got,
+            # and waiters read statuses now and then.
+            log.warning("could not send notification %r: %s", key, exc)
             return
-        self.notified(queue, sent)
+        self._mark_covered(key, sent)
 
     async def flush(self) -> None:
         """Send what is still owed now (the store is closing)."""
@@ -115,5 +151,5 @@ class Notices:
         self._uncovered.clear()
         now = time.monotonic()
         await asyncio.gather(
-            *self._sending, *(self._send(q, now) for q in pending), return_exceptions=True
+            *self._sending, *(self._send(k, now) for k in pending), return_exceptions=True
         )

@@ -101,8 +101,9 @@ class Statements:
             " SELECT id, CASE WHEN status IN ('Done', 'Killed')"
             f" THEN pg_notify('{fin}', '') ELSE pg_notify('{push}', queue) END FROM u"
         )
-        # The common batch, every ack a Done: half the arrays, and one pg_notify for the
-        # statement (an uncorrelated subquery runs once, and only if a row was updated).
+        # The common batch, every ack a Done: half the arrays, and no notification in
+        # the statement (the caller sends the finish notification after the commit,
+        # debounced: see notices).
         self.ack_done = (
             "WITH a AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[])"
             " AS a(id, token, result)),"
@@ -110,7 +111,7 @@ class Statements:
             " lock_by = NULL, lease_token = NULL, lease_until = NULL, last_token = a.token"
             f" FROM a WHERE t.id = a.id AND t.lease_token = a.token AND t.status IN {HELD}"
             " RETURNING t.id)"
-            f" SELECT id, (SELECT pg_notify('{fin}', '')) FROM u"
+            " SELECT id FROM u"
         )
         self.why = (
             f"SELECT id, status, lease_token, last_token, lock_by FROM {t} WHERE id = ANY(%s)"
