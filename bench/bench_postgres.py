@@ -536,7 +536,7 @@ async def scale_part(conv: Conveyor, n: int, rounds: int, report: Report) -> Non
     med = {key: {f: statistics.median(r[f] for r in v) for f in v[0]} for key, v in runs.items()}
     for (kind, k), m in med.items():
         system = "conveyor" if kind == "conveyor" else "bare SKIP LOCKED"
-        report.add(f"drain, {k} worker process(es)", system, m["rate"])
+        report.add(f"scale-out drain, {k} process{'es' if k > 1 else ''}", system, m["rate"])
         print(f"{system} {k} process(es): {m['rate']:,.0f}/s; per task: workers' CPU"
               f" {m['worker_cpu_us']:.0f} us, server CPU {m['server_cpu_us']:.0f} us"
               f" (fewest tasks one process ran: {m['fewest']:.0f})", flush=True)  # fmt: skip
