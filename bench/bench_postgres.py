@@ -11,13 +11,22 @@ run, the median of interleaved rounds:
   task's start to its N-th task's end (process start-up excluded); conveyor vs
   procrastinate and vs pgqueuer (procrastinate drains N/5: its rate is the figure);
 - enqueue one by one: conveyor's push vs a bare psycopg INSERT of the same row into
-  the same table, one by one on one connection, autocommit;
+  the same table, one by one on one connection, autocommit; rounds of 100 pushes,
+  the two alternating (at least 30 rounds), each conveyor round ending with the
+  notification it still owes sent;
 - bulk push: push_many of 50,000 tasks (COPY), in tasks per second;
 - latency: enqueue to handler start with an idle worker, p50 of tasks pushed one
   at a time;
 - claim cost with 1,000,000 stored tasks (999,000 of them Done) against 1,000: both
   tables built first (two schemas), a CHECKPOINT, then samples alternating between them;
-- scale-out: the same drain with 2 worker processes against 1 (issue 16).
+- scale-out: the same drain with 2 worker processes against 1 (issue 16), beside a
+  bare SKIP LOCKED worker (claim 100, ack them in one UPDATE, nothing else) with 1
+  and 2 processes: the ceiling this machine gives any client. Each run also reads
+  the CPU the workers and their server processes spent per task, so the split
+  between client and server on the 2 cores is printed with the rates.
+
+Figures go to bench/results/postgres.json through ``report.Report`` (``bench/plot.py``
+charts it); the ratios are printed as they are measured.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +45,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from report import Report
 
 BASE_URL = os.environ.get("CONVEYOR_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CONCURRENCY = 100
@@ -62,8 +74,8 @@ class Counter:
     def hit(self, ts: float) -> None:
         if self.count == 0:
             self.first = time.perf_counter()
-            if self.mode == "scale":
-                print(json.dumps({"first": time.time()}), flush=True)
+            self.first_wall = time.time()
+            self.first_cpu = time.process_time()
         self.count += 1
         if self.mode == "latency":
             self.lat.append((ts, time.time()))
@@ -74,6 +86,17 @@ class Counter:
                 out = {"starts": self.lat}
             print(json.dumps(out), flush=True)
             os._exit(0)
+
+    def on_term(self) -> None:
+        """Scale mode: the harness stops every worker once all tasks are Done."""
+        first = self.first_wall if self.count else None
+        cpu = time.process_time() - self.first_cpu if self.count else 0.0
+        out = {"first": first, "count": self.count, "cpu": cpu}
+        print(json.dumps(out), flush=True)
+        os._exit(0)
+
+    def listen_for_term(self) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.on_term)
 
 
 async def worker_conveyor(url: str, mode: str, total: int) -> None:
@@ -86,7 +109,8 @@ async def worker_conveyor(url: str, mode: str, total: int) -> None:
         counter.hit(args)
 
     concurrency = 1 if mode == "latency" else CONCURRENCY
-    worker = conveyor.Worker(backend, handler, concurrency=concurrency)
+    worker = conveyor.Worker(backend, handler, concurrency=concurrency, handle_signals=False)
+    counter.listen_for_term()
     print("ready", flush=True)
     await worker.run()
 
@@ -124,7 +148,40 @@ async def worker_pgqueuer(url: str, mode: str, total: int) -> None:
     await qm.run(batch_size=CONCURRENCY // 2, max_concurrent_tasks=CONCURRENCY * 2)
 
 
+BARE_BATCH = 100
+
+
+async def worker_bare(url: str, mode: str, total: int) -> None:
+    """The least a SKIP LOCKED client does per task: claim a batch in one statement,
+    mark it Done in one more; an empty claim sleeps 5 ms (scale mode only)."""
+    import psycopg
+
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    counter = Counter(mode, total)
+    claim = (
+        "WITH c AS (SELECT id FROM conveyor.tasks WHERE queue = 'default'"
+        " AND status IN ('Pending', 'Failed') ORDER BY priority DESC, run_at, id"
+        " LIMIT %s FOR UPDATE SKIP LOCKED)"
+        " UPDATE conveyor.tasks t SET status = 'Running', attempt = t.attempt + 1"
+        " FROM c WHERE t.id = c.id RETURNING t.id, t.args"
+    )
+    done = "UPDATE conveyor.tasks SET status = 'Done' WHERE id = ANY(%s)"
+    counter.listen_for_term()
+    print("ready", flush=True)
+    while True:
+        cur = await conn.execute(claim, (BARE_BATCH,))
+        rows = await cur.fetchall()
+        if not rows:
+            await asyncio.sleep(0.005)
+            continue
+        for row in rows:
+            json.loads(row[1])
+            counter.hit(0.0)
+        await conn.execute(done, ([row[0] for row in rows],))
+
+
 WORKERS = {
+    "bare": worker_bare,
     "conveyor": worker_conveyor,
     "procrastinate": worker_procrastinate,
     "pgqueuer": worker_pgqueuer,
@@ -254,20 +311,41 @@ async def drain(system: System, n: int) -> float:
     return n / float((await asyncio.to_thread(result_of, proc))["seconds"])
 
 
-async def drain_processes(system: Conveyor, n: int, processes: int) -> float:
-    """Tasks per second for ``processes`` conveyor workers sharing one queue of ``n`` tasks:
-    from the first task's start in any of them to the moment all ``n`` are Done (read
-    every 20 ms, the same for 1 and 2 processes)."""
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of process ``pid`` (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _server_pids(conn: Any, db: str) -> list[int]:
+    cur = await conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (db,)
+    )
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def drain_processes(system: Conveyor, n: int, processes: int, kind: str) -> dict[str, float]:
+    """``processes`` workers of ``kind`` (conveyor or bare) sharing one queue of ``n`` tasks.
+
+    Rate: from the first task's start in any of them to the moment all ``n`` are Done
+    (read every 20 ms, the same for every run). Also the CPU per task of the workers
+    and of the server processes serving this database, over the same span.
+    """
     import psycopg
 
+    conn = await psycopg.AsyncConnection.connect(system.url, autocommit=True)
     procs = [
-        await asyncio.to_thread(start_worker, system.name, system.url, "scale", n)
+        await asyncio.to_thread(start_worker, kind, system.url, "scale", n)
         for _ in range(processes)
     ]
-    await asyncio.sleep(1.0)  # all of them idle, listening
-    await system.push_many(n)  # one commit: every worker is woken by the same notification
-    conn = await psycopg.AsyncConnection.connect(system.url, autocommit=True)
     try:
+        await asyncio.sleep(1.0)  # all of them idle, listening
+        await system.push_many(n)  # one commit: every worker is woken by the same notification
+        # Read after the COPY: its server time is the push's, not the drain's.
+        before = {pid: _cpu_seconds(pid) for pid in await _server_pids(conn, system.db)}
         while True:
             cur = await conn.execute("SELECT count(*) FROM conveyor.tasks WHERE status = 'Done'")
             row = await cur.fetchone()
@@ -275,15 +353,23 @@ async def drain_processes(system: Conveyor, n: int, processes: int) -> float:
                 end = time.time()
                 break
             await asyncio.sleep(0.02)
+        server = sum(
+            _cpu_seconds(pid) - before.get(pid, 0.0) for pid in await _server_pids(conn, system.db)
+        )
         await conn.execute("TRUNCATE conveyor.tasks")
     finally:
+        outs = []
+        for proc in procs:
+            proc.terminate()
+            outs.append(await asyncio.to_thread(result_of, proc))
         await conn.close()
-    firsts = []
-    for proc in procs:
-        proc.kill()
-        out, _ = await asyncio.to_thread(proc.communicate)
-        firsts += [json.loads(line)["first"] for line in out.splitlines() if '"first"' in line]
-    return n / (end - min(firsts))
+    first = min(o["first"] for o in outs if o["first"] is not None)
+    return {
+        "rate": n / (end - first),
+        "worker_cpu_us": sum(o["cpu"] for o in outs) / n * 1e6,
+        "server_cpu_us": server / n * 1e6,
+        "fewest": float(min(o["count"] for o in outs)),
+    }
 
 
 async def latency(system: System) -> tuple[float, float]:
@@ -315,13 +401,16 @@ async def timed(call: Callable[[], Awaitable[None]]) -> float:
 
 
 async def enqueue_vs_insert(system: Conveyor, n: int, rounds: int) -> tuple[float, float, float]:
-    """Median seconds per push for conveyor and for a bare INSERT of the same row."""
-    import psycopg
+    """Median seconds per push for conveyor and for a bare INSERT of the same row.
+
+    Short rounds of ``n`` pushes, the two alternating (and which goes first too), so
+    both see the same load; each conveyor round ends by sending the notification it
+    still owes (``Notices.flush``), so that cost is in its time, not in the next round's.
+    """
 
     from conveyor import TaskId
     from conveyor.clock import at
 
-    conn = await psycopg.AsyncConnection.connect(system.url, autocommit=True)
     insert = (
         "INSERT INTO conveyor.tasks (id, queue, status, attempt, max_attempts, run_at,"
         " priority, args, meta, name) VALUES (%s, %s, 'Pending', 0, %s, %s, %s, %s, %s, %s)"
@@ -333,15 +422,25 @@ async def enqueue_vs_insert(system: Conveyor, n: int, rounds: int) -> tuple[floa
                 insert, (TaskId.new(), "default", 5, at(time.time()), 0, b"1.0", None, None)
             )
 
+    connection = system.backend.plugin.connection
+    notices = connection.notices
+
     async def ours() -> None:
         for _ in range(n):
             await system.backend.push(1.0)
+        await notices.flush()
 
+    await ours()  # the connection warm, the statements prepared
+    # The bare INSERT runs on the very connection conveyor's pushes take (its spare),
+    # so both talk to the same server process: on this shared machine two server
+    # processes can fare differently under the scheduler, whatever their statements.
+    conn = connection._spare[-1]
+    await bare()
     mine, theirs = [], []
-    for _ in range(rounds):
-        mine.append(await timed(ours) / n)
-        theirs.append(await timed(bare) / n)
-    await conn.close()
+    for i in range(rounds):
+        for call, out in ((ours, mine), (bare, theirs))[:: 1 if i % 2 else -1]:
+            out.append(await timed(call) / n)
+            await asyncio.sleep(0.005)
     m, t = statistics.median(mine), statistics.median(theirs)
     return m, t, t / m
 
@@ -399,9 +498,7 @@ async def claim_costs(system: Conveyor, samples: int, rounds: int) -> tuple[floa
     return statistics.median(times[id(small)]), statistics.median(times[id(large)])
 
 
-async def rest(conv: Conveyor, db: str, n: int, rounds: int) -> dict[str, Any]:
-    """Latency, scale-out and claim cost: conveyor alone."""
-    figures: dict[str, Any] = {}
+async def latency_part(conv: Conveyor, db: str, rounds: int, report: Report) -> None:
     fast = Conveyor(db)
     fast.url = conv.url + "?durable_claims=false"
     fast.backend = conv.backend
@@ -415,29 +512,104 @@ async def rest(conv: Conveyor, db: str, n: int, rounds: int) -> dict[str, Any]:
     def ms(pairs: list[tuple[float, float]], k: int) -> float:
         return statistics.median(p[k] for p in pairs) * 1000
 
-    figures["latency_p50_ms_from_push_call"] = ms(lat, 0)
-    figures["latency_p50_ms_from_commit"] = ms(lat, 1)
-    figures["latency_p50_ms_from_commit_claims_not_flushed"] = ms(lat_fast, 1)
-    figures["one_push_ms"] = statistics.median(commit) * 1000
+    one = statistics.median(commit) * 1000
+    figure = "latency p50 (push call to handler start)"
+    report.add(figure, "conveyor", ms(lat, 0), unit="ms", higher_is_better=False)
+    report.add(figure, "conveyor durable_claims=false", ms(lat_fast, 0), unit="ms",
+               higher_is_better=False)  # fmt: skip
+    figure = "latency p50 (commit to handler start)"
+    report.add(figure, "conveyor", ms(lat, 1), unit="ms", higher_is_better=False)
+    report.add(figure, "conveyor durable_claims=false", ms(lat_fast, 1), unit="ms",
+               higher_is_better=False)  # fmt: skip
     print(f"latency p50: {ms(lat, 0):.2f} ms from the push call, {ms(lat, 1):.2f} ms from"
           f" its commit ({ms(lat_fast, 1):.2f} ms with durable_claims=false);"
-          f" one push takes {figures['one_push_ms']:.2f} ms", flush=True)  # fmt: skip
+          f" one push takes {one:.2f} ms", flush=True)  # fmt: skip
 
-    scale1, scale2 = [], []
-    for _ in range(rounds):
-        scale1.append(await drain_processes(conv, n, 1))
-        scale2.append(await drain_processes(conv, n, 2))
-    figures["scale_out_2_vs_1"] = statistics.median(scale2) / statistics.median(scale1)
-    print(f"scale-out: {figures['scale_out_2_vs_1']:.2f}x", flush=True)
 
+async def scale_part(conv: Conveyor, n: int, rounds: int, report: Report) -> None:
+    """1 and 2 worker processes, conveyor's and bare ones, interleaved; medians."""
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for i in range(rounds):
+        order = [(kind, k) for kind in ("conveyor", "bare") for k in (1, 2)]
+        for kind, k in order if i % 2 == 0 else order[::-1]:
+            runs.setdefault((kind, k), []).append(await drain_processes(conv, n, k, kind))
+        each = ", ".join(f"{kind} {k}: {v[-1]['rate']:,.0f}/s" for (kind, k), v in runs.items())
+        print(f"scale-out round {i + 1}: {each} (load {os.getloadavg()[0]:.1f})", flush=True)
+    med = {key: {f: statistics.median(r[f] for r in v) for f in v[0]} for key, v in runs.items()}
+    for (kind, k), m in med.items():
+        system = "conveyor" if kind == "conveyor" else "bare SKIP LOCKED"
+        report.add(f"scale-out drain, {k} process{'es' if k > 1 else ''}", system, m["rate"])
+        print(f"{system} {k} process(es): {m['rate']:,.0f}/s; per task: workers' CPU"
+              f" {m['worker_cpu_us']:.0f} us, server CPU {m['server_cpu_us']:.0f} us"
+              f" (fewest tasks one process ran: {m['fewest']:.0f})", flush=True)  # fmt: skip
+    for kind in ("conveyor", "bare"):
+        speedup = med[(kind, 2)]["rate"] / med[(kind, 1)]["rate"]
+        system = "conveyor" if kind == "conveyor" else "bare SKIP LOCKED"
+        report.add("scale-out, 2 processes / 1", system, speedup, unit="x")
+        one = med[(kind, 1)]
+        cpu = one["worker_cpu_us"] + one["server_cpu_us"]
+        print(f"scale-out {system}: 2 processes / 1 = {speedup:.2f}x; with 2 cores and"
+              f" {cpu:.0f} us of CPU per task, at most {2e6 / cpu:,.0f}/s ="
+              f" {2e6 / cpu / one['rate']:.2f}x its 1-process rate", flush=True)  # fmt: skip
+
+
+async def claim_part(conv: Conveyor, rounds: int, report: Report) -> None:
     small, large = await claim_costs(conv, 100, rounds)
-    figures["claim_s"] = {"1k": small, "1M": large}
-    figures["claim_1M_vs_1k"] = large / small
-    print(f"claim at 1M vs 1k: {large / small:.2f}x", flush=True)
-    return figures
+    report.add("claim (and its commit)", "conveyor, 1k tasks stored", small * 1e3, unit="ms",
+               higher_is_better=False)  # fmt: skip
+    report.add("claim (and its commit)", "conveyor, 1M tasks stored", large * 1e3, unit="ms",
+               higher_is_better=False)  # fmt: skip
+    print(f"claim at 1M vs 1k: {large / small:.2f}x (1k {small * 1e3:.3f} ms,"
+          f" 1M {large * 1e3:.3f} ms)", flush=True)  # fmt: skip
 
 
-async def main(n: int, rounds: int, only: str | None = None) -> None:
+async def drain_part(systems: dict[str, System], n: int, rounds: int, skip: set[str],
+                     report: Report) -> None:  # fmt: skip
+    rates: dict[str, list[float]] = {name: [] for name in systems if name not in skip}
+    for _ in range(rounds):  # interleaved: each round runs every system once
+        for name in rates:
+            size = n // 5 if name == "procrastinate" else n
+            rates[name].append(await drain(systems[name], size))
+    rate = {name: statistics.median(r) for name, r in rates.items()}
+    for name, value in rate.items():
+        report.add("drain, 1 worker process", name, value)
+    peers = ", ".join(f"{rate['conveyor'] / v:.2f}x {name}" for name, v in rate.items()
+                      if name != "conveyor")  # fmt: skip
+    print(f"drain: { {k: round(v) for k, v in rate.items()} }: conveyor = {peers}", flush=True)
+
+
+async def enqueue_part(conv: Conveyor, n: int, rounds: int, report: Report) -> None:
+    mine, bare, ratio = await enqueue_vs_insert(conv, n, rounds)
+    figure = "enqueue 1-by-1 (time per push)"
+    report.add(figure, "conveyor", mine * 1e6, unit="us", higher_is_better=False)
+    report.add(figure, "bare psycopg INSERT", bare * 1e6, unit="us", higher_is_better=False)
+    print(f"enqueue one by one: {ratio:.2f}x a bare INSERT ({mine * 1e6:.0f} us vs"
+          f" {bare * 1e6:.0f} us per push, median of {rounds} interleaved rounds)",
+          flush=True)  # fmt: skip
+
+
+async def bulk_part(systems: dict[str, System], rounds: int, report: Report) -> None:
+    import psycopg
+
+    bulk: dict[str, list[float]] = {"conveyor": [], "pgqueuer": []}
+    for _ in range(rounds):
+        for name in bulk:
+            seconds = await timed(lambda: systems[name].push_many(50_000))  # noqa: B023
+            bulk[name].append(50_000 / seconds)
+    for name, values in bulk.items():
+        report.add("bulk push of 50,000", name, statistics.median(values))
+    ratio = statistics.median(bulk["conveyor"]) / statistics.median(bulk["pgqueuer"])
+    print(f"bulk push: {statistics.median(bulk['conveyor']):,.0f}/s = {ratio:.2f}x pgqueuer",
+          flush=True)  # fmt: skip
+    async with await psycopg.AsyncConnection.connect(systems["conveyor"].url) as conn:
+        await conn.execute("TRUNCATE conveyor.tasks")
+        await conn.commit()
+
+
+PARTS = ("drain", "enqueue", "bulk", "latency", "scale", "claim")
+
+
+async def main(n: int, rounds: int, parts: set[str], skip: set[str]) -> None:
     import psycopg
 
     tag = uuid.uuid4().hex[:6]
@@ -450,52 +622,26 @@ async def main(n: int, rounds: int, only: str | None = None) -> None:
         "procrastinate": Procrastinate(dbs["procrastinate"]),
         "pgqueuer": PgQueuer(dbs["pgqueuer"]),
     }
-    figures: dict[str, Any] = {"n": n, "rounds": rounds}
+    report = Report("postgres")
+    print(f"PostgreSQL {BASE_URL}; N={n}; {rounds} rounds; load average"
+          f" {os.getloadavg()[0]:.2f} at start; {os.cpu_count()} cores", flush=True)  # fmt: skip
     try:
         for system in systems.values():
             await system.open()
         conv = systems["conveyor"]
         assert isinstance(conv, Conveyor)
-
-        if only == "claim":
-            small, large = await claim_costs(conv, 100, rounds)
-            print(f"claim at 1M vs 1k: {large / small:.2f}x (1k {small * 1e3:.3f} ms,"
-                  f" 1M {large * 1e3:.3f} ms)", flush=True)  # fmt: skip
-            return
-        if only == "rest":
-            figures.update(await rest(conv, dbs["conveyor"], n, rounds))
-            return
-        rates: dict[str, list[float]] = {name: [] for name in systems}
-        peers = [p for p in systems if only != "drain-fast" or p != "procrastinate"]
-        for _ in range(rounds):  # interleaved: each round runs every system once
-            for name in peers:
-                system = systems[name]
-                size = n // 5 if name == "procrastinate" else n
-                rates[name].append(await drain(system, size))
-        rate = {name: statistics.median(r) for name, r in rates.items() if r}
-        figures["drain_per_s"] = rate
-        if "procrastinate" in rate:
-            figures["drain_vs_procrastinate"] = rate["conveyor"] / rate["procrastinate"]
-        figures["drain_vs_pgqueuer"] = rate["conveyor"] / rate["pgqueuer"]
-        print(f"drain: {rate} = {figures['drain_vs_pgqueuer']:.2f}x pgqueuer", flush=True)
-        if only is not None:
-            return
-
-        mine, bare, ratio = await enqueue_vs_insert(conv, n // 5, rounds)
-        figures["enqueue_s"] = {"conveyor": mine, "bare_insert": bare}
-        figures["enqueue_vs_bare_insert"] = ratio
-        print(f"enqueue one by one: {ratio:.2f}x a bare INSERT", flush=True)
-
-        bulk = []
-        for _ in range(rounds):
-            seconds = await timed(lambda: conv.push_many(50_000))
-            bulk.append(50_000 / seconds)
-        figures["bulk_push_per_s"] = statistics.median(bulk)
-        print(f"bulk push: {figures['bulk_push_per_s']:,.0f}/s", flush=True)
-        async with await psycopg.AsyncConnection.connect(conv.url, autocommit=True) as conn:
-            await conn.execute("TRUNCATE conveyor.tasks")
-
-        figures.update(await rest(conv, dbs["conveyor"], n, rounds))
+        if "drain" in parts:
+            await drain_part(systems, n, rounds, skip, report)
+        if "enqueue" in parts:
+            await enqueue_part(conv, 100, max(30, 10 * rounds), report)
+        if "bulk" in parts:
+            await bulk_part(systems, rounds, report)
+        if "latency" in parts:
+            await latency_part(conv, dbs["conveyor"], rounds, report)
+        if "scale" in parts:
+            await scale_part(conv, n, rounds, report)
+        if "claim" in parts:
+            await claim_part(conv, rounds, report)
     finally:
         for system in systems.values():
             try:
@@ -505,10 +651,8 @@ async def main(n: int, rounds: int, only: str | None = None) -> None:
         for db in dbs.values():
             await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
-    out = Path(__file__).with_name("results") / "postgres.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+    print(f"load average {os.getloadavg()[0]:.2f} at end", flush=True)
+    print(f"figures written to {report.save()}")
 
 
 if __name__ == "__main__":
@@ -519,8 +663,10 @@ if __name__ == "__main__":
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--n", type=int, default=5000)
         parser.add_argument("--rounds", type=int, default=3)
-        parser.add_argument(
-            "--only", choices=["drain", "drain-fast", "rest", "claim"], default=None
-        )
+        parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated parts")
+        parser.add_argument("--skip", default="", help="systems left out of the drain")
         args = parser.parse_args()
-        asyncio.run(main(args.n, args.rounds, args.only))
+        parts = set(args.parts.split(","))
+        if unknown := parts - set(PARTS):
+            parser.error(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
+        asyncio.run(main(args.n, args.rounds, parts, set(filter(None, args.skip.split(",")))))

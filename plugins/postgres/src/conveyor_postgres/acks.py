@@ -108,14 +108,24 @@ class AckBatcher:
 
     async def _send(self, conn: Conn, batch: Sequence[_Ack], resent: bool) -> dict[str, Exception]:
         """One statement for ``batch``; the refusals, by id."""
-        cur = await conn.execute(
-            self.sql.ack,
-            (
-                [a.id for a in batch], [a.token for a in batch], [a.kind for a in batch],
-                [a.result for a in batch], [a.error for a in batch], [a.run_at for a in batch],
-            ),
-        )  # fmt: skip
-        rows = await cur.fetchall()
+        if all(a.kind == "done" for a in batch):
+            params: tuple[list[Any], ...] = (
+                [a.id for a in batch], [a.token for a in batch], [a.result for a in batch]
+            )  # fmt: skip
+            cur = await conn.execute(self.sql.ack_done, params)
+            rows = await cur.fetchall()
+            if rows or resent:  # a resend's first copy may have landed, unannounced
+                self.connection.notices.finished()
+        else:
+            cur = await conn.execute(
+                self.sql.ack,
+                (
+                    [a.id for a in batch], [a.token for a in batch], [a.kind for a in batch],
+                    [a.result for a in batch], [a.error for a in batch],
+                    [a.run_at for a in batch],
+                ),
+            )  # fmt: skip
+            rows = await cur.fetchall()
         if len(rows) == len(batch):
             return {}
         applied = {row[0] for row in rows}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
+import psycopg
 
 from conveyor import (
     BackendUnavailable,
@@ -35,7 +37,7 @@ from conveyor_postgres.records import decode_meta, meta_bytes, to_task
 from conveyor_postgres.sql import Statements
 from conveyor_postgres.transaction import current_connection
 from conveyor_postgres.waiting import WaitHooks
-from conveyor_postgres.writes import copy_tasks, insert_tasks
+from conveyor_postgres.writes import copy_tasks, insert_quiet, insert_tasks
 
 __all__ = ["PostgresBackend"]
 
@@ -48,6 +50,11 @@ COPY_FROM = 64
 unnested arrays at 50,000 tasks); fewer go as one INSERT statement."""
 
 _HELD = (Status.RUNNING, Status.QUEUED)
+
+LOOK_AGAIN = 0.25
+"""Seconds after a push notification within which an idle worker claims once more
+before its long sleep: a pusher that died between a plain INSERT and the trailing
+notification owed for it (see ``notices``) delays that task by this, not ``idle_wait``."""
 
 
 class PostgresBackend(WaitHooks, ExposeHooks):
@@ -134,6 +141,9 @@ class PostgresBackend(WaitHooks, ExposeHooks):
 
     async def _sleep(self, wake: asyncio.Future[None], due: datetime | None) -> None:
         timeout = self.config.idle_wait
+        since = self.connection.listener.since_push(self.config.queue)
+        if since is not None and since < LOOK_AGAIN:
+            timeout = min(timeout, LOOK_AGAIN - since)
         if due is not None:
             # Due already but not claimed: another claim holds its row for an instant.
             timeout = min(timeout, max((due - self._now()).total_seconds(), 0.02))
@@ -275,6 +285,9 @@ class PostgresBackend(WaitHooks, ExposeHooks):
             # The application's transaction: its commit stores them, its rollback not.
             await insert_tasks(own, self.sql, tasks)
             return [t.id for t in tasks]
+        if len(tasks) == 1:
+            await self._push_one(tasks[0])
+            return [tasks[0].id]
         call = copy_tasks if len(tasks) > COPY_FROM else insert_tasks
 
         async def write(conn: Conn, resent: bool) -> None:
@@ -292,6 +305,36 @@ class PostgresBackend(WaitHooks, ExposeHooks):
                 f" fetch_by_id({tasks[0].id!r}) tells"
             ) from exc
         return [t.id for t in tasks]
+
+    async def _push_one(self, task: Task[bytes]) -> None:
+        """One task, committed on return; it notifies only at the window's leading edge."""
+        notices = self.connection.notices
+        queue = task.queue
+        sent = notices.due(queue)
+
+        async def write(conn: Conn, resent: bool) -> float | None:
+            if sent is None and not resent:
+                try:
+                    await insert_quiet(conn, self.sql, task)
+                except psycopg.errors.UniqueViolation:
+                    pass  # stored already: a push skips ids already stored
+                return None
+            # A resend may follow a first try that landed: the conflict clause skips it.
+            started = time.monotonic()
+            await insert_tasks(conn, self.sql, [task])
+            return started if sent is None else sent
+
+        try:
+            covered = await self.connection.run(write, "pushing 1 task(s)")
+        except BackendUnavailable as exc:
+            raise BackendUnavailable(
+                f"{exc} If the connection dropped after sending, it may be stored:"
+                f" fetch_by_id({task.id!r}) tells"
+            ) from exc
+        if covered is None:
+            notices.skipped(queue)
+        else:
+            notices.notified(queue, covered)
 
     @hookimpl
     async def push_weak(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:

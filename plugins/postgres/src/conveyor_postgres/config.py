@@ -53,7 +53,10 @@ class PostgresConfig(BackendConfig):
     ``connect_timeout``: seconds to wait for the server before ``BackendUnavailable``;
     ``durable_claims``: a claim's commit waits for the WAL flush (``false``: it does
     not, which saves a disk flush per claim; if the server itself crashes, claims of
-    its last moments are undone and handed out again uncounted: see the README).
+    its last moments are undone and handed out again uncounted: see the README);
+    ``notify_window``: one-by-one pushes to a queue send at most one notification
+    per this many seconds (the others are covered by a trailing one: see the README;
+    ``0``: every push notifies).
     libpq reads further settings (``PGSSLMODE``, ``PGPASSFILE``) from its environment."""
 
     url: str = attrs.field(default=DEFAULT_URL, validator=_url)
@@ -63,6 +66,7 @@ class PostgresConfig(BackendConfig):
     pool_size: int = attrs.field(default=8, validator=whole(2, 1000))
     connect_timeout: float = attrs.field(default=5.0, validator=seconds(0.0, 3600.0))
     durable_claims: bool = True
+    notify_window: float = attrs.field(default=0.002, validator=seconds(0.0, 10.0, low_open=False))
 
 
 def config_from_url(parts: SplitResult) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -44,6 +45,8 @@ class Listener:
         self._task: asyncio.Task[None] | None = None
         self._started: asyncio.Future[None] | None = None
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._heard: dict[str, float] = {}
+        """Queue -> when its latest push notification arrived (monotonic)."""
 
     async def ensure(self) -> None:
         """Start listening (once); return when LISTEN has taken effect."""
@@ -72,6 +75,11 @@ class Listener:
                 pass
             if not waiting:
                 del self._waiters[(channel, key)]
+
+    def since_push(self, queue: str) -> float | None:
+        """Seconds since the latest push notification for ``queue`` arrived (None: none yet)."""
+        heard = self._heard.get(queue)
+        return None if heard is None else time.monotonic() - heard
 
     def _wake(self, channel: str, key: str) -> None:
         for future in self._waiters.pop((channel, key), ()):
@@ -112,6 +120,7 @@ class Listener:
                     if note.channel == self.fin:
                         self._wake(self.fin, FIN)
                     else:
+                        self._heard[note.payload] = time.monotonic()
                         self._wake(self.push, note.payload)
             except TRANSIENT as exc:
                 log.warning("PostgreSQL %s: listener lost (%s); reconnecting",

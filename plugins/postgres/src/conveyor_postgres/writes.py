@@ -9,10 +9,19 @@ from conveyor import Task
 from conveyor_postgres.records import meta_bytes
 from conveyor_postgres.sql import Statements
 
-__all__ = ["insert_tasks", "copy_tasks"]
+__all__ = ["insert_tasks", "insert_quiet", "copy_tasks"]
 
 _COPY_TYPES = ["text", "text", "text", "int4", "int4", "timestamptz", "int8", "bytea", "bytea",
                "text"]  # fmt: skip
+
+
+async def insert_quiet(conn: Any, sql: Statements, t: Task[bytes]) -> None:
+    """One task by a plain INSERT, notifying no one (the caller owes a notification)."""
+    await conn.execute(
+        sql.insert_quiet,
+        (t.id, t.queue, t.max_attempts, t.run_at, t.priority, t.args, meta_bytes(t.meta),
+         t.name),
+    )  # fmt: skip
 
 
 async def insert_tasks(conn: Any, sql: Statements, tasks: Sequence[Task[bytes]]) -> None:
