@@ -1,0 +1,108 @@
+"""The pipelined connection's own reply reader: every reply shape (RESP2 and RESP3),
+however it is cut into reads, and a real server's replies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conveyor_redis.resp import ReplyReader
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+from conveyor import Backend, Done, Status, Task, TaskId, WorkerInfo
+
+Open = Callable[..., Backend]
+
+STREAM = (
+    b":42\r\n+OK\r\n$5\r\nab\r\nc\r\n$-1\r\n$0\r\n\r\n*-1\r\n*0\r\n"
+    b"*3\r\n:1\r\n*2\r\n$1\r\nx\r\n-ERR inner\r\n$2\r\nyz\r\n"
+    b"-NOSCRIPT No matching script\r\n-ERR wrong\r\n"
+    b"%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n_\r\n~1\r\n#t\r\n,1.5\r\n(12345678901234567890\r\n"
+    b"=8\r\ntxt:text\r\n!5\r\nERR b\r\n#f\r\n"
+)
+
+
+def _check(replies: list[Any]) -> None:
+    assert replies[:7] == [42, b"OK", b"ab\r\nc", None, b"", None, []]
+    nested = replies[7]
+    assert nested[0] == 1 and nested[1][0] == b"x" and nested[2] == b"yz"
+    assert isinstance(nested[1][1], ResponseError) and str(nested[1][1]) == "inner"
+    assert isinstance(replies[8], NoScriptError)
+    assert isinstance(replies[9], ResponseError) and str(replies[9]) == "wrong"
+    assert replies[10] == {b"a": 1, b"b": None}
+    assert replies[11:16] == [[True], 1.5, 12345678901234567890, b"text", replies[15]]
+    assert isinstance(replies[15], ResponseError) and str(replies[15]) == "b"
+    assert replies[16] is False
+
+
+@pytest.mark.parametrize("piece", [1, 2, 3, 7, len(STREAM)])
+async def test_every_reply_shape_however_the_reads_cut_it(piece: int) -> None:
+    stream = asyncio.StreamReader()
+    reader = ReplyReader(stream)
+
+    async def feed() -> None:
+        for start in range(0, len(STREAM), piece):
+            stream.feed_data(STREAM[start : start + piece])
+            await asyncio.sleep(0)
+        stream.feed_eof()
+
+    feeding = asyncio.ensure_future(feed())
+    _check([await reader.read() for _ in range(17)])
+    with pytest.raises(RedisConnectionError):
+        await reader.read()  # the stream ended: the connection is gone, not a reply
+    await feeding
+
+
+async def test_a_read_may_end_anywhere_in_a_reply() -> None:
+    # Every place the first read can end: the replies already buffered are cut out
+    # of it, the one it ends inside waits for the rest.
+    for cut in range(1, len(STREAM)):
+        stream = asyncio.StreamReader()
+        stream.feed_data(STREAM[:cut])
+        reader = ReplyReader(stream)
+
+        async def rest(stream: asyncio.StreamReader = stream, cut: int = cut) -> None:
+            await asyncio.sleep(0)
+            stream.feed_data(STREAM[cut:])
+            stream.feed_eof()
+
+        feeding = asyncio.ensure_future(rest())
+        _check([await reader.read() for _ in range(17)])
+        await feeding
+
+
+async def test_a_reply_many_reads_long_comes_back_whole(redis_open: Open) -> None:
+    backend = redis_open()
+    big = bytes(range(256)) * 12_000  # 3 MB: dozens of reads
+    task = Task(TaskId.new(), big, queue=backend.queue)
+    await backend.hooks.push([task])
+    fetched = await backend.fetch_by_id(task.id)
+    assert fetched is not None and fetched.args == big
+    stream = backend.poll(WorkerInfo("w", backend.queue))
+    claimed = await anext(stream)
+    assert claimed is not None and claimed.args == big
+    await backend.hooks.ack(claimed, Done(big[::-1]))
+    await stream.aclose()
+    done = await backend.fetch_by_id(task.id)
+    assert done is not None and (done.status, done.result) == (Status.DONE, big[::-1])
+    await backend.aclose()
+
+
+async def test_claims_and_acks_batched_together_reach_their_callers(redis_open: Open) -> None:
+    backend = redis_open()
+    ids = await asyncio.gather(*(backend.push({"n": i}, meta={"i": i}) for i in range(50)))
+    stream = backend.poll(WorkerInfo("w", backend.queue, concurrency=50))
+    seen = []
+    for _ in range(50):
+        task = await anext(stream)
+        assert task is not None
+        seen.append((task.id, dict(task.meta)))
+        await backend.hooks.ack(task, Done(None))
+    await stream.aclose()
+    assert sorted(seen) == sorted((tid, {"i": i}) for i, tid in enumerate(ids))
+    fetched = await backend.fetch_by_id(ids[0])
+    assert fetched is not None and fetched.status is Status.DONE
+    await backend.aclose()
