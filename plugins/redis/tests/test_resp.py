@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conveyor_redis.resp import ReplyReader
+from conveyor_redis.resp import ReplyProtocol
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -40,38 +40,34 @@ def _check(replies: list[Any]) -> None:
 
 @pytest.mark.parametrize("piece", [1, 2, 3, 7, len(STREAM)])
 async def test_every_reply_shape_however_the_reads_cut_it(piece: int) -> None:
-    stream = asyncio.StreamReader()
-    reader = ReplyReader(stream)
+    protocol = ReplyProtocol()
 
     async def feed() -> None:
         for start in range(0, len(STREAM), piece):
-            stream.feed_data(STREAM[start : start + piece])
+            protocol.data_received(STREAM[start : start + piece])
             await asyncio.sleep(0)
-        stream.feed_eof()
+        protocol.connection_lost(None)
 
     feeding = asyncio.ensure_future(feed())
-    _check([await reader.read() for _ in range(17)])
+    _check([await protocol.read() for _ in range(17)])
     with pytest.raises(RedisConnectionError):
-        await reader.read()  # the stream ended: the connection is gone, not a reply
+        await protocol.read()  # the connection ended: that is an error, not a reply
     await feeding
 
 
 async def test_a_read_may_end_anywhere_in_a_reply() -> None:
-    # Every place the first read can end: the replies already buffered are cut out
-    # of it, the one it ends inside waits for the rest.
+    # Every place the first piece can end: the replies it holds are cut out of
+    # it, the one it ends inside waits for the rest.
     for cut in range(1, len(STREAM)):
-        stream = asyncio.StreamReader()
-        stream.feed_data(STREAM[:cut])
-        reader = ReplyReader(stream)
-
-        async def rest(stream: asyncio.StreamReader = stream, cut: int = cut) -> None:
-            await asyncio.sleep(0)
-            stream.feed_data(STREAM[cut:])
-            stream.feed_eof()
-
-        feeding = asyncio.ensure_future(rest())
-        _check([await reader.read() for _ in range(17)])
-        await feeding
+        protocol = ReplyProtocol()
+        protocol.data_received(STREAM[:cut])
+        protocol.data_received(STREAM[cut:])
+        _check([await protocol.read() for _ in range(17)])
+    # And one byte at a time, every reply taken as soon as it is whole.
+    protocol = ReplyProtocol()
+    for i in range(len(STREAM)):
+        protocol.data_received(STREAM[i : i + 1])
+    _check([await protocol.read() for _ in range(17)])
 
 
 async def test_a_reply_many_reads_long_comes_back_whole(redis_open: Open) -> None:

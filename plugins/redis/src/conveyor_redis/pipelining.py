@@ -29,7 +29,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor import BackendClosed
-from conveyor_redis.resp import ReplyReader
+from conveyor_redis.resp import ReplyProtocol
 
 __all__ = ["AutoPipeline", "pack", "pack_arguments"]
 
@@ -59,7 +59,7 @@ class AutoPipeline:
         """Fresh state for ``loop``: nothing queued, nothing in flight, no connection."""
         self._loop = loop
         self._conn: Any = None
-        self._replies: ReplyReader | None = None
+        self._replies: ReplyProtocol | None = None
         self._queue: list[_Item] = []
         self._busy = False
         self._reader: asyncio.Task[Any] | None = None
@@ -185,15 +185,16 @@ class AutoPipeline:
             self._sent_at = loop.time()
             if self._timer is None:
                 self._timer = loop.call_at(self._sent_at + self.timeout, self._check, loop)
-            conn = self._conn
-            if conn is None or not conn.is_connected or self._replies is None:
+            replies = self._replies
+            if replies is None or replies.lost is not None or not self._conn.is_connected:
+                await self._drop()
                 conn = self._conn = self._connection_class(**self._kwargs)
                 await conn.connect()  # redis-py's handshake: AUTH, HELLO, SELECT, ...
-                # From here on this class writes and reads the stream itself.
-                self._replies = ReplyReader(conn._reader)
-            writer, replies = conn._writer, self._replies
-            writer.write(b"".join([c for c, _ in batch]))
-            await writer.drain()
+                # From here on the socket's bytes go to this class's own protocol.
+                replies = self._replies = ReplyProtocol.take_over(conn._writer.transport)
+            replies.write(b"".join([c for c, _ in batch]))
+            if replies.paused:
+                await replies.drain()
             for item in batch:
                 reply = await replies.read()
                 if isinstance(reply, NoScriptError):
@@ -209,7 +210,7 @@ class AutoPipeline:
                     item[1].set_result(reply)
             self._reloaded = False
             if missing:
-                writer.write(pack(("SCRIPT", "LOAD", self._script)))
+                replies.write(pack(("SCRIPT", "LOAD", self._script)))
                 loaded = await replies.read()
                 if isinstance(loaded, ResponseError):
                     raise loaded

@@ -1,29 +1,27 @@
-"""Replies read straight off the pipelined connection's stream, a burst at a time.
+"""Replies cut straight out of the pipelined connection's bytes as they arrive.
 
 Why: redis-py reads each reply through several layers (its connection, its parser,
-then one ``readline``/``readexactly`` of the stream per line), about 20 us of
-client CPU per call on a loaded two-core machine: as much as the rest of a push.
-Here one ``read`` takes whatever the server has sent (often every reply of a
-batch) and the replies are cut out of that buffer. The values are the ones
-redis-py's own parsers give (bytes, int, list, None; RESP3's map, set, double,
-boolean too), and an error reply is the exception redis-py would raise, returned
-rather than raised so that the caller decides (an error inside an array stays a
-value, as in redis-py).
+then one ``readline``/``readexactly`` of a stream reader per line), and on a loaded
+two-core machine that client CPU is as much as the rest of a push. Here the
+protocol object on the socket cuts every complete reply out of the bytes as they
+arrive (often every reply of a batch in one go), and the caller takes them in
+order. The values are the ones redis-py's own parsers give (bytes, int, list,
+None; RESP3's map, set, double, boolean too), and an error reply is the exception
+redis-py would raise, returned rather than raised so that the caller decides (an
+error inside an array stays a value, as in redis-py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any
 
 from redis._parsers import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 
-__all__ = ["ReplyReader"]
-
-CHUNK = 65536
-"""Bytes asked of the stream per read; a reply larger than this takes several reads."""
+__all__ = ["ReplyProtocol"]
 
 
 class _Incomplete(Exception):
@@ -37,42 +35,117 @@ class _Short(Exception):
         self.need = need
 
 
-class ReplyReader:
-    """Replies, in order, from ``stream`` (the connection's ``asyncio.StreamReader``)."""
+class ReplyProtocol(asyncio.Protocol):
+    """Replies cut out of the bytes as they arrive; ``read`` hands them out in order.
 
-    def __init__(self, stream: asyncio.StreamReader) -> None:
-        self._stream = stream
+    Put on a connected transport with ``take_over``, in place of the stream reader
+    redis-py connected it with, once its handshake is done.
+    """
+
+    def __init__(self) -> None:
         self._buf = bytearray()
-        self._pos = 0
+        # Bytes the buffer must hold before the reply at its start can be complete
+        # (0: none is known to be short). The buffer always starts at a reply.
+        self._need = 0
+        self._ready: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused: asyncio.Future[None] | None = None
+        self.lost: Exception | None = None
+        """Why the connection is gone (``None`` while it is up)."""
+        self.transport: asyncio.WriteTransport | None = None
+
+    @classmethod
+    def take_over(cls, transport: asyncio.WriteTransport) -> ReplyProtocol:
+        protocol = cls()
+        protocol.transport = transport
+        transport.set_protocol(protocol)
+        return protocol
+
+    def write(self, data: bytes) -> None:
+        """Send ``data``; the connection's failure if it is gone already."""
+        if self.lost is not None or self.transport is None:
+            raise self.lost or RedisConnectionError("Not connected.")
+        self.transport.write(data)
+
+    @property
+    def paused(self) -> bool:
+        """The transport's write buffer is over its limit: ``drain`` before writing more."""
+        return self._paused is not None
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is over its limit."""
+        if self._paused is not None:
+            await asyncio.shield(self._paused)
+        if self.lost is not None:
+            raise self.lost
 
     async def read(self) -> Any:
         """The next reply (an error reply as its exception, not raised)."""
+        if not self._ready:
+            if self.lost is not None:
+                raise self.lost
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+            if not self._ready:
+                raise self.lost or RedisConnectionError("Connection closed by server.")
+        return self._ready.popleft()
+
+    # --- asyncio.Protocol ----------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
         buf = self._buf
-        if self._pos < len(buf):
+        buf += data
+        size = len(buf)
+        if size < self._need:
+            return
+        pos = 0
+        ready = self._ready
+        while pos < size:
+            if not self._need:
+                try:
+                    value, pos = _parse(buf, pos)
+                    ready.append(value)
+                    continue
+                except _Incomplete:
+                    pass
+            # Not all here: find where it ends without copying anything, so that
+            # a reply arriving in many pieces is parsed once, when it is whole.
             try:
-                value, self._pos = _parse(buf, self._pos)
-                return value
-            except _Incomplete:
-                pass
-        # The reply is not all here. Read until it is, checking only where it ends
-        # (no copying) so that a reply arriving in many pieces is parsed once.
-        if self._pos:
-            del buf[: self._pos]
-            self._pos = 0
-        need = len(buf) + 1
-        while True:
-            while len(buf) < need:
-                more = await self._stream.read(max(CHUNK, need - len(buf)))
-                if not more:
-                    raise RedisConnectionError("Connection closed by server.")
-                buf += more
-            try:
-                _end(buf, 0)
-                break
+                _end(buf, pos)
             except _Short as short:
-                need = max(short.need, len(buf) + 1)
-        value, self._pos = _parse(buf, 0)
-        return value
+                self._need = short.need - pos
+                break
+            self._need = 0
+            value, pos = _parse(buf, pos)
+            ready.append(value)
+        if pos:
+            del buf[:pos]
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = RedisConnectionError(
+            f"Connection lost: {exc}" if exc else "Connection closed by server."
+        )
+        self._wake()
+        if self._paused is not None and not self._paused.done():
+            self._paused.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._paused is None:
+            self._paused = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        paused, self._paused = self._paused, None
+        if paused is not None and not paused.done():
+            paused.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and (self._ready or self.lost):
+            waiter.set_result(None)
 
 
 def _error(text: bytes) -> ResponseError:
