@@ -29,7 +29,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor import BackendClosed
-from conveyor_redis.resp import ReplyProtocol
+from conveyor_redis.replies import ReplyProtocol
 
 __all__ = ["AutoPipeline", "pack", "pack_arguments"]
 
