@@ -4,7 +4,8 @@
 
 Counts user-space instructions (callgrind's Ir), which the machine's load does not
 change, of one push script call (``pipeline.script("push", ...)``, the arguments
-built beforehand) and of one PING over the pipeline, each awaited before the next.
+built beforehand) and of one PING over the pipeline, each awaited before the next
+(``--ops`` adds a push through the facade, ``backend.push``, and redis-py's LPUSH).
 A figure is (Ir of a run making N2 calls - Ir of one making N1) / (N2 - N1), so
 start-up, imports and the connection's handshake cancel; the median of ``--rounds``
 interleaved rounds is printed. ``--protocol NAME=FILE`` also measures the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import os
 import re
 import statistics
@@ -33,10 +35,12 @@ from typing import Any
 
 N1, N2 = 200, 1200
 WARM = 50
+OPS = ("push", "PING", "facade push", "redis-py LPUSH")
 
 
-def _child(protocol_file: str, pings: int, pushes: int, url: str) -> None:
+def _child(protocol_file: str, counts: dict[str, int], url: str) -> None:
     import conveyor_redis.pipelining as pipelining
+    import redis.asyncio as aioredis
     from conveyor_redis.records import meta_bytes, micros, priority_key
 
     import conveyor
@@ -63,23 +67,32 @@ def _child(protocol_file: str, pings: int, pushes: int, url: str) -> None:
             ]
             for i in range(N2 + WARM)
         ]  # fmt: skip
+        client = aioredis.Redis.from_url(url.split("?")[0])
+        listed = f"{base}lpush"
         for flat in flats[:WARM]:
             await pipeline.execute("PING")
             await pipeline.script("push", base, run_at, "0", *flat)
-        for _ in range(pings):
+            await backend.push({"n": 1})
+            await client.lpush(listed, b"payload")
+        for _ in range(counts["PING"]):
             await pipeline.execute("PING")
-        for flat in flats[WARM : WARM + pushes]:
+        for flat in flats[WARM : WARM + counts["push"]]:
             await pipeline.script("push", base, run_at, "0", *flat)
+        for _ in range(counts["facade push"]):
+            await backend.push({"n": 1})
+        for _ in range(counts["redis-py LPUSH"]):
+            await client.lpush(listed, b"payload")
+        await client.aclose()
         await backend.aclose()
 
     asyncio.run(main())
 
 
-def _instructions(protocol_file: str, pings: int, pushes: int, url: str, out: str) -> int:
+def _instructions(protocol_file: str, counts: dict[str, int], url: str, out: str) -> int:
     subprocess.run(
         [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-            sys.executable, __file__, "--child", protocol_file, str(pings), str(pushes), url,
+            sys.executable, __file__, "--child", protocol_file, json.dumps(counts), url,
         ],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -94,7 +107,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--protocol", action="append", default=[], metavar="NAME=FILE")
+    parser.add_argument("--ops", default="push,PING", help=f"comma-separated, of: {', '.join(OPS)}")
     args = parser.parse_args()
+    ops = args.ops.split(",")
+    if not set(ops) <= set(OPS):
+        parser.error(f"--ops: {args.ops!r} names none of {', '.join(OPS)}")
     url = os.environ.get("CONVEYOR_REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"cgbench-{uuid.uuid4().hex[:8]}"
     url += ("&" if "?" in url else "?") + f"prefix={prefix}"
@@ -111,21 +128,21 @@ def main() -> None:
             names.reverse()
         for name in names:
             path = protocols[name]
-            base = _instructions(path, N1, N1, url, out)
-            ping = _instructions(path, N2, N1, url, out)
-            push = _instructions(path, N1, N2, url, out)
-            for op, total in (("PING", ping), ("push", push)):
+            counts = dict.fromkeys(OPS, 0) | dict.fromkeys(ops, N1)
+            base = _instructions(path, counts, url, out)
+            for op in ops:
+                total = _instructions(path, counts | {op: N2}, url, out)
                 per_call = (total - base) / (N2 - N1)
                 figures.setdefault((name, op), []).append(per_call)
                 print(f"round {round_ + 1} {name:>10} {op}: {per_call / 1000:.1f}k", flush=True)
     _cleanup(url, prefix)
     first = next(iter(protocols))
     print(f"\nmedian of {args.rounds} rounds (load now {os.getloadavg()[0]:.1f}):")
-    for op in ("push", "PING"):
+    for op in ops:
         baseline = statistics.median(figures[first, op])
         for name in protocols:
             value = statistics.median(figures[name, op])
-            print(f"  {op:>4} {name:>10}: {value / 1000:.1f}k instr/call, {value / baseline:.3f}x")
+            print(f"  {op:>14} {name:>10}: {value / 1000:.1f}k instr/call, {value / baseline:.3f}x")
 
 
 def _cleanup(url: str, prefix: str) -> None:
@@ -139,6 +156,6 @@ def _cleanup(url: str, prefix: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        _child(sys.argv[2], json.loads(sys.argv[3]), sys.argv[4])
     else:
         main()
