@@ -8,8 +8,11 @@ awaited; the systems take turns in 10 rounds and the median round is reported),
 enqueue 4N in bulk (where the library has a bulk call), drain the N tasks
 with one worker process (three times, refilled in between, median reported;
 timed inside the worker, from its first task's start to its N-th task's end,
-so process start-up is excluded), and the enqueue→start latency of tasks pushed
-one at a time to an idle worker.
+so process start-up is excluded), the enqueue→start latency of tasks pushed
+one at a time to an idle worker, and scale-out: 2N tasks drained by 1 and by 2
+worker processes, conveyor's and a bare BLMOVE consumer's (the ceiling this
+machine allows), with redis-server's CPU, the workers' CPU and the cores other
+users kept busy meanwhile.
 """
 
 from __future__ import annotations
@@ -138,6 +141,24 @@ async def _async_worker(system: str, counter: Any, url: str, name: str) -> None:
         while True:
             _, raw = await client.brpop([name], timeout=0)
             counter.hit(json.loads(raw)["ts"])
+    elif system == "bare":
+        # The scale-out ceiling: the least a reliable Redis consumer does per task
+        # (move it to a list of its own, then remove it there once handled).
+        import signal
+
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(url)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, counter.report)
+        mine = f"{name}:held:{os.getpid()}"
+        print("ready", flush=True)
+        while True:
+            raw = await client.blmove(name, mine, 0, "RIGHT", "LEFT")
+            counter.hit(json.loads(raw)["ts"])
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.lrem(mine, 1, raw)
+                pipe.incr(f"{name}:done")
+                await pipe.execute()
     elif system == "saq":
         from saq import Queue, Worker
 
@@ -279,17 +300,29 @@ DRAINS = 3
 
 async def enqueue_rounds(
     producers: dict[str, tuple[Producer, Callable[[int], Awaitable[Any]]]], n: int
-) -> dict[str, float]:
-    """Push ``n`` tasks 1-by-1 (each awaited) with every system, in interleaved rounds."""
+) -> tuple[dict[str, float], list[float]]:
+    """Push ``n`` tasks 1-by-1 (each awaited) with every system, in interleaved rounds.
+
+    Returns each system's median rate and, per round, conveyor's rate over redis-py's
+    in that same round: the systems take turns in a round, in alternating order, so a
+    load change hits both sides of a pair alike (the order alternates so that neither
+    always goes first after the other's cache-warming).
+    """
     per_round = max(1, n // ROUNDS)
     rates: dict[str, list[float]] = {system: [] for system in producers}
+    paired: list[float] = []
+    order = list(producers.items())
     for round_ in range(ROUNDS):
-        for system, (_, one) in producers.items():
+        this: dict[str, float] = {}
+        for system, (_, one) in order if round_ % 2 == 0 else reversed(order):
             start = time.perf_counter()
             for i in range(round_ * per_round, (round_ + 1) * per_round):
                 await one(i)
-            rates[system].append(per_round / (time.perf_counter() - start))
-    return {system: statistics.median(values) for system, values in rates.items()}
+            this[system] = per_round / (time.perf_counter() - start)
+            rates[system].append(this[system])
+        if "conveyor" in this and "redis-py" in this:
+            paired.append(this["conveyor"] / this["redis-py"])
+    return {system: statistics.median(values) for system, values in rates.items()}, paired
 
 
 async def measure(system: str, url: str, n: int) -> dict[str, float | None]:
@@ -336,14 +369,23 @@ async def latency_once(system: str, url: str) -> dict[str, float]:
     return {"p50_ms": lat["p50"] * 1000, "p99_ms": lat["p99"] * 1000}
 
 
-SERVER_COMMANDS = ("evalsha", "blmove", "blpop", "lpop", "exec", "multi", "publish")
+def _busy_jiffies() -> tuple[int, int]:
+    """Busy and total CPU time of the whole machine so far (``/proc/stat``, in ticks)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
-async def scale_once(url: str, n: int, processes: int) -> dict[str, float]:
-    """Drain ``n`` tasks pushed at once (one MULTI/EXEC) with ``processes`` worker processes.
+async def scale_once(url: str, n: int, processes: int, system: str) -> dict[str, float]:
+    """Drain ``n`` tasks pushed at once with ``processes`` idle worker processes.
 
-    Rate = n / (last handler end - first handler start, over all processes); also the
-    server's time per task (INFO commandstats, all commands) and the workers' CPU per task.
+    The workers are started and idle first; the ``n`` tasks are then stored in one
+    MULTI/EXEC, so every worker sees them at the same moment and the producer's
+    work is over before the first task starts. Rate = n / (last handler start -
+    first handler start, over all processes). Also, over the drain: redis-server's
+    CPU (INFO cpu) and the workers' (their own process time) per task, and how
+    many of the machine's cores were busy (``/proc/stat``) and with what.
     """
     import redis.asyncio as aioredis
     from conveyor_redis.keys import Keys
@@ -351,21 +393,39 @@ async def scale_once(url: str, n: int, processes: int) -> dict[str, float]:
     import conveyor
     from conveyor import Status
 
-    name = f"bench-scale{processes}-{uuid.uuid4().hex[:6]}"
+    name = f"bench-scale-{system}{processes}-{uuid.uuid4().hex[:6]}"
     loop = asyncio.get_running_loop()
     procs = [
-        await loop.run_in_executor(None, spawn, "conveyor", "scale", n, url, name)
+        await loop.run_in_executor(None, spawn, system, "scale", n, url, name)
         for _ in range(processes)
     ]
     await asyncio.sleep(0.5)  # every worker idle, blocked on the server
     raw = aioredis.Redis.from_url(url)
     backend = conveyor.open(url, prefix=name)
-    await raw.config_resetstat()
-    await backend.push_many({"n": i, "ts": 0.0} for i in range(n))
-    done_key = Keys(name).queue_status(backend.queue, Status.DONE)
-    while await raw.zcard(done_key) < n:  # noqa: ASYNC110 - another process finishes them
+    if system == "conveyor":
+        await backend.push_many({"n": i, "ts": 0.0} for i in range(n))
+        done_key = Keys(name).queue_status(backend.queue, Status.DONE)
+
+        async def finished() -> int:
+            return int(await raw.zcard(done_key))
+    else:
+        async with raw.pipeline(transaction=True) as pipe:
+            for i in range(n):
+                pipe.lpush(name, json.dumps({"n": i, "ts": 0.0}))
+            await pipe.execute()
+
+        async def finished() -> int:
+            return int(await raw.get(f"{name}:done") or 0)
+
+    cpu0 = await raw.info("cpu")
+    busy0, total0 = _busy_jiffies()
+    wall0, own0 = time.perf_counter(), time.process_time()
+    while await finished() < n:  # noqa: ASYNC110 - other processes finish them
         await asyncio.sleep(0.05)
-    stats = await raw.info("commandstats")
+    wall = time.perf_counter() - wall0
+    own = time.process_time() - own0
+    busy1, total1 = _busy_jiffies()
+    cpu1 = await raw.info("cpu")
     outs = []
     for proc in procs:
         proc.terminate()
@@ -374,13 +434,21 @@ async def scale_once(url: str, n: int, processes: int) -> dict[str, float]:
         outs.append(json.loads(out.strip().splitlines()[-1]))
     await backend.aclose()
     await raw.aclose()
-    server_us = sum(float(v["usec"]) for k, v in stats.items() if isinstance(v, dict))
+    server = sum(float(cpu1[f]) - float(cpu0[f]) for f in ("used_cpu_user", "used_cpu_sys"))
+    workers = sum(o["cpu"] for o in outs)
     span = max(o["last"] for o in outs) - min(o["first"] for o in outs if o["count"])
+    cores = os.cpu_count() or 1
+    machine = (busy1 - busy0) / max(1, total1 - total0) * cores
     return {
         "rate": n / span,
-        "server_us": server_us / n,
-        "worker_cpu_us": sum(o["cpu"] for o in outs) / n * 1e6,
+        "server_us": server / n * 1e6,
+        "worker_cpu_us": workers / n * 1e6,
         "counts": float(min(o["count"] for o in outs)),
+        # Cores busy over the drain: the whole machine, and the part neither the
+        # server, the workers nor this producer account for (other users' load).
+        "machine_cores": machine,
+        "others_cores": max(0.0, machine - (server + workers + own) / wall),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -433,7 +501,7 @@ async def main(n: int, systems: list[str], parts: set[str], runs: int, rounds: i
         if "drain" in parts:
             await drain_part(url, n, systems, report)
         if "scale" in parts:
-            await scale_part(url, n, rounds, report)
+            await scale_part(url, n * 2, rounds, report)
         print(f"load average {os.getloadavg()[0]:.2f} at end")
         print(f"figures written to {report.save()}")
     finally:
@@ -453,21 +521,24 @@ async def enqueue_part(url: str, n: int, systems: list[str], runs: int, report: 
         await one(-1)  # connect and load scripts before timing
         producers[system] = (producer, one)
     per_run: dict[str, list[float]] = {system: [] for system in systems}
+    ratios: list[float] = []
     for run in range(runs):
-        rates = await enqueue_rounds(producers, n)
+        rates, paired = await enqueue_rounds(producers, n)
         for system, rate in rates.items():
             per_run[system].append(rate)
-        if "conveyor" in rates and "redis-py" in rates:
-            ratio = _ratio(rates["conveyor"], rates["redis-py"])
-            print(f"enqueue 1-by-1 run {run + 1}: conveyor / redis-py LPUSH = {ratio:.3f}x",
-                  flush=True)  # fmt: skip
+        if paired:
+            # The median of the rounds' own ratios: each pair ran back to back.
+            ratios.append(statistics.median(paired))
+            print(f"enqueue 1-by-1 run {run + 1}: conveyor / redis-py LPUSH = {ratios[-1]:.3f}x"
+                  f" (median of {len(paired)} paired rounds; load"
+                  f" {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
     for system, values in per_run.items():
         report.add("enqueue 1-by-1", system, statistics.median(values))
         print(f"{system:10} enqueue 1-by-1 {fmt(statistics.median(values))}/s"
               f" (median of {runs} runs x {ROUNDS} rounds)")  # fmt: skip
-    if "conveyor" in per_run and "redis-py" in per_run:
-        pairs = zip(per_run["conveyor"], per_run["redis-py"], strict=True)
-        ratios = [_ratio(a, b) for a, b in pairs]
+    if ratios:
+        report.add("enqueue 1-by-1, conveyor / redis-py LPUSH (worst run)", "conveyor",
+                   min(ratios), unit="x")  # fmt: skip
         held = min(ratios) >= 0.95
         each = ", ".join(f"{r:.2f}" for r in ratios)
         print(f"enqueue 1-by-1: conveyor / redis-py per run {each}"
@@ -494,6 +565,7 @@ async def latency_part(url: str, systems: list[str], rounds: int, report: Report
         report.add("latency p50", system, value, unit="ms", higher_is_better=False)
         each = ", ".join(f"{v:.2f}" for v in p50[system])
         tail = statistics.median(p99[system])
+        report.add("latency p99", system, tail, unit="ms", higher_is_better=False)
         print(f"{system:10} latency p50 {value:.3f} ms  p99 {tail:.2f} ms"
               f" (median of {len(p50[system])} rounds: {each})", flush=True)  # fmt: skip
     peers = {s: v for s, v in medians.items() if s != "conveyor"}
@@ -526,26 +598,48 @@ async def drain_part(url: str, n: int, systems: list[str], report: Report) -> No
             print(f"drain: conveyor / best peer ({best}) = {ratio:.2f}x")
 
 
+SCALE_SYSTEMS = ("conveyor", "bare")
+
+
 async def scale_part(url: str, n: int, rounds: int, report: Report) -> None:
-    """1 and 2 worker processes on one queue, interleaved ``rounds`` times, medians."""
-    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
-    for _ in range(rounds):
-        for k in (1, 2):
-            runs[k].append(await scale_once(url, n * 2, k))
-    med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
-    for k, m in med.items():
-        report.add(f"drain, {k} worker process(es)", "conveyor", m["rate"])
-        print(f"conveyor scale-out {k} process(es): {fmt(m['rate'])}/s;"
-              f" server {m['server_us']:.1f} us/task, workers' CPU {m['worker_cpu_us']:.1f} us/task"
-              f" (fewest tasks one process ran: {m['counts']:.0f})")  # fmt: skip
-    speedup = med[2]["rate"] / med[1]["rate"]
-    print(f"scale-out: 2 processes / 1 = {speedup:.2f}x (target >= 1.6x:"
-          f" {'met' if speedup >= 1.6 else 'NOT met'})")  # fmt: skip
-    m = med[1]
-    ceiling = 2e6 / (m["server_us"] + m["worker_cpu_us"])
-    print(f"profile: per task server {m['server_us']:.1f} us + worker {m['worker_cpu_us']:.1f} us"
-          f" on 2 cores: at most {fmt(ceiling)}/s with both cores busy,"
-          f" {ceiling / m['rate']:.2f}x the 1-process rate")  # fmt: skip
+    """1 and 2 worker processes on one queue, conveyor and the bare consumer taking
+    turns (1, 2, 2, 1, ... so drift hits both counts alike), ``rounds`` times each;
+    the ratio is the median of the rounds' own 2-vs-1 ratios."""
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    speedups: dict[str, list[float]] = {s: [] for s in SCALE_SYSTEMS}
+    for round_ in range(rounds):
+        for system in SCALE_SYSTEMS:
+            this = {}
+            for k in (1, 2) if round_ % 2 == 0 else (2, 1):
+                this[k] = await scale_once(url, n, k, system)
+                runs.setdefault((system, k), []).append(this[k])
+            speedups[system].append(this[2]["rate"] / this[1]["rate"])
+            print(f"scale-out round {round_ + 1} {system:8}: 1 process {fmt(this[1]['rate'])}/s,"
+                  f" 2 {fmt(this[2]['rate'])}/s = {speedups[system][-1]:.2f}x; cores busy"
+                  f" {this[1]['machine_cores']:.2f} / {this[2]['machine_cores']:.2f}, of which"
+                  f" other users' {this[1]['others_cores']:.2f} / {this[2]['others_cores']:.2f};"
+                  f" load {this[2]['load']:.2f}", flush=True)  # fmt: skip
+    for (system, k), values in runs.items():
+        m = {f: statistics.median(r[f] for r in values) for f in values[0]}
+        report.add(f"scale-out drain, {k} worker process(es)", system, m["rate"])
+        print(f"{system:8} {k} process(es): {fmt(m['rate'])}/s; per task redis-server"
+              f" {m['server_us']:.1f} us CPU, workers {m['worker_cpu_us']:.1f} us CPU;"
+              f" machine cores busy {m['machine_cores']:.2f}, other users'"
+              f" {m['others_cores']:.2f} (fewest tasks one process ran:"
+              f" {m['counts']:.0f})")  # fmt: skip
+    ours, bare = (statistics.median(speedups[s]) for s in SCALE_SYSTEMS)
+    report.add("scale-out, 2 worker processes / 1", "conveyor", ours, unit="x")
+    report.add("scale-out, 2 worker processes / 1", "bare BLMOVE consumer", bare, unit="x")
+    print(f"scale-out: 2 processes / 1 = {ours:.2f}x (median of {rounds} paired rounds:"
+          f" {', '.join(f'{v:.2f}' for v in speedups['conveyor'])}; target >= 1.6x:"
+          f" {'met' if ours >= 1.6 else 'NOT met'}); the bare BLMOVE consumer pair in the"
+          f" same run: {bare:.2f}x"
+          f" ({', '.join(f'{v:.2f}' for v in speedups['bare'])})")  # fmt: skip
+    m1 = {f: statistics.median(r[f] for r in runs["conveyor", 1]) for f in runs["conveyor", 1][0]}
+    ceiling = 2e6 / (m1["server_us"] + m1["worker_cpu_us"])
+    print(f"profile: per task redis-server {m1['server_us']:.1f} us + worker"
+          f" {m1['worker_cpu_us']:.1f} us of CPU: with both cores free for them, at most"
+          f" {fmt(ceiling)}/s, {ceiling / m1['rate']:.2f}x the 1-process rate")  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -554,7 +648,7 @@ if __name__ == "__main__":
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--parts", default="enqueue,latency,drain,scale")
     parser.add_argument("--runs", type=int, default=5, help="enqueue runs (each of 10 rounds)")
-    parser.add_argument("--rounds", type=int, default=3, help="latency and scale-out rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="latency and scale-out rounds")
     parser.add_argument("--worker")
     parser.add_argument("--mode")
     parser.add_argument("--total", type=int)

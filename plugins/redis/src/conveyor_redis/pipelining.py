@@ -29,6 +29,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor import BackendClosed
+from conveyor_redis.replies import ReplyProtocol
 
 __all__ = ["AutoPipeline", "pack", "pack_arguments"]
 
@@ -58,6 +59,7 @@ class AutoPipeline:
         """Fresh state for ``loop``: nothing queued, nothing in flight, no connection."""
         self._loop = loop
         self._conn: Any = None
+        self._replies: ReplyProtocol | None = None
         self._queue: list[_Item] = []
         self._busy = False
         self._reader: asyncio.Task[Any] | None = None
@@ -183,31 +185,35 @@ class AutoPipeline:
             self._sent_at = loop.time()
             if self._timer is None:
                 self._timer = loop.call_at(self._sent_at + self.timeout, self._check, loop)
-            conn = self._conn
-            if conn is None or not conn.is_connected:
+            replies = self._replies
+            if replies is None or replies.lost is not None or not self._conn.is_connected:
+                await self._drop()
                 conn = self._conn = self._connection_class(**self._kwargs)
-                await conn.connect()
-            await conn.send_packed_command([c for c, _ in batch], check_health=False)
+                await conn.connect()  # redis-py's handshake: AUTH, HELLO, SELECT, ...
+                # From here on the socket's bytes go to this class's own protocol.
+                replies = self._replies = ReplyProtocol.take_over(conn._writer.transport)
+            replies.write(b"".join([c for c, _ in batch]))
+            if replies.paused:
+                await replies.drain()
             for item in batch:
-                try:
-                    reply = await conn.read_response()
-                except NoScriptError as exc:
+                reply = await replies.read()
+                if isinstance(reply, NoScriptError):
                     if self._reloaded:
                         # Loaded a moment ago and missing again (a proxy in front of
                         # several servers?): fail rather than resend for ever.
-                        _fail([item], exc)
+                        _fail([item], reply)
                     else:
                         missing.append(item)  # not run: sent again once loaded
-                    continue
-                except ResponseError as exc:
-                    _fail([item], exc)
-                    continue
-                if not item[1].done():
+                elif isinstance(reply, ResponseError):
+                    _fail([item], reply)
+                elif not item[1].done():
                     item[1].set_result(reply)
             self._reloaded = False
             if missing:
-                await conn.send_command("SCRIPT", "LOAD", self._script, check_health=False)
-                await conn.read_response()
+                replies.write(pack(("SCRIPT", "LOAD", self._script)))
+                loaded = await replies.read()
+                if isinstance(loaded, ResponseError):
+                    raise loaded
                 self._reloaded = True
                 self._queue[:0] = missing
         except asyncio.CancelledError:
@@ -249,7 +255,7 @@ class AutoPipeline:
             self._timer = loop.call_at(due, self._check, loop)
 
     async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._replies = self._conn, None, None
         if conn is not None:
             try:
                 await conn.disconnect(nowait=True)
