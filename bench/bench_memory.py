@@ -10,6 +10,7 @@ worker, interleaved rounds, median ratio), and for comparison the same drain
 with huey's MemoryHuey, dramatiq's StubBroker, and an asyncio.Queue
 producer/consumer pair. Each figure is the best of ``REPEAT`` runs; the
 machine's load average is printed with them, since other processes share the CPU.
+The figures are also written to bench/results/memory.json (``report.Report``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from report import Report
 
 import conveyor
 from conveyor import Worker
@@ -334,7 +337,30 @@ async def queue_pair() -> float:
 # --- report ------------------------------------------------------------------------
 
 
+def huey_enqueue() -> float | None:
+    """MemoryHuey's enqueue rate: calling a task, one at a time (best of REPEAT)."""
+    try:
+        from huey import MemoryHuey
+    except ImportError:
+        return None
+    rates = []
+    for _ in range(REPEAT):
+        huey = MemoryHuey(utc=True)
+
+        @huey.task()
+        def nothing() -> None:
+            return None
+
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(N):
+            nothing()
+        rates.append(N / (time.perf_counter() - start))
+    return best(rates)
+
+
 async def main() -> None:
+    report = Report("memory")
     load = os.getloadavg()
     print(
         f"bench_memory: N={N:,}, best of {REPEAT}, Python {sys.version.split()[0]},"
@@ -368,6 +394,7 @@ async def main() -> None:
     )
     print("peers (same N, no-op task):")
     huey = huey_drain()
+    huey_push = huey_enqueue()
     dramatiq_rate = dramatiq_drain()
     pair = await queue_pair()
     if huey is not None:
@@ -379,6 +406,8 @@ async def main() -> None:
     else:
         print("  dramatiq not installed (bench/requirements.txt)")
     timed("asyncio.Queue producer/consumer pair", 1, 1 / pair)
+    if huey_push is not None:
+        timed("huey MemoryHuey enqueue, one at a time", 1, 1 / huey_push)
     versus_huey = await huey_ratio()
     if versus_huey is not None:
         print(
@@ -409,6 +438,24 @@ async def main() -> None:
         checks.append(("(info) vs dramatiq StubBroker", True, f"{drain / dramatiq_rate:.2f}x"))
     for name, ok, value in checks:
         print(f"  {'met ' if ok else 'MISS'}  {name:<36} {value}")
+    report.add("drain, best of runs", "conveyor", drain)
+    report.add("enqueue, one at a time", "conveyor", single)
+    report.add("enqueue, push_many 1,000", "conveyor", batch)
+    report.add("latency p50, 1 in flight", "conveyor", p50 * 1e3, unit="ms", higher_is_better=False)
+    report.add("latency p99, 1 in flight", "conveyor", p99 * 1e3, unit="ms", higher_is_better=False)
+    report.add("routing by name, cost per task", "conveyor", 100 * (routing - 1), unit="%",
+               higher_is_better=False)  # fmt: skip
+    report.add("drain, best of runs", "asyncio.Queue pair", pair)
+    if huey is not None:
+        report.add("drain, best of runs", "huey MemoryHuey", huey)
+    if huey_push is not None:
+        report.add("enqueue, one at a time", "huey MemoryHuey", huey_push)
+    if dramatiq_rate is not None:
+        report.add("drain, best of runs", "dramatiq StubBroker", dramatiq_rate)
+    if versus_huey is not None:
+        report.add("drain / MemoryHuey's (CPU time, interleaved median)", "conveyor",
+                   versus_huey[0], unit="x")  # fmt: skip
+    print(f"figures written to {report.save()}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime, timedelta
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,3 +29,12 @@ async def test_a_push_is_ready_at_once_under_a_stopped_fractional_clock() -> Non
         claimed = await anext(backend.poll(WorkerInfo("w", backend.queue)))
         assert claimed is not None and claimed.id == task_id
         assert backend.now().timestamp() <= clock.time()
+
+
+@given(st.floats(min_value=-4e10, max_value=2.5e11, allow_nan=False))
+def test_at_is_the_floor_in_whole_microseconds_everywhere(seconds: float) -> None:
+    # at() takes a float path below 2**33 s and timedelta arithmetic elsewhere: one answer.
+    micros = math.floor(seconds * 1_000_000)
+    if micros / 1_000_000 > seconds:
+        micros -= 1
+    assert at(seconds) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -224,3 +225,43 @@ def test_a_prepared_decoder_gives_what_decode_gives_values_and_errors(
         assert str(caught.value) == str(exc)
     else:
         assert prepared(compact) == expected
+
+
+def _stdlib_compact(value: Any) -> bytes:
+    text = json.dumps(value, allow_nan=False, separators=(",", ":"), ensure_ascii=True)
+    return text.encode("ascii")
+
+
+@given(json_values)
+def test_encoding_is_the_standard_librarys_compact_json_byte_for_byte(value: Any) -> None:
+    # The codec's encoder is built once, without cycle bookkeeping: same text as json.dumps.
+    assert codec.encode(value) == _stdlib_compact(value)
+
+
+def test_a_circular_payload_is_refused_as_circular() -> None:
+    # The fast encoder keeps no record of what it entered; the full one says why.
+    loop: list[Any] = [1]
+    loop.append(loop)
+    with pytest.raises(PayloadError, match="Circular reference detected"):
+        codec.encode(loop)
+    looped: dict[str, Any] = {}
+    looped["self"] = {"again": looped}
+    with pytest.raises(PayloadError, match="Circular reference detected"):
+        codec.encode(looped)
+
+
+def test_a_refused_value_leaves_the_codec_working() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    for bad in (loop, float("nan"), object()):
+        with pytest.raises(PayloadError):
+            codec.encode(bad)
+        shared = [1, 2]
+        assert codec.encode([shared, shared, {"a": shared}]) == b'[[1,2],[1,2],{"a":[1,2]}]'
+
+
+@pytest.mark.parametrize(
+    "compact", [b'"a\\\\b"', b'"\\u00e9"', b'"\\ud83d\\ude00"', bytearray(b"[1]")]
+)
+def test_backslashes_and_other_byte_types_decode_through_the_full_path(compact: Any) -> None:
+    assert codec.decoder()(compact) == json.loads(bytes(compact))

@@ -70,7 +70,7 @@ class AcceptsStaleToken(MemoryBackend):
 
     @hookimpl
     async def ack(self, task: Task[bytes], outcome: Outcome) -> None:
-        stored = self.store.tasks.get(task.id)
+        stored = self.store.get(task.id)
         if stored is not None and stored.status is Status.RUNNING:
             task = attrs.evolve(task, lease_token=stored.lease_token)
         await super().ack(task, outcome)
@@ -92,7 +92,7 @@ class MiscountsVacuum(MemoryBackend):
 
     @hookimpl
     async def vacuum(self) -> int:
-        done = sum(1 for t in self.store.tasks.values() if t.status is Status.DONE)
+        done = sum(1 for _, status in self.store.states() if status is Status.DONE)
         await super().vacuum()
         return done
 
@@ -117,7 +117,7 @@ class ResumesUncounted(MemoryBackend):
         held = {tid for ids in self.store.held.values() for tid in ids}
         count = await super().resume_abandoned()
         for tid in held:
-            task = self.store.tasks.get(tid)
+            task = self.store.get(tid)
             if task is not None and task.status is Status.PENDING and task.attempt > 0:
                 self.store.tasks[tid] = attrs.evolve(task, attempt=task.attempt - 1)
         return count
@@ -138,7 +138,7 @@ class LosesResults(MemoryBackend):
     @hookimpl
     async def ack(self, task: Task[bytes], outcome: Outcome) -> None:
         await super().ack(task, outcome)
-        stored = self.store.tasks.get(task.id)
+        stored = self.store.get(task.id)
         if stored is not None and stored.status is Status.DONE:
             self.store.tasks[task.id] = attrs.evolve(stored, result=None)
 

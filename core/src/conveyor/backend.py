@@ -21,6 +21,7 @@ from conveyor.markers import PROJECT
 from conveyor.middleware import Middleware
 from conveyor.plugin import HOOK_NAMES, capabilities_of, implemented_hooks
 from conveyor.rules.config import BackendConfig, check_queue_name, config_of
+from conveyor.rules.record import build as _build
 from conveyor.status import Status
 from conveyor.task import DEFAULT_MAX_ATTEMPTS, Task, TaskResult, utc
 from conveyor.task_id import TaskId, TaskIdLike
@@ -184,16 +185,30 @@ class Backend:
         """
         if Capability.PUSH not in self.capabilities:
             raise self._unsupported(Capability.PUSH)
-        tasks = [
-            self._from_task(item)
-            if isinstance(item, Task)
-            else self._new_task(
-                item, queue, run_at, delay, priority, max_attempts, meta, name, False
-            )
-            for item in items
-        ]
-        if not tasks:
+        items = list(items)
+        if not items:
             return []
+        # The options are checked, and "now" read, once for the batch (on its first
+        # plain item, after that item's payload, so errors come in the order they
+        # would one by one); each item then costs its encoding and a record.
+        ids = TaskId._many(len(items))
+        encode, pending, fresh = self._encode, Status.PENDING, _build
+        options: tuple[str, datetime, int, int, Mapping[str, Any] | None, str | None] | None
+        options = None
+        tasks: list[Task[bytes]] = []
+        for task_id, item in zip(ids, items, strict=True):
+            if isinstance(item, Task):
+                tasks.append(self._from_task(item, task_id))
+                continue
+            data = encode(item, False)
+            if options is None:
+                options = self._options(queue, run_at, delay, priority, max_attempts, meta, name)
+            where, when, rank, attempts, extra, label = options
+            record = fresh(
+                task_id, data, where, pending, 0, attempts, when, rank, None, None, None,
+                None, None, dict(extra) if extra else {}, label,
+            )  # fmt: skip
+            tasks.append(record)
         return list(await self.hooks.push(tasks))
 
     async def push_stream(
@@ -233,10 +248,38 @@ class Backend:
         meta: Mapping[str, Any] | None,
         name: str | None,
         weak: bool,
+        task_id: TaskId | None = None,
     ) -> Task[bytes]:
+        data = self._encode(args, weak)
+        queue, when, priority, attempts, meta, name = self._options(
+            queue, run_at, delay, priority, max_attempts, meta, name
+        )
+        # The fields were checked just above: the record is built without Task's own
+        # __init__ (conveyor.rules.build, the trusted constructor backends use too).
+        return _build(
+            TaskId.new() if task_id is None else task_id, data, queue, Status.PENDING, 0,
+            attempts, when, priority, None, None, None, None, None,
+            dict(meta) if meta else {}, name,
+        )  # fmt: skip
+
+    def _encode(self, args: Any, weak: bool) -> bytes:
+        """The payload's compact form, checked against ``args_type`` unless ``weak``."""
         data = self.codec.encode(args)
         if self.args_type is not None and not weak:
             self.codec.decode(data, self.args_type)
+        return data
+
+    def _options(
+        self,
+        queue: str | None,
+        run_at: datetime | None,
+        delay: timedelta | float | None,
+        priority: int,
+        max_attempts: int | None,
+        meta: Mapping[str, Any] | None,
+        name: str | None,
+    ) -> tuple[str, datetime, int, int, Mapping[str, Any] | None, str | None]:
+        """A push's options checked: (queue, run_at, priority, max_attempts, meta, name)."""
         if delay is not None:
             if run_at is not None:
                 raise ValueError("pass run_at or delay, not both")
@@ -255,7 +298,6 @@ class Backend:
             raise ValueError(f"priority must be a whole number, not {priority!r}")
         if meta:
             self.codec.encode(dict(meta))  # refuse what the store could not write back
-            meta = dict(meta)
         if name is not None and (type(name) is not str or not name or len(name) > MAX_NAME):
             raise ValueError(
                 f"a task name must be a non-empty string of at most {MAX_NAME} characters,"
@@ -265,25 +307,9 @@ class Backend:
             queue = self.queue
         else:
             check_queue_name(queue)
-        return Task(
-            TaskId.new(),
-            data,
-            queue,
-            Status.PENDING,
-            0,
-            attempts,
-            when,
-            priority,
-            None,
-            None,
-            None,
-            None,
-            None,
-            meta or {},
-            name,
-        )
+        return queue, when, priority, attempts, meta, name
 
-    def _from_task(self, task: Task[Any]) -> Task[bytes]:
+    def _from_task(self, task: Task[Any], task_id: TaskId | None = None) -> Task[bytes]:
         return self._new_task(
             task.args,
             task.queue,
@@ -294,6 +320,7 @@ class Backend:
             task.meta,
             task.name,
             False,
+            task_id,
         )
 
     # --- task management ------------------------------------------------------

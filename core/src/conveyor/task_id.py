@@ -6,6 +6,8 @@ import base64
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = ["TaskId", "TaskIdLike"]
 
@@ -31,7 +33,12 @@ class TaskId(str):
     @classmethod
     def new(cls) -> TaskId:
         """Make a fresh id, greater than every id this process made before."""
-        return cls._from_int(_next_value())
+        return cls(_next_text())
+
+    @classmethod
+    def _many(cls, count: int) -> list[TaskId]:
+        """``count`` fresh ids in the order made, for a bulk push: one clock read, one lock."""
+        return _next_ids(count, cls)
 
     @classmethod
     def parse(cls, value: TaskIdLike) -> TaskId:
@@ -75,21 +82,80 @@ class TaskId(str):
 
 
 TaskIdLike = TaskId | str
+T = TypeVar("T")
 
 _lock = threading.Lock()
+_time_ns = time.time_ns
 _last_ms = 0
-_counter = 0
-_COUNTER_MASK = (1 << 80) - 1
+# The counter is kept as its low 8 bits and the rest, with the text of the id but its
+# last two characters (the rest, read with the millisecond): 255 ids in 256 then
+# cost an addition, a table lookup and a concatenation, not thirteen of each.
+_high = 0
+_low = 0
+_head = ""
 
 
-def _next_value() -> int:
-    global _last_ms, _counter
-    now_ms = time.time_ns() // 1_000_000
+def _start(now_ms: int) -> None:
+    """A new millisecond: the counter starts at a random point (the caller holds ``_lock``)."""
+    global _last_ms, _high, _low, _head
+    _last_ms = now_ms
+    # Start low in the 80-bit space so the counter cannot overflow in a millisecond.
+    counter = int.from_bytes(os.urandom(8), "big")
+    _high, _low = counter >> 8, counter & 255
+    _head = TaskId._from_int((now_ms << 80) | (_high << 8))[:-2]
+
+
+def _carry() -> None:
+    """The low 8 bits wrapped: move the rest on (the caller holds ``_lock``)."""
+    global _high, _low, _head
+    _high += 1
+    _low = 0
+    _head = TaskId._from_int((_last_ms << 80) | (_high << 8))[:-2]
+
+
+_acquire, _release = _lock.acquire, _lock.release
+
+
+def _next_text() -> str:
+    global _low
+    now_ms = _time_ns() // 1_000_000
+    _acquire()  # not ``with``: its enter and exit calls cost as much as the rest
+    try:
+        if now_ms > _last_ms:
+            _start(now_ms)
+        elif _low < 255:
+            _low += 1
+        else:
+            _carry()
+        return _head + _PAIRS[_low << 2]
+    finally:
+        _release()
+
+
+def _next_ids(count: int, make: Callable[[str], T]) -> list[T]:
+    """``count`` ids in a row, each made by ``make`` from its text."""
+    global _low
+    ids: list[T] = []
+    if count <= 0:
+        return ids
+    append, pairs = ids.append, _PAIRS
+    now_ms = _time_ns() // 1_000_000
     with _lock:
         if now_ms > _last_ms:
-            _last_ms = now_ms
-            # Start low in the 80-bit space so the counter cannot overflow in a millisecond.
-            _counter = int.from_bytes(os.urandom(8), "big")
+            _start(now_ms)
+        elif _low < 255:
+            _low += 1
         else:
-            _counter = (_counter + 1) & _COUNTER_MASK
-        return (_last_ms << 80) | _counter
+            _carry()
+        low, head = _low, _head
+        append(make(head + pairs[low << 2]))
+        for _ in range(count - 1):
+            if low < 255:
+                low += 1
+            else:
+                _low = low
+                _carry()
+                low, head = _low, _head
+            append(make(head + pairs[low << 2]))
+        _low = low
+    return ids

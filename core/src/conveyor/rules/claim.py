@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from conveyor.lease import new_token
+from conveyor.rules.lease import lease_delta
 from conveyor.rules.order import READY_STATES
 from conveyor.rules.record import build
 from conveyor.status import InvalidTransition, Status
@@ -31,7 +32,7 @@ def claim(
     """
     if task.status not in READY_STATES:
         raise InvalidTransition(task.status, Status.RUNNING)
-    until = now + timedelta(seconds=lease_seconds)
+    until = now + lease_delta(lease_seconds)
     return build(
         task.id, task.args, task.queue, Status.RUNNING, task.attempt + 1, task.max_attempts,
         task.run_at, task.priority, task.result, task.last_error, worker,

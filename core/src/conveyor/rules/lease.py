@@ -16,10 +16,26 @@ from conveyor.rules.record import build
 from conveyor.status import Status
 from conveyor.task import Task
 
-__all__ = ["HELD_STATES", "check_lease", "new_token", "is_held", "is_expired", "extend"]
+__all__ = [
+    "HELD_STATES", "check_lease", "new_token", "is_held", "is_expired", "extend", "lease_delta",
+]  # fmt: skip
 
 HELD_STATES = frozenset({Status.RUNNING, Status.QUEUED})
 """States in which a worker holds the task under a lease."""
+
+
+_DELTAS: dict[float, timedelta] = {}
+
+
+def lease_delta(lease_seconds: float) -> timedelta:
+    """``timedelta(seconds=lease_seconds)``, made once per value: claims and heartbeats
+    add it to "now" for every task, and a backend has one or two lease lengths."""
+    delta = _DELTAS.get(lease_seconds)
+    if delta is None:
+        delta = timedelta(seconds=lease_seconds)
+        if len(_DELTAS) < 64:  # bounded, whatever a caller passes
+            _DELTAS[lease_seconds] = delta
+    return delta
 
 
 def is_held(task: Task[Any]) -> bool:
@@ -38,7 +54,7 @@ def extend(task: Task[Any], worker: str, *, now: datetime, lease_seconds: float)
     otherwise ``task`` itself, unchanged."""
     if task.lock_by != worker or not is_held(task) or is_expired(task, now):
         return task
-    until = now + timedelta(seconds=lease_seconds)
+    until = now + lease_delta(lease_seconds)
     return build(
         task.id, task.args, task.queue, task.status, task.attempt, task.max_attempts,
         task.run_at, task.priority, task.result, task.last_error, task.lock_by,

@@ -9,6 +9,7 @@ from datetime import datetime
 import attrs
 
 from conveyor import (
+    Done,
     Filter,
     Outcome,
     QueueInfo,
@@ -55,13 +56,10 @@ class MemoryBackend:
     async def poll(self, worker: WorkerInfo) -> AsyncIterator[Task[bytes] | None]:
         store, queue, lease = self.store, self.config.queue, self.config.lease_seconds
         held = store.held.setdefault(worker.name, set())
-        take, tasks, now, claim, name = (
-            store.take,
-            store.tasks,
-            store.clock.time,
-            rules.claim,
-            worker.name,
-        )
+        take, tasks, now, build, token, name, running = (
+            store.take, store.tasks, store.time, rules.build, rules.new_token, worker.name,
+            Status.RUNNING,
+        )  # fmt: skip
         idle = False
         while True:
             task = take(queue)
@@ -75,7 +73,13 @@ class MemoryBackend:
                     yield None
                     continue
             idle = False
-            claimed = claim(task, name, now=at(now()), lease_seconds=lease)
+            # rules.claim inlined (take yields only ready tasks; the rules table holds this
+            # to the rule): one datetime for the lease's end, not "now" plus a timedelta.
+            claimed = build(
+                task.id, task.args, task.queue, running, task.attempt + 1, task.max_attempts,
+                task.run_at, task.priority, task.result, task.last_error, name, token(),
+                at(now() + lease), task.meta, task.name,
+            )  # fmt: skip
             tasks[task.id] = claimed
             held.add(task.id)
             yield claimed
@@ -86,7 +90,7 @@ class MemoryBackend:
         timeout = self.config.idle_wait
         due = store.next_due(queue)
         if due is not None:
-            timeout = max(0.0, min(timeout, due - store.clock.time()))
+            timeout = max(0.0, min(timeout, due - store.time()))
         if timeout <= 0:
             return
         waiter = asyncio.get_running_loop().create_future()
@@ -97,7 +101,7 @@ class MemoryBackend:
             pass
 
     def _now(self) -> datetime:
-        return at(self.store.clock.time())
+        return at(self.store.time())
 
     def _release(self, task: Task[bytes]) -> None:
         """Forget that ``task``'s holder (if any) holds it."""
@@ -108,7 +112,7 @@ class MemoryBackend:
     async def heartbeat(self, worker: WorkerInfo) -> None:
         store, now, lease = self.store, self._now(), self.config.lease_seconds
         for tid in store.held.get(worker.name, ()):
-            task = store.tasks.get(tid)
+            task = store.get(tid)
             if task is not None:
                 store.tasks[tid] = rules.extend(task, worker.name, now=now, lease_seconds=lease)
         record = store.workers.get(worker.name)
@@ -117,18 +121,29 @@ class MemoryBackend:
 
     @hookimpl
     async def ack(self, task: Task[bytes], outcome: Outcome) -> None:
-        store = self.store
-        settled = rules.settle(store.tasks.get(task.id), task, outcome)
+        store, tid = self.store, task.id
+        stored = store.tasks.get(tid)
+        if (
+            type(outcome) is Done
+            and type(stored) is Task
+            and stored.lease_token == task.lease_token
+            and stored.status is Status.RUNNING
+        ):
+            # The common case: held under this lease, so rules.settle would make it DONE
+            # with this result. The record is built when someone reads it (store.get).
+            store.tasks[tid] = (stored, outcome.result)
+            held = store.held.get(task.lock_by or "")
+            if held is not None:
+                held.discard(tid)
+            store.entry.pop(tid, None)
+            if store.finished_waiters:
+                store.finished(tid)
+            return
+        settled = rules.settle(store.get(tid), task, outcome)
         held = store.held.get(task.lock_by or "")
         if held is not None:
-            held.discard(task.id)
-        if settled.status is Status.DONE:  # the common case, without save's branches
-            store.tasks[task.id] = settled
-            store.entry.pop(task.id, None)
-            if store.finished_waiters:
-                store.finished(task.id)
-        else:
-            store.save(settled)
+            held.discard(tid)
+        store.save(settled)
 
     # --- TaskSink -------------------------------------------------------------------
 
@@ -148,15 +163,15 @@ class MemoryBackend:
 
     @hookimpl
     async def fetch_by_id(self, task_id: TaskId) -> Task[bytes] | None:
-        return self.store.tasks.get(task_id)
+        return self.store.get(task_id)
 
     @hookimpl
     async def update(self, task: Task[bytes]) -> None:
-        self.store.save(rules.update(self.store.tasks.get(task.id), task))
+        self.store.save(rules.update(self.store.get(task.id), task))
 
     @hookimpl
     async def reschedule(self, task: Task[bytes], run_at: datetime) -> None:
-        stored = self.store.tasks.get(task.id)
+        stored = self.store.get(task.id)
         new = rules.reschedule(stored, task, run_at)
         self._release(stored)  # type: ignore[arg-type] # reschedule raised if it was None
         self.store.save(new)
@@ -164,14 +179,15 @@ class MemoryBackend:
     @hookimpl
     async def vacuum(self) -> int:
         store = self.store
-        gone = [tid for tid, task in store.tasks.items() if rules.vacuumable(task)]
+        final = rules.FINAL_STATES  # what rules.vacuumable takes, by status alone
+        gone = [task.id for task, status in store.states() if status in final]
         for tid in gone:
             del store.tasks[tid]
         return len(gone)
 
     @hookimpl
     async def resume_by_id(self, task_id: TaskId) -> bool:
-        stored = self.store.tasks.get(task_id)
+        stored = self.store.get(task_id)
         new = None if stored is None else rules.resume(stored, self._now())
         if stored is None or new is None:
             return False
@@ -184,7 +200,7 @@ class MemoryBackend:
         store, now, count = self.store, self._now(), 0
         for held in store.held.values():
             for tid in list(held):
-                task = store.tasks.get(tid)
+                task = store.get(tid)
                 back = None if task is None else rules.abandon(task, now)
                 if task is None or back is not None:
                     held.discard(tid)
@@ -199,25 +215,28 @@ class MemoryBackend:
 
     # --- Expose ---------------------------------------------------------------------
 
-    def _page(self, tasks: list[Task[bytes]], filter: Filter) -> list[Task[bytes]]:
+    def _page(self, rows: list[tuple[Task[bytes], Status]], filter: Filter) -> list[Task[bytes]]:
+        """One page of ``rows`` (``store.states()``); only its records are built."""
         if filter.status is not None:
-            tasks = [t for t in tasks if t.status is filter.status]
+            rows = [row for row in rows if row[1] is filter.status]
         if filter.name is not None:
-            tasks = [t for t in tasks if t.name == filter.name]
-        tasks.sort(key=lambda t: t.id)
-        return tasks[filter.offset : filter.offset + filter.limit]
+            rows = [row for row in rows if row[0].name == filter.name]
+        rows.sort(key=lambda row: row[0].id)
+        get = self.store.get
+        page = [get(task.id) for task, _ in rows[filter.offset : filter.offset + filter.limit]]
+        return page  # type: ignore[return-value] # every id listed is stored
 
     @hookimpl
     async def list_tasks(self, queue: str, filter: Filter) -> Sequence[Task[bytes]]:
-        return self._page([t for t in self.store.tasks.values() if t.queue == queue], filter)
+        return self._page([row for row in self.store.states() if row[0].queue == queue], filter)
 
     @hookimpl
     async def list_all_tasks(self, filter: Filter) -> Sequence[Task[bytes]]:
-        return self._page(list(self.store.tasks.values()), filter)
+        return self._page(self.store.states(), filter)
 
     @hookimpl
     async def list_queues(self) -> Sequence[QueueInfo]:
-        names = {t.queue for t in self.store.tasks.values()}
+        names = {task.queue for task, _ in self.store.states()}
         names.update(r["info"].queue for r in self.store.workers.values())
         result = []
         for name in sorted(names):
@@ -246,9 +265,9 @@ class MemoryBackend:
     @hookimpl
     async def metrics(self, queue: str | None) -> Sequence[Statistic]:
         counts = dict.fromkeys(Status, 0)
-        for task in self.store.tasks.values():
+        for task, status in self.store.states():
             if queue is None or task.queue == queue:
-                counts[task.status] += 1
+                counts[status] += 1
         return status_statistics(counts)
 
     # --- WaitForCompletion -------------------------------------------------------------
@@ -266,7 +285,7 @@ class MemoryBackend:
         deadline = None if timeout is None else loop.time() + timeout
         pending: dict[asyncio.Future[None], TaskId] = {}
         for tid in dict.fromkeys(task_ids):
-            task = store.tasks.get(tid)
+            task = store.get(tid)
             if task is None:
                 raise TaskNotFound(f"no task {tid} to wait for")
             if task.status.is_final:
@@ -282,11 +301,14 @@ class MemoryBackend:
                 raise TimeoutError(f"{len(pending)} task(s) had not finished after {timeout} s")
             for waiter in done:
                 tid = pending.pop(waiter)
-                yield self._result(store.tasks[tid])
+                task = store.get(tid)
+                if task is None:
+                    raise TaskNotFound(f"task {tid} finished, then was vacuumed before it was read")
+                yield self._result(task)
 
     @hookimpl
     async def check_status(self, task_ids: Sequence[TaskId]) -> Sequence[TaskResult[bytes]]:
-        tasks = (self.store.tasks.get(tid) for tid in task_ids)
+        tasks = (self.store.get(tid) for tid in task_ids)
         return [self._result(t) for t in tasks if t is not None and t.status.is_final]
 
     # --- ConfigExt, MakeShared -----------------------------------------------------------
