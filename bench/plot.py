@@ -104,7 +104,7 @@ def summary(results: list[dict[str, Any]], out: Path) -> None:
     ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
     ax.minorticks_off()
     ax.bar_label(bars, labels=[f"{v:.2f}x" for v in values], fontsize=7, padding=2)
-    ax.set_xlabel("conveyor / other system in the same run (right of 1x: conveyor ahead; log scale)")
+    ax.set_xlabel("conveyor / other system, same run (right of 1x: conveyor ahead; log scale)")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
