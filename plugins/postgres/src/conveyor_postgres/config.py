@@ -66,7 +66,7 @@ class PostgresConfig(BackendConfig):
     pool_size: int = attrs.field(default=8, validator=whole(2, 1000))
     connect_timeout: float = attrs.field(default=5.0, validator=seconds(0.0, 3600.0))
     durable_claims: bool = True
-    notify_window: float = attrs.field(default=0.002, validator=seconds(0.0, 10.0, low_open=False))
+    notify_window: float = attrs.field(default=0.01, validator=seconds(0.0, 10.0, low_open=False))
 
 
 def config_from_url(parts: SplitResult) -> dict[str, Any]:
