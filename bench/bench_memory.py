@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import os
 import statistics
 import sys
@@ -201,17 +202,25 @@ async def _conveyor_drain_cpu(count: int) -> float:
         return time.process_time() - start
 
 
-def _huey_drain_cpu(count: int) -> float:
-    import threading
-
+def _huey_nothing() -> tuple[Any, Any]:
+    """A fresh MemoryHuey and its no-op task (the peer of every huey figure here)."""
     from huey import MemoryHuey
-    from huey.consumer import Worker as HueyWorker
 
     huey = MemoryHuey(utc=True)
 
     @huey.task()
     def nothing() -> None:
         return None
+
+    return huey, nothing
+
+
+def _huey_drain_cpu(count: int) -> float:
+    import threading
+
+    from huey.consumer import Worker as HueyWorker
+
+    huey, nothing = _huey_nothing()
 
     for _ in range(count):
         nothing()
@@ -248,17 +257,12 @@ def huey_drain() -> float | None:
     try:
         import threading
 
-        from huey import MemoryHuey
         from huey.consumer import Worker as HueyWorker
     except ImportError:
         return None
     rates = []
     for _ in range(REPEAT):
-        huey = MemoryHuey(utc=True)
-
-        @huey.task()
-        def nothing() -> None:
-            return None
+        huey, nothing = _huey_nothing()
 
         for _ in range(N):
             nothing()
@@ -339,17 +343,11 @@ async def queue_pair() -> float:
 
 def huey_enqueue() -> float | None:
     """MemoryHuey's enqueue rate: calling a task, one at a time (best of REPEAT)."""
-    try:
-        from huey import MemoryHuey
-    except ImportError:
+    if importlib.util.find_spec("huey") is None:
         return None
     rates = []
     for _ in range(REPEAT):
-        huey = MemoryHuey(utc=True)
-
-        @huey.task()
-        def nothing() -> None:
-            return None
+        _, nothing = _huey_nothing()
 
         gc.collect()
         start = time.perf_counter()
