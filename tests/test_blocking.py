@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import select
 import signal
 import subprocess
@@ -22,6 +23,10 @@ from sync_support import store_url
 import conveyor
 from conveyor import PayloadError, Status, Worker
 from conveyor.blocking import BlockingBackend
+
+# asyncio's debug mode (-X dev) reports any callback that ran past 100 ms: a fact of a
+# loaded machine, not of the code, so it is the one line the exit test lets through.
+_SLOW_CALLBACK = re.compile(r"Executing <.*> took \d+\.\d+ seconds")
 
 
 @pytest.fixture(params=["json", "redis"])
@@ -197,7 +202,7 @@ def test_an_unclosed_backend_is_closed_at_exit_without_warnings(url: str) -> Non
         timeout=60,  # a hang fails here
     )
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    assert [line for line in done.stderr.splitlines() if not _SLOW_CALLBACK.fullmatch(line)] == []
     (task,) = _stored(url, [done.stdout.strip()])
     assert task is not None and task.args == {"left": "open"}
 
