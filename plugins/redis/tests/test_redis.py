@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,6 +18,7 @@ from conveyor import (
     ConfigError,
     ConveyorError,
     Done,
+    Retry,
     Status,
     WorkerInfo,
 )
@@ -208,4 +210,38 @@ async def test_an_idle_wait_cancelled_claims_nothing_and_leaves_no_blocked_clien
         assert await observer.exists(plugin.keys.woke(backend.queue, "pausing")) == 0
     finally:
         await observer.aclose()
+        await backend.aclose()
+
+
+async def test_a_claim_of_thousands_holds_every_task_it_takes(
+    redis_open: Open, redis_url: str
+) -> None:
+    # The claim writes the lease set, the worker's held set and the status indexes
+    # once per claim, in slices: a claim bigger than a slice, from both ready
+    # statuses, must leave each task in exactly the structures of a held one.
+    backend = redis_open()
+    plugin = backend.plugin
+    assert isinstance(plugin, RedisBackend)
+    failed_id = await backend.push("fails once")
+    first = backend.poll(WorkerInfo("w0", backend.queue))
+    task = await anext(first)
+    assert task is not None and task.id == failed_id
+    await backend.hooks.ack(task, Retry(datetime.now(UTC), "once"))
+    await first.aclose()
+    await backend.push_many(range(2499))
+    stream = backend.poll(WorkerInfo("w", backend.queue, concurrency=2500))
+    held = [await anext(stream)]
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        keys, queue = plugin.keys, backend.queue
+        assert await raw.zcard(keys.queue_status(queue, Status.RUNNING)) == 2500
+        for status in (Status.PENDING, Status.FAILED):
+            assert await raw.zcard(keys.queue_status(queue, status)) == 0
+        assert await raw.zcard(keys.base + "inflight") == 2500
+        assert await raw.scard(keys.held("w")) == 2500
+        held += [await anext(stream) for _ in range(2499)]
+        assert failed_id in {t.id for t in held if t is not None}
+    finally:
+        await raw.aclose()
+        await stream.aclose()
         await backend.aclose()

@@ -98,7 +98,7 @@ local function enqueue(id, q, qk, pk, run_at)
   redis.call('ZADD', key, run_at, id)
   local n = redis.call('ZCARD', key)
   if n == 1 then
-    redis.call('ZADD', qk .. 'prio', 0, pk)
+    redis.call('ZADD', qk .. 'prio', '0', pk)
     redis.call('SADD', P .. 'queues', q)
   end
   if n <= 16 then
@@ -131,7 +131,7 @@ if op == 'push' then
           redis.call('HSET', key, 'n', name)
         end
       end
-      redis.call('ZADD', qk .. 's:Pending', 0, id)
+      redis.call('ZADD', qk .. 's:Pending', '0', id)
       enqueue(id, q, qk, pk, r)
       stored = stored + 1
     end
@@ -147,7 +147,7 @@ local function index_move(id, old_qk, old, new_qk, new)
     redis.call('ZREM', old_qk .. 's:' .. old, id)
   end
   if new then
-    redis.call('ZADD', new_qk .. 's:' .. new, 0, id)
+    redis.call('ZADD', new_qk .. 's:' .. new, '0', id)
   end
 end
 
@@ -221,7 +221,8 @@ local function unusable(id, s, a, x, r, pk, q, qk, meta, want_qk)
   if not digits(x) or tonumber(x) < 1 then
     return 'field x (max_attempts) is ' .. show(x) .. ', not a whole number of at least 1'
   end
-  if not digits(r, true) or tonumber(r) < FIRST or tonumber(r) > LAST then
+  local rn = digits(r, true) and tonumber(r)
+  if not rn or rn < FIRST or rn > LAST then
     return 'field r (run_at) is ' .. show(r) .. ', not integer microseconds since 1970'
   end
   if pk == nil or #pk ~= 16 or not string.match(pk, '^[0-9a-f]+$') then
@@ -242,135 +243,6 @@ local function unusable(id, s, a, x, r, pk, q, qk, meta, want_qk)
   return nil
 end
 
--- Take task id out of the flow (every status index of the stems given, inflight,
--- its holder's set) and record why in P malformed. Its hash stays as it was.
-local function set_aside(id, why, hk, ...)
-  for _, stem in ipairs({ ... }) do
-    for s in pairs(STATUS) do
-      redis.call('ZREM', stem .. 's:' .. s, id)
-    end
-  end
-  redis.call('ZREM', P .. 'inflight', id)
-  if hk then
-    redis.pcall('SREM', hk, id) -- read from the record: may name a key of another type
-  end
-  redis.call('HSET', P .. 'malformed', id, why)
-end
-
-
--- claim: qk worker held_key lease_until token... (one token per task wanted).
--- Moves due delayed tasks to their lists, then takes from the head of the best
--- priority's list. Returns one string per task claimed, in token order: a head
--- line "id attempt max_attempts run_at pk #args #meta #error #name" (attempt after
--- this claim; #error, #name -1 when there is none), then args, meta, error and
--- name back to back.
--- One string rather than a value per field because parsing each reply value
--- costs the client more than the server spends on the claim. The caller knows
--- the rest (worker, token, lease, queue). A record found unusable is set aside
--- (see P malformed) and reported among them as "!id why", taking no token.
--- When nothing is ready: the next run_at of a delayed task as a string ('' if
--- none), after emptying the wake list.
-local function claim(qk, worker, hk, lu, first_token)
-  local want = #ARGV - first_token + 1
-  local delayed, prio = qk .. 'delayed', qk .. 'prio'
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
-  if #due > 0 then
-    local sets, members = {}, {}
-    for k = 1, #due, 2 do
-      local m = due[k]
-      local pk = string.sub(m, 1, 16)
-      local pairs_ = sets[pk]
-      if not pairs_ then
-        pairs_ = {}
-        sets[pk] = pairs_
-      end
-      pairs_[#pairs_ + 1] = due[k + 1]
-      pairs_[#pairs_ + 1] = string.sub(m, 17)
-      members[#members + 1] = m
-    end
-    for pk, pairs_ in pairs(sets) do
-      redis.call('ZADD', qk .. 'due:' .. pk, unpack(pairs_))
-      redis.call('ZADD', prio, 0, pk)
-    end
-    redis.call('ZREM', delayed, unpack(members))
-  end
-  local out, used = {}, 0
-  while used < want do
-    local top = redis.call('ZRANGE', prio, 0, 0)[1]
-    if not top then
-      break
-    end
-    local asked = want - used
-    local popped = redis.call('ZPOPMIN', qk .. 'due:' .. top, asked)
-    if #popped < 2 * asked then
-      redis.call('ZREM', prio, top)
-    end
-    local ids = {}
-    for k = 1, #popped, 2 do
-      ids[#ids + 1] = popped[k]
-    end
-    for _, id in ipairs(ids) do
-      local key = tkey(id)
-      -- Every field checked before anything changes: see unusable().
-      local f = redis.pcall('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err', 'q', 'qk',
-        'n')
-      local why
-      if f.err then
-        why = 'its key holds no hash'
-        f = {}
-      elseif f[1] then
-        why = unusable(id, f[1], f[2], f[3], f[4], f[5], f[9], f[10], f[7], qk)
-      end
-      local attempt = tonumber(f[2]) or 0
-      if why then
-        set_aside(id, why, nil, qk)
-        out[#out + 1] = '!' .. id .. ' ' .. why
-      elseif not READY[f[1]] then
-        -- A leftover entry (the task is held or finished already, or gone): dropped,
-        -- so nothing runs twice.
-      elseif attempt >= tonumber(f[3]) then
-        -- Cannot run again (its attempts were set by hand): give it up, not loop.
-        redis.call('HSET', key, 's', 'Killed', 'err', 'no attempts left when claimed')
-        index_move(id, qk, f[1], qk, 'Killed')
-        finish(id)
-      else
-        used = used + 1
-        redis.call('HSET', key, 's', 'Running', 'a', attempt + 1, 'by', worker,
-          'tok', ARGV[first_token + used - 1], 'lu', lu, 'hk', hk)
-        redis.call('HDEL', key, 'res')
-        redis.call('ZADD', P .. 'inflight', lu, id)
-        redis.call('SADD', hk, id)
-        index_move(id, qk, f[1], qk, 'Running')
-        local args, meta, err, name = f[6] or '', f[7] or '', f[8], f[11]
-        out[#out + 1] = table.concat({ id, attempt + 1, f[3], f[4], f[5], #args, #meta,
-          err and #err or -1, name and #name or -1 }, ' ') .. '\n' .. args .. meta
-          .. (err or '') .. (name or '')
-      end
-    end
-  end
-  if #out == 0 then
-    redis.call('DEL', qk .. 'wake')
-    local nd = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
-    return nd[2] or ''
-  end
-  return out
-end
-
-if op == 'claim' then
-  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 9)
-end
-
--- wclaim: qk worker held_key lease_until woke token... Sent right behind
--- "BLMOVE qk..wake woke", so it runs the moment that wait ends (see wakeup.py):
--- a claim as above when a wake token moved into woke, else '-' and nothing changed
--- (the wait timed out or was unblocked by a poll being cancelled).
-if op == 'wclaim' then
-  if redis.call('DEL', ARGV[9]) == 0 then
-    return '-'
-  end
-  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 10)
-end
-
 -- Lease check shared by ack and reschedule. nil: the caller holds the lease, go on.
 -- Otherwise the reply to return: 'ok' when this is the client resending a write
 -- that already landed (its token is the last one applied), else 'stale'.
@@ -387,6 +259,8 @@ end
 -- ack: id token kind value run_at has_value. kind: done | retry | kill | release.
 -- Returns the new status, or a refusal as a list ({'stale', ...}, {'gone'}).
 -- Resent, an ack already applied under this very token reports success, not stale.
+-- Ahead of the claim's helpers, which an ack never needs: the top level runs
+-- on every call, down to its operation.
 if op == 'ack' then
   local id, token, kind, value, run_at = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
   local key = tkey(id)
@@ -432,6 +306,173 @@ if op == 'ack' then
     finish(id)
   end
   return new
+end
+
+-- Take task id out of the flow (every status index of the stems given, inflight,
+-- its holder's set) and record why in P malformed. Its hash stays as it was.
+local function set_aside(id, why, hk, ...)
+  for _, stem in ipairs({ ... }) do
+    for s in pairs(STATUS) do
+      redis.call('ZREM', stem .. 's:' .. s, id)
+    end
+  end
+  redis.call('ZREM', P .. 'inflight', id)
+  if hk then
+    redis.pcall('SREM', hk, id) -- read from the record: may name a key of another type
+  end
+  redis.call('HSET', P .. 'malformed', id, why)
+end
+
+
+-- command key values[1..n]: the values passed in slices of 1,000 (an even number,
+-- so score/member pairs stay whole), as unpack() is bounded by Lua's stack (a
+-- claim of thousands of slots).
+local function each(key, values, command)
+  for i = 1, #values, 1000 do
+    redis.call(command, key, unpack(values, i, math.min(#values, i + 999)))
+  end
+end
+
+-- claim: qk worker held_key lease_until token... (one token per task wanted).
+-- Moves due delayed tasks to their lists, then takes from the head of the best
+-- priority's list. Returns one string per task claimed, in token order: a head
+-- line "id attempt max_attempts run_at pk #args #meta #error #name" (attempt after
+-- this claim; #error, #name -1 when there is none), then args, meta, error and
+-- name back to back.
+-- One string rather than a value per field because parsing each reply value
+-- costs the client more than the server spends on the claim. The caller knows
+-- the rest (worker, token, lease, queue). A record found unusable is set aside
+-- (see P malformed) and reported among them as "!id why", taking no token.
+-- When nothing is ready: the next run_at of a delayed task as a string ('' if
+-- none), after emptying the wake list.
+local function claim(qk, worker, hk, lu, first_token)
+  local want = #ARGV - first_token + 1
+  local delayed, prio = qk .. 'delayed', qk .. 'prio'
+  -- Numbers go to redis.call as text: a Lua number is formatted as a float
+  -- (printf's slow path), a cost per argument that adds up over a claim.
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', NOW, 'WITHSCORES', 'LIMIT', '0',
+    '1000')
+  if #due > 0 then
+    local sets, members = {}, {}
+    for k = 1, #due, 2 do
+      local m = due[k]
+      local pk = string.sub(m, 1, 16)
+      local pairs_ = sets[pk]
+      if not pairs_ then
+        pairs_ = {}
+        sets[pk] = pairs_
+      end
+      pairs_[#pairs_ + 1] = due[k + 1]
+      pairs_[#pairs_ + 1] = string.sub(m, 17)
+      members[#members + 1] = m
+    end
+    for pk, pairs_ in pairs(sets) do
+      redis.call('ZADD', qk .. 'due:' .. pk, unpack(pairs_))
+      redis.call('ZADD', prio, '0', pk)
+    end
+    redis.call('ZREM', delayed, unpack(members))
+  end
+  local out, used = {}, 0
+  -- The set writes of every task claimed, made once per claim rather than once per
+  -- task (each redis.call costs the server a few thousand instructions).
+  local leases, held, from = {}, {}, {}
+  while used < want do
+    local top = redis.call('ZRANGE', prio, '0', '0')[1]
+    if not top then
+      break
+    end
+    local asked = want - used
+    -- ZRANGE and ZREM rather than ZPOPMIN: the scores, which ZPOPMIN formats as
+    -- doubles, are not needed.
+    local set = qk .. 'due:' .. top
+    local ids = redis.call('ZRANGE', set, '0', string.format('%d', asked - 1))
+    if #ids < asked then
+      redis.call('ZREM', prio, top)
+    end
+    if #ids > 0 then
+      each(set, ids, 'ZREM')
+    end
+    for _, id in ipairs(ids) do
+      local key = tkey(id)
+      -- Every field checked before anything changes: see unusable().
+      local f = redis.pcall('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err', 'q', 'qk',
+        'n')
+      local why
+      if f.err then
+        why = 'its key holds no hash'
+        f = {}
+      elseif f[1] then
+        why = unusable(id, f[1], f[2], f[3], f[4], f[5], f[9], f[10], f[7], qk)
+      end
+      local attempt = tonumber(f[2]) or 0
+      if why then
+        set_aside(id, why, nil, qk)
+        out[#out + 1] = '!' .. id .. ' ' .. why
+      elseif not READY[f[1]] then
+        -- A leftover entry (the task is held or finished already, or gone): dropped,
+        -- so nothing runs twice.
+      elseif attempt >= tonumber(f[3]) then
+        -- Cannot run again (its attempts were set by hand): give it up, not loop.
+        redis.call('HSET', key, 's', 'Killed', 'err', 'no attempts left when claimed')
+        index_move(id, qk, f[1], qk, 'Killed')
+        finish(id)
+      else
+        used = used + 1
+        local a = string.format('%d', attempt + 1)
+        redis.call('HSET', key, 's', 'Running', 'a', a, 'by', worker,
+          'tok', ARGV[first_token + used - 1], 'lu', lu, 'hk', hk)
+        redis.call('HDEL', key, 'res')
+        leases[#leases + 1] = lu
+        leases[#leases + 1] = id
+        held[#held + 1] = id
+        local ids_ = from[f[1]]
+        if not ids_ then
+          ids_ = {}
+          from[f[1]] = ids_
+        end
+        ids_[#ids_ + 1] = id
+        local args, meta, err, name = f[6] or '', f[7] or '', f[8], f[11]
+        -- '%d' for the numbers: concat would format each as a float.
+        out[#out + 1] = string.format('%s %s %s %s %s %d %d %d %d\n', id, a, f[3], f[4], f[5],
+          #args, #meta, err and #err or -1, name and #name or -1) .. args .. meta
+          .. (err or '') .. (name or '')
+      end
+    end
+  end
+  if #held > 0 then
+    each(P .. 'inflight', leases, 'ZADD')
+    each(hk, held, 'SADD')
+    local running = {}
+    for old, ids_ in pairs(from) do
+      each(qk .. 's:' .. old, ids_, 'ZREM')
+      for _, id in ipairs(ids_) do
+        running[#running + 1] = '0'
+        running[#running + 1] = id
+      end
+    end
+    each(qk .. 's:Running', running, 'ZADD')
+  end
+  if #out == 0 then
+    redis.call('DEL', qk .. 'wake')
+    local nd = redis.call('ZRANGE', delayed, '0', '0', 'WITHSCORES')
+    return nd[2] or ''
+  end
+  return out
+end
+
+if op == 'claim' then
+  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 9)
+end
+
+-- wclaim: qk worker held_key lease_until woke token... Sent right behind
+-- "BLMOVE qk..wake woke", so it runs the moment that wait ends (see wakeup.py):
+-- a claim as above when a wake token moved into woke, else '-' and nothing changed
+-- (the wait timed out or was unblocked by a poll being cancelled).
+if op == 'wclaim' then
+  if redis.call('DEL', ARGV[9]) == 0 then
+    return '-'
+  end
+  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 10)
 end
 
 -- heartbeat: worker held_key lease_until. Extends the leases the worker still holds.
