@@ -139,8 +139,14 @@ if op == 'push' then
   return stored
 end
 
-local HELD = { Running = true, Queued = true }
-local READY = { Pending = true, Failed = true }
+-- Functions rather than lookup tables: a table built on every call costs more.
+local function HELD(s)
+  return s == 'Running' or s == 'Queued'
+end
+
+local function READY(s)
+  return s == 'Pending' or s == 'Failed'
+end
 
 local function index_move(id, old_qk, old, new_qk, new)
   if old then
@@ -184,8 +190,10 @@ end
 -- Record checks. Every script reads a task's fields before it changes anything, and
 -- these say whether a record is one it can act on; a script never fails half-way
 -- (Redis keeps the writes made before an error), it sets an unusable record aside.
-local STATUS = { Pending = true, Queued = true, Running = true, Done = true, Failed = true,
-  Killed = true }
+local function STATUS(s)
+  return s == 'Pending' or s == 'Queued' or s == 'Running' or s == 'Done' or s == 'Failed'
+    or s == 'Killed'
+end
 -- Microseconds of 0001-01-01 and 9999-12-31: the datetimes the client can build.
 local FIRST, LAST = -62135596800000000, 253402300799999999
 
@@ -199,8 +207,12 @@ local function show(v)
   return "'" .. v .. "'"
 end
 
+-- string.find rather than string.match in these checks: the same answer without
+-- building the matched text as a new string.
+local find = string.find
+
 local function digits(v, signed)
-  return v and string.match(v, signed and '^%-?%d+$' or '^%d+$') ~= nil and #v <= 19
+  return v and find(v, signed and '^%-?%d+$' or '^%d+$') ~= nil and #v <= 19
 end
 
 -- Why the record of task id cannot be used (nil when it can): s a x r pk q qk meta,
@@ -209,10 +221,10 @@ local function unusable(id, s, a, x, r, pk, q, qk, meta, want_qk)
   -- A missing field reads as false from HMGET.
   a, x, r, pk, q, qk = a or nil, x or nil, r or nil, pk or nil, q or nil, qk or nil
   meta = meta or nil
-  if #id ~= 26 or not string.match(id, '^[0-9a-v]+$') then
+  if #id ~= 26 or not find(id, '^[0-9a-v]+$') then
     return 'its id is not 26 characters of 0-9 a-v'
   end
-  if not STATUS[s] then
+  if not STATUS(s) then
     return 'field s (status) is ' .. show(s) .. ', not a status name'
   end
   if a ~= nil and not digits(a) then
@@ -225,7 +237,7 @@ local function unusable(id, s, a, x, r, pk, q, qk, meta, want_qk)
   if not rn or rn < FIRST or rn > LAST then
     return 'field r (run_at) is ' .. show(r) .. ', not integer microseconds since 1970'
   end
-  if pk == nil or #pk ~= 16 or not string.match(pk, '^[0-9a-f]+$') then
+  if pk == nil or #pk ~= 16 or not find(pk, '^[0-9a-f]+$') then
     return 'field pk (priority key) is ' .. show(pk) .. ', not 16 hex digits'
   end
   if q == nil or q == '' then
@@ -247,7 +259,7 @@ end
 -- Otherwise the reply to return: 'ok' when this is the client resending a write
 -- that already landed (its token is the last one applied), else 'stale'.
 local function refuse(f, token)
-  if HELD[f.s] and f.tok == token then
+  if HELD(f.s) and f.tok == token then
     return nil
   end
   if resent and f.ltok == token then
@@ -272,7 +284,18 @@ if op == 'ack' then
   if no then
     return no
   end
-  local why = unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil)
+  -- The fields this outcome uses are checked (see unusable()): done and kill only
+  -- move the task between sets named by qk, so a record broken elsewhere (checked
+  -- by every claim, the sweep and resume) can still finish; retry and release
+  -- enqueue it again, which needs the whole record.
+  local why
+  if kind == 'done' or kind == 'kill' then
+    if not f.qk then
+      why = 'field qk (queue key) is missing'
+    end
+  else
+    why = unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil)
+  end
   if why then
     return { 'malformed', why }
   end
@@ -312,7 +335,7 @@ end
 -- its holder's set) and record why in P malformed. Its hash stays as it was.
 local function set_aside(id, why, hk, ...)
   for _, stem in ipairs({ ... }) do
-    for s in pairs(STATUS) do
+    for _, s in ipairs({ 'Pending', 'Queued', 'Running', 'Done', 'Failed', 'Killed' }) do
       redis.call('ZREM', stem .. 's:' .. s, id)
     end
   end
@@ -408,7 +431,7 @@ local function claim(qk, worker, hk, lu, first_token)
       if why then
         set_aside(id, why, nil, qk)
         out[#out + 1] = '!' .. id .. ' ' .. why
-      elseif not READY[f[1]] then
+      elseif not READY(f[1]) then
         -- A leftover entry (the task is held or finished already, or gone): dropped,
         -- so nothing runs twice.
       elseif attempt >= tonumber(f[3]) then
@@ -483,7 +506,7 @@ if op == 'heartbeat' then
     local key = tkey(id)
     local f = redis.call('HMGET', key, 'by', 's', 'lu')
     -- A lapsed lease stays lapsed: the sweep may be handing the task on already.
-    if f[1] == worker and HELD[f[2]] and (tonumber(f[3]) or 0) > now then
+    if f[1] == worker and HELD(f[2]) and (tonumber(f[3]) or 0) > now then
       redis.call('HSET', key, 'lu', lu)
       redis.call('ZADD', P .. 'inflight', lu, id)
       kept = kept + 1
@@ -512,7 +535,7 @@ if op == 'abandon' then
     end
     if why then
       set_aside(id, why, f.hk, f.qk)
-    elseif f.s and HELD[f.s] then
+    elseif f.s and HELD(f.s) then
       unhold(key, id, f.hk)
       local why = string.format("worker '%s' stopped renewing its lease (attempt %d)",
         f.by or '?', f.a)
@@ -554,11 +577,11 @@ if op == 'reschedule' then
   if token ~= '' then
     redis.call('HSET', key, 'ltok', token)
   end
-  if READY[f.s] then
+  if READY(f.s) then
     unqueue(id, f.qk, f.pk)
   end
   unhold(key, id, f.hk)
-  if HELD[f.s] then
+  if HELD(f.s) then
     -- A held task gives its current attempt back, as a release does.
     redis.call('HSET', key, 's', 'Pending', 'r', run_at, 'a', math.max(0, f.a - 1))
   else
@@ -593,17 +616,17 @@ if op == 'resume' then
     index_move(id, f.qk, nil, f.qk, 'Pending')
     return 1
   end
-  if not (f.s == 'Failed' or f.s == 'Killed' or HELD[f.s]) then
+  if not (f.s == 'Failed' or f.s == 'Killed' or HELD(f.s)) then
     return 0
   end
-  if READY[f.s] then
+  if READY(f.s) then
     unqueue(id, f.qk, f.pk)
   end
   unhold(key, id, f.hk)
   local attempt = f.a
   if f.s == 'Killed' then
     attempt = 0
-  elseif HELD[f.s] then
+  elseif HELD(f.s) then
     attempt = math.max(0, f.a - 1) -- the holder's attempt given back, as a release does
   end
   redis.call('HSET', key, 's', 'Pending', 'a', attempt, 'r', NOW)
@@ -629,7 +652,7 @@ if op == 'update' then
   for i = 7, #ARGV, 2 do
     new[ARGV[i]] = ARGV[i + 1]
   end
-  if READY[f.s] then
+  if READY(f.s) then
     unqueue(id, f.qk, f.pk)
   end
   unhold(key, id, f.hk)
@@ -640,9 +663,9 @@ if op == 'update' then
   end
   redis.call('HSET', key, unpack(pairs_))
   redis.call('SADD', P .. 'queues', new.q)
-  if READY[new.s] then
+  if READY(new.s) then
     enqueue(id, new.q, new.qk, new.pk, new.r)
-  elseif HELD[new.s] and new.tok then
+  elseif HELD(new.s) and new.tok then
     redis.call('ZADD', P .. 'inflight', new.lu, id)
     redis.call('SADD', new.hk, id)
   elseif new.s == 'Done' or new.s == 'Killed' then
