@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import attrs
 import pytest
 import redis.asyncio as aioredis
 from conveyor_redis import RedisBackend, RedisConfig
@@ -18,6 +19,7 @@ from conveyor import (
     ConfigError,
     ConveyorError,
     Done,
+    Kill,
     Retry,
     Status,
     WorkerInfo,
@@ -245,3 +247,41 @@ async def test_a_claim_of_thousands_holds_every_task_it_takes(
         await raw.aclose()
         await stream.aclose()
         await backend.aclose()
+
+
+async def test_a_finished_task_leaves_its_holders_sets(redis_open: Open, redis_url: str) -> None:
+    backend = redis_open()
+    plugin = backend.plugin
+    assert isinstance(plugin, RedisBackend)
+    ids = [await backend.push(n) for n in range(2)]
+    stream = backend.poll(WorkerInfo("w", backend.queue, concurrency=2))
+    held = [await anext(stream) for _ in ids]
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await raw.scard(plugin.keys.held("w")) == 2
+        for task, outcome in zip(held, (Done(None), Kill("enough")), strict=True):
+            assert task is not None
+            await backend.hooks.ack(task, outcome)
+        assert await raw.scard(plugin.keys.held("w")) == 0
+        assert await raw.zcard(plugin.keys.base + "inflight") == 0
+    finally:
+        await raw.aclose()
+        await stream.aclose()
+        await backend.aclose()
+
+
+async def test_a_result_left_on_a_waiting_task_is_gone_once_claimed(redis_open: Open) -> None:
+    backend = redis_open()
+    task_id = await backend.push("x")
+    stored = await backend.hooks.fetch_by_id(task_id)
+    assert stored is not None
+    await backend.hooks.update(attrs.evolve(stored, result=b"stale"))
+    again = await backend.hooks.fetch_by_id(task_id)
+    assert again is not None and again.result == b"stale"
+    stream = backend.poll(WorkerInfo("w", backend.queue))
+    claimed = await anext(stream)
+    assert claimed is not None and claimed.id == task_id
+    running = await backend.hooks.fetch_by_id(task_id)
+    assert running is not None and running.status is Status.RUNNING and running.result is None
+    await stream.aclose()
+    await backend.aclose()

@@ -276,7 +276,14 @@ end
 if op == 'ack' then
   local id, token, kind, value, run_at = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
   local key = tkey(id)
-  local f = read(key)
+  local f
+  if kind == 'done' or kind == 'kill' then
+    -- Only the fields a done or kill uses: each one read costs a scan of the hash.
+    local v = redis.pcall('HMGET', key, 's', 'tok', 'ltok', 'by', 'qk', 'hk')
+    f = v.err and {} or { s = v[1], tok = v[2], ltok = v[3], by = v[4], qk = v[5], hk = v[6] }
+  else
+    f = read(key)
+  end
   if not f.s then
     return { 'gone' }
   end
@@ -418,8 +425,10 @@ local function claim(qk, worker, hk, lu, first_token)
     for _, id in ipairs(ids) do
       local key = tkey(id)
       -- Every field checked before anything changes: see unusable().
+      -- res too, to delete it only when there is one (an update can leave one on a
+      -- waiting task): a read costs less than a call.
       local f = redis.pcall('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err', 'q', 'qk',
-        'n')
+        'n', 'res')
       local why
       if f.err then
         why = 'its key holds no hash'
@@ -444,7 +453,9 @@ local function claim(qk, worker, hk, lu, first_token)
         local a = string.format('%d', attempt + 1)
         redis.call('HSET', key, 's', 'Running', 'a', a, 'by', worker,
           'tok', ARGV[first_token + used - 1], 'lu', lu, 'hk', hk)
-        redis.call('HDEL', key, 'res')
+        if f[12] then
+          redis.call('HDEL', key, 'res')
+        end
         leases[#leases + 1] = lu
         leases[#leases + 1] = id
         held[#held + 1] = id
