@@ -17,7 +17,8 @@ named (``current``: the installed conveyor_redis's own).
 callgrind (``--hz 1``, so its timer adds next to nothing), the counters zeroed
 before and dumped after each batch of calls, the same N2 - N1 difference per call:
 redis-py's LPUSH, a conveyor push (``backend.push``), a claim of 10 tasks and an
-ack (``Done``), and per task one tenth of a claim plus an ack.
+ack (``Done``), and per task one tenth of a claim plus an ack; then the same with
+10 acks made at once (per ack), as a worker's lanes make them.
 
 Needs valgrind and a Redis server (``CONVEYOR_REDIS_URL``, default
 redis://127.0.0.1:6379/0); its keys go under a fresh prefix, deleted at the end.
@@ -267,6 +268,21 @@ async def _server_round(server: _CountedServer) -> dict[str, float]:
     low, high = await counted(SERVER_N1, acks), await counted(SERVER_N2, acks)
     figures["ack"] = (high - low) / (SERVER_N2 - SERVER_N1)
     figures["per task"] = figures["claim of 10"] / CLAIMED + figures["ack"]
+
+    async def together(n: int) -> None:
+        # A worker's lanes acking at once: the first goes out, the rest queue behind
+        # it and go as one call (AutoPipeline.script_merged).
+        for _ in range(n):
+            group = [claimed.popleft() for _ in range(CLAIMED)]
+            await asyncio.gather(*(plugin.ack(t, Done()) for t in group))
+
+    await pushes((SERVER_N1 + SERVER_N2) * CLAIMED)
+    await claims(SERVER_N1 + SERVER_N2)
+    low, high = await counted(SERVER_N1, together), await counted(SERVER_N2, together)
+    figures["ack, 10 at once"] = (high - low) / (SERVER_N2 - SERVER_N1) / CLAIMED
+    figures["per task, acks at once"] = (
+        figures["claim of 10"] / CLAIMED + figures["ack, 10 at once"]
+    )
     await backend.aclose()
     await client.flushdb()
     await client.aclose()

@@ -258,11 +258,11 @@ end
 -- Lease check shared by ack and reschedule. nil: the caller holds the lease, go on.
 -- Otherwise the reply to return: 'ok' when this is the client resending a write
 -- that already landed (its token is the last one applied), else 'stale'.
-local function refuse(f, token)
+local function refuse(f, token, resent_)
   if HELD(f.s) and f.tok == token then
     return nil
   end
-  if resent and f.ltok == token then
+  if resent_ and f.ltok == token then
     return { 'ok', f.s }
   end
   return { 'stale', f.s or '', f.by or '' }
@@ -273,8 +273,7 @@ end
 -- Resent, an ack already applied under this very token reports success, not stale.
 -- Ahead of the claim's helpers, which an ack never needs: the top level runs
 -- on every call, down to its operation.
-if op == 'ack' then
-  local id, token, kind, value, run_at = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local function ack(resent_, id, token, kind, value, run_at, has_value)
   local key = tkey(id)
   local f
   if kind == 'done' or kind == 'kill' then
@@ -287,7 +286,7 @@ if op == 'ack' then
   if not f.s then
     return { 'gone' }
   end
-  local no = refuse(f, token)
+  local no = refuse(f, token, resent_)
   if no then
     return no
   end
@@ -309,7 +308,7 @@ if op == 'ack' then
   local new
   if kind == 'done' then
     new = 'Done'
-    if ARGV[10] == '1' then
+    if has_value == '1' then
       unhold(key, id, f.hk)
       redis.call('HSET', key, 's', new, 'ltok', token, 'res', value)
     else
@@ -336,6 +335,27 @@ if op == 'ack' then
     finish(id)
   end
   return new
+end
+
+if op == 'ack' then
+  return ack(resent, ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+end
+
+-- acks: then 7 values per ack: resent id token kind value run_at has_value. The acks
+-- that queued up behind a batch in flight, as one call: the set-up above is paid
+-- once. One reply per ack, in order: what ack returns, or the error that stopped
+-- it (its writes so far kept, as for a call of its own; the next ones still run).
+if op == 'acks' then
+  local out = {}
+  for i = 5, #ARGV, 7 do
+    local ok, r = pcall(ack, ARGV[i] == '1', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
+      ARGV[i + 5], ARGV[i + 6])
+    if not ok then
+      r = redis.error_reply(type(r) == 'table' and r.err or tostring(r))
+    end
+    out[#out + 1] = r
+  end
+  return out
 end
 
 -- Take task id out of the flow (every status index of the stems given, inflight,
@@ -577,7 +597,7 @@ if op == 'reschedule' then
     return { 'notfound' }
   end
   if token ~= '' then
-    local no = refuse(f, token)
+    local no = refuse(f, token, resent)
     if no then
       return no
     end
