@@ -19,7 +19,7 @@ name (Pending, Queued, Running, Done, Failed, Killed); W = a worker name, escape
                            microseconds), ties by id (ids sort by creation): the
                            settled order within a priority, earliest run_at first, then
                            lowest id, whether a task was pushed, came due, was released
-                           or resumed. A claim takes the lowest (ZPOPMIN). (Earlier
+                           or resumed. A claim takes the lowest (ZRANGE, ZREM). (Earlier
                            versions kept a list, P q:Q:ready:K, which this one ignores:
                            drain a prefix with the version that filled it.)
   P q:Q:prio       zset    score 0, member K: the priorities whose due set may be
