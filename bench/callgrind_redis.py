@@ -13,6 +13,13 @@ interleaved rounds is printed. ``--protocol NAME=FILE`` also measures the
 in the pipeline's place, in the same rounds; ratios are against the first one
 named (``current``: the installed conveyor_redis's own).
 
+``--server`` counts the server's side instead: a redis-server of its own run under
+callgrind (``--hz 1``, so its timer adds next to nothing), the counters zeroed
+before and dumped after each batch of calls, the same N2 - N1 difference per call:
+redis-py's LPUSH, a conveyor push (``backend.push``), a claim of 10 tasks and an
+ack (``Done``), and per task one tenth of a claim plus an ack; then the same with
+10 acks made at once (per ack), as a worker's lanes make them.
+
 Needs valgrind and a Redis server (``CONVEYOR_REDIS_URL``, default
 redis://127.0.0.1:6379/0); its keys go under a fresh prefix, deleted at the end.
 """
@@ -25,11 +32,13 @@ import importlib.util
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,7 +117,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--protocol", action="append", default=[], metavar="NAME=FILE")
     parser.add_argument("--ops", default="push,PING", help=f"comma-separated, of: {', '.join(OPS)}")
+    parser.add_argument("--server", action="store_true", help="count redis-server's side")
     args = parser.parse_args()
+    if args.server:
+        server_main(args.rounds)
+        return
     ops = args.ops.split(",")
     if not set(ops) <= set(OPS):
         parser.error(f"--ops: {args.ops!r} names none of {', '.join(OPS)}")
@@ -143,6 +156,153 @@ def main() -> None:
         for name in protocols:
             value = statistics.median(figures[name, op])
             print(f"  {op:>14} {name:>10}: {value / 1000:.1f}k instr/call, {value / baseline:.3f}x")
+
+
+SERVER_N1, SERVER_N2 = 100, 400
+"""Calls per batch on the server; claims are of ``CLAIMED`` tasks each."""
+CLAIMED = 10
+
+
+class _CountedServer:
+    """A redis-server under callgrind, whose counters are zeroed and dumped on demand."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="callgrind-server-")
+        self.out = os.path.join(self.folder, "cg.out")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}",
+             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--hz", "1", "--dir", self.folder],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.dumps = 0
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def _control(self, flag: str) -> None:
+        subprocess.run(
+            ["callgrind_control", flag, str(self.proc.pid)], check=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def zero(self) -> None:
+        self._control("-z")
+
+    def dump(self) -> int:
+        self._control("-d")
+        self.dumps += 1
+        path = f"{self.out}.{self.dumps}"
+        with open(path) as f:
+            totals = re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M)
+        os.unlink(path)
+        assert totals is not None, f"no instruction total in {path}"
+        return int(totals.group(1))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+async def _server_round(server: _CountedServer) -> dict[str, float]:
+    from collections import deque
+
+    import redis.asyncio as aioredis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    import conveyor
+    from conveyor import Done, WorkerInfo
+
+    client = aioredis.Redis.from_url(server.url)
+    for _ in range(100):
+        try:
+            await client.ping()
+            break
+        except RedisConnectionError:
+            await asyncio.sleep(0.2)
+    prefix = f"cgserver-{uuid.uuid4().hex[:6]}"
+    backend = conveyor.open(f"{server.url}?prefix={prefix}")
+    plugin: Any = backend.plugin
+    worker = WorkerInfo(name="cg-worker", queue=backend.queue, concurrency=CLAIMED)
+    for i in range(20):  # warm: script loaded, connections open
+        await backend.push({"n": i})
+        await client.lpush(f"{prefix}:lpush", b"payload")
+    held: deque[Any] = deque()
+    await plugin._claim(worker, held)
+    for task in held:
+        await plugin.ack(task, Done())
+
+    async def counted(n: int, batch: Callable[[int], Awaitable[Any]]) -> int:
+        server.zero()
+        await batch(n)
+        return server.dump()
+
+    async def lpushes(n: int) -> None:
+        for _ in range(n):
+            await client.lpush(f"{prefix}:lpush", b"payload")
+
+    async def pushes(n: int) -> None:
+        for i in range(n):
+            await backend.push({"n": i})
+
+    claimed: deque[Any] = deque()
+
+    async def claims(n: int) -> None:
+        for _ in range(n):
+            await plugin._claim(worker, claimed)
+            plugin._outstanding.clear()
+
+    async def acks(n: int) -> None:
+        for _ in range(n):
+            await plugin.ack(claimed.popleft(), Done())
+
+    figures: dict[str, float] = {}
+    for name, batch in (("LPUSH", lpushes), ("push", pushes)):
+        low, high = await counted(SERVER_N1, batch), await counted(SERVER_N2, batch)
+        figures[name] = (high - low) / (SERVER_N2 - SERVER_N1)
+    # Tasks for the claims (pushed above, and more now: a claim always finds 10).
+    await pushes((SERVER_N1 + SERVER_N2) * CLAIMED)
+    low, high = await counted(SERVER_N1, claims), await counted(SERVER_N2, claims)
+    figures["claim of 10"] = (high - low) / (SERVER_N2 - SERVER_N1)
+    low, high = await counted(SERVER_N1, acks), await counted(SERVER_N2, acks)
+    figures["ack"] = (high - low) / (SERVER_N2 - SERVER_N1)
+    figures["per task"] = figures["claim of 10"] / CLAIMED + figures["ack"]
+
+    async def together(n: int) -> None:
+        # A worker's lanes acking at once: the first goes out, the rest queue behind
+        # it and go as one call (AutoPipeline.script_merged).
+        for _ in range(n):
+            group = [claimed.popleft() for _ in range(CLAIMED)]
+            await asyncio.gather(*(plugin.ack(t, Done()) for t in group))
+
+    await pushes((SERVER_N1 + SERVER_N2) * CLAIMED)
+    await claims(SERVER_N1 + SERVER_N2)
+    low, high = await counted(SERVER_N1, together), await counted(SERVER_N2, together)
+    figures["ack, 10 at once"] = (high - low) / (SERVER_N2 - SERVER_N1) / CLAIMED
+    figures["per task, acks at once"] = (
+        figures["claim of 10"] / CLAIMED + figures["ack, 10 at once"]
+    )
+    await backend.aclose()
+    await client.flushdb()
+    await client.aclose()
+    return figures
+
+
+def server_main(rounds: int) -> None:
+    server = _CountedServer()
+    print(f"load: {os.getloadavg()[0]:.1f}", flush=True)
+    figures: dict[str, list[float]] = {}
+    try:
+        for round_ in range(rounds):
+            for name, value in asyncio.run(_server_round(server)).items():
+                figures.setdefault(name, []).append(value)
+                print(f"round {round_ + 1} server {name}: {value / 1000:.1f}k", flush=True)
+    finally:
+        server.stop()
+    print(f"\nserver, median of {rounds} rounds (load now {os.getloadavg()[0]:.1f}):")
+    for name, values in figures.items():
+        print(f"  {name:>12}: {statistics.median(values) / 1000:.1f}k instr/call")
 
 
 def _cleanup(url: str, prefix: str) -> None:

@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
 from conveyor_redis import RedisBackend
 
-from conveyor import Backend, ConveyorError, ManualClock, Status, TaskId, Worker, WorkerInfo
+from conveyor import (
+    Backend,
+    ConveyorError,
+    Done,
+    ManualClock,
+    Retry,
+    Status,
+    TaskId,
+    Worker,
+    WorkerInfo,
+)
 
 Open = Callable[..., Backend]
 
@@ -165,4 +176,39 @@ async def test_a_listing_skips_an_unusable_record_and_shows_the_rest(
             await backend.fetch_by_id(ids[1])
     finally:
         await raw.aclose()
+        await backend.aclose()
+
+
+async def test_an_ack_checks_the_fields_its_outcome_uses(redis_open: Open, redis_url: str) -> None:
+    # Corrupted while held: a done ack, which only moves the task between sets,
+    # finishes it; a retry, which would enqueue it again, is refused and changes
+    # nothing; a record without its queue key refuses even a done ack, untouched.
+    backend = redis_open()
+    plugin = _plugin(backend)
+    ids = [await backend.push(n) for n in range(3)]
+    stream = backend.poll(WorkerInfo("w", backend.queue, concurrency=3))
+    held = {t.id: t for t in [await anext(stream) for _ in range(3)] if t is not None}
+    raw = aioredis.Redis.from_url(redis_url)
+    inflight = plugin.keys.base + "inflight"
+    try:
+        for task_id in ids[:2]:
+            await raw.hset(plugin.keys.task(task_id), "x", "abc")
+        await raw.hdel(plugin.keys.task(ids[2]), "qk")
+        await backend.hooks.ack(held[ids[0]], Done(None))
+        with pytest.raises(ConveyorError, match=r"unusable record.*max_attempts"):
+            await backend.hooks.ack(held[ids[1]], Retry(datetime.now(UTC), "again"))
+        with pytest.raises(ConveyorError, match=r"unusable record.*qk"):
+            await backend.hooks.ack(held[ids[2]], Done(None))
+        done = await raw.hgetall(plugin.keys.task(ids[0]))
+        assert done[b"s"] == b"Done" and b"tok" not in done
+        assert await raw.zscore(inflight, ids[0]) is None
+        stem = plugin.keys.queue(backend.queue)
+        assert await raw.zrange(stem + "s:Done", 0, -1) == [ids[0].encode()]
+        for task_id in ids[1:]:
+            record = await raw.hgetall(plugin.keys.task(task_id))
+            assert record[b"s"] == b"Running" and b"tok" in record
+            assert await raw.zscore(inflight, task_id) is not None
+    finally:
+        await raw.aclose()
+        await stream.aclose()
         await backend.aclose()

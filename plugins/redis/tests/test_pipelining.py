@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 import redis.asyncio as aioredis
 from conveyor_redis import RedisBackend
@@ -290,3 +291,44 @@ def test_timeout_is_the_configured_socket_timeout(redis_open: Open) -> None:
     backend = redis_open(socket_timeout=2.5)
     pipeline = _plugin(backend).pipeline
     assert isinstance(pipeline, AutoPipeline) and pipeline.timeout == 2.5
+
+
+async def test_acks_queued_behind_a_batch_go_as_one_call_each_with_its_own_reply(
+    redis_open: Open, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = redis_open()
+    plugin = _plugin(backend)
+    ids = [await backend.push(n) for n in range(4)]
+    stream = backend.poll(WorkerInfo("w", backend.queue, concurrency=4))
+    held = {t.id: t for t in [await anext(stream) for _ in ids] if t is not None}
+    alone, stale, broken, fine = (held[i] for i in ids)
+    stale = attrs.evolve(stale, lease_token="not-the-lease")
+    raw = aioredis.Redis.from_url(redis_url)
+    # A holder's set that is not a set: that ack fails on the server part-way.
+    bogus = plugin.keys.base + "bogus"
+    await raw.set(bogus, "x")
+    await raw.hset(plugin.keys.task(broken.id), "hk", bogus)
+    ops: list[str] = []
+    build = plugin.pipeline._script_command
+
+    def spy(op: str, base: str, args: Any) -> bytes:
+        ops.append(op)
+        return build(op, base, args)
+
+    monkeypatch.setattr(plugin.pipeline, "_script_command", spy)
+    try:
+        # The first goes out at once; the others queue behind it and share a call.
+        results = await asyncio.gather(
+            *(backend.hooks.ack(t, conveyor.Done(None)) for t in (alone, stale, broken, fine)),
+            return_exceptions=True,
+        )
+        assert ops == ["ack", "acks"]
+        assert results[0] is None and results[3] is None
+        assert isinstance(results[1], conveyor.StaleLease)
+        assert isinstance(results[2], ConveyorError) and "WRONGTYPE" in str(results[2])
+        for task_id, status in zip(ids, ("Done", "Running", "Running", "Done"), strict=True):
+            assert await raw.hget(plugin.keys.task(task_id), "s") == status.encode()
+    finally:
+        await raw.aclose()
+        await stream.aclose()
+        await backend.aclose()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+import attrs
 import pytest
 import redis.asyncio as aioredis
 from conveyor_redis import RedisBackend, RedisConfig
@@ -17,6 +19,8 @@ from conveyor import (
     ConfigError,
     ConveyorError,
     Done,
+    Kill,
+    Retry,
     Status,
     WorkerInfo,
 )
@@ -209,3 +213,75 @@ async def test_an_idle_wait_cancelled_claims_nothing_and_leaves_no_blocked_clien
     finally:
         await observer.aclose()
         await backend.aclose()
+
+
+async def test_a_claim_of_thousands_holds_every_task_it_takes(
+    redis_open: Open, redis_url: str
+) -> None:
+    # The claim writes the lease set, the worker's held set and the status indexes
+    # once per claim, in slices: a claim bigger than a slice, from both ready
+    # statuses, must leave each task in exactly the structures of a held one.
+    backend = redis_open()
+    plugin = backend.plugin
+    assert isinstance(plugin, RedisBackend)
+    failed_id = await backend.push("fails once")
+    first = backend.poll(WorkerInfo("w0", backend.queue))
+    task = await anext(first)
+    assert task is not None and task.id == failed_id
+    await backend.hooks.ack(task, Retry(datetime.now(UTC), "once"))
+    await first.aclose()
+    await backend.push_many(range(2499))
+    stream = backend.poll(WorkerInfo("w", backend.queue, concurrency=2500))
+    held = [await anext(stream)]
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        keys, queue = plugin.keys, backend.queue
+        assert await raw.zcard(keys.queue_status(queue, Status.RUNNING)) == 2500
+        for status in (Status.PENDING, Status.FAILED):
+            assert await raw.zcard(keys.queue_status(queue, status)) == 0
+        assert await raw.zcard(keys.base + "inflight") == 2500
+        assert await raw.scard(keys.held("w")) == 2500
+        held += [await anext(stream) for _ in range(2499)]
+        assert failed_id in {t.id for t in held if t is not None}
+    finally:
+        await raw.aclose()
+        await stream.aclose()
+        await backend.aclose()
+
+
+async def test_a_finished_task_leaves_its_holders_sets(redis_open: Open, redis_url: str) -> None:
+    backend = redis_open()
+    plugin = backend.plugin
+    assert isinstance(plugin, RedisBackend)
+    ids = [await backend.push(n) for n in range(2)]
+    stream = backend.poll(WorkerInfo("w", backend.queue, concurrency=2))
+    held = [await anext(stream) for _ in ids]
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await raw.scard(plugin.keys.held("w")) == 2
+        for task, outcome in zip(held, (Done(None), Kill("enough")), strict=True):
+            assert task is not None
+            await backend.hooks.ack(task, outcome)
+        assert await raw.scard(plugin.keys.held("w")) == 0
+        assert await raw.zcard(plugin.keys.base + "inflight") == 0
+    finally:
+        await raw.aclose()
+        await stream.aclose()
+        await backend.aclose()
+
+
+async def test_a_result_left_on_a_waiting_task_is_gone_once_claimed(redis_open: Open) -> None:
+    backend = redis_open()
+    task_id = await backend.push("x")
+    stored = await backend.hooks.fetch_by_id(task_id)
+    assert stored is not None
+    await backend.hooks.update(attrs.evolve(stored, result=b"stale"))
+    again = await backend.hooks.fetch_by_id(task_id)
+    assert again is not None and again.result == b"stale"
+    stream = backend.poll(WorkerInfo("w", backend.queue))
+    claimed = await anext(stream)
+    assert claimed is not None and claimed.id == task_id
+    running = await backend.hooks.fetch_by_id(task_id)
+    assert running is not None and running.status is Status.RUNNING and running.result is None
+    await stream.aclose()
+    await backend.aclose()

@@ -86,12 +86,15 @@ class RedisBackend(WaitHooks, ExposeHooks):
     def _now(self) -> int:
         return int(self.clock.time() * 1_000_000)
 
-    async def _call(self, op: str, *args: Any) -> Any:
+    async def _call(self, op: str, *args: Any, merged: bool = False) -> Any:
         """``op``, sent again (flagged as resent) after a dropped connection.
 
         The first try is made inline: the retry machinery costs nothing until needed.
+        ``merged``: sent together with the calls of ``op`` queued behind a batch in
+        flight (``AutoPipeline.script_merged``).
         """
-        script, base = self.pipeline.script, self.keys.base
+        script = self.pipeline.script_merged if merged else self.pipeline.script
+        base = self.keys.base
         try:
             if not self.connection.layout_checked:
                 await self.connection.check_layout(self.keys)
@@ -331,7 +334,7 @@ class RedisBackend(WaitHooks, ExposeHooks):
         if name in self._outstanding:
             self._outstanding[name] = max(0, self._outstanding[name] - 1)
         reply = await self._call(
-            "ack", task.id, task.lease_token or "", kind, value, run_at, has_value
+            "ack", task.id, task.lease_token or "", kind, value, run_at, has_value, merged=True
         )
         if type(reply) is not bytes:  # a refusal, or a resent ack recognised as applied
             self._check_reply(task, reply, "ack")

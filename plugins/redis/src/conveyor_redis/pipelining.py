@@ -33,7 +33,11 @@ from conveyor_redis.replies import ReplyProtocol
 
 __all__ = ["AutoPipeline", "pack", "pack_arguments"]
 
-_Item = tuple[bytes, "asyncio.Future[Any]"]
+_Item = tuple["bytes | _Merged", "asyncio.Future[Any]"]
+
+MANY = {"ack": "acks"}
+"""Script operations whose calls queued behind a batch in flight go out as one call
+of their many-form (see ``tasks.lua``): the script's set-up is paid once for all."""
 
 
 class AutoPipeline:
@@ -74,6 +78,22 @@ class AutoPipeline:
     async def script(self, op: str, base: str, *args: Any) -> Any:
         """Run ``op`` of the Lua script, ARGV = op, base, args (no KEYS); loaded if missing."""
         return await self._send(self._script_command(op, base, args))
+
+    async def script_merged(self, op: str, base: str, now: int, resent: str, *args: Any) -> Any:
+        """``script(op, base, now, resent, *args)``, sent together with the calls of the
+        same ``op`` that queue up while a batch is in flight (``MANY``)."""
+        loop = asyncio.get_running_loop()
+        if not self._busy or loop is not self._loop or self._closed:
+            return await self.script(op, base, now, resent, *args)
+        last = self._queue[-1][0] if self._queue else None
+        if isinstance(last, _Merged) and last.takes(op, base):
+            return await last.add(loop, now, resent, args)
+        merged = _Merged(op, base)
+        future = merged.add(loop, now, resent, args)
+        group: asyncio.Future[Any] = loop.create_future()
+        group.add_done_callback(merged.settle)
+        self._queue.append((merged, group))
+        return await future
 
     def submit_script(self, op: str, base: str, *args: Any) -> asyncio.Future[Any]:
         """``script`` without waiting: the reply arrives on the returned future, and
@@ -173,7 +193,14 @@ class AutoPipeline:
         is handed to the batch's callers.
         """
         # A caller cancelled while queued has given up: its command is not sent.
-        batch = [item for item in self._queue if not item[1].done()]
+        batch: list[_Item] = []
+        commands: list[bytes] = []
+        for command, future in self._queue:
+            if not future.done():
+                data = command if isinstance(command, bytes) else command.seal(self)
+                if data is not None:
+                    batch.append((command, future))
+                    commands.append(data)
         self._queue = []
         if not batch:
             return
@@ -192,7 +219,7 @@ class AutoPipeline:
                 await conn.connect()  # redis-py's handshake: AUTH, HELLO, SELECT, ...
                 # From here on the socket's bytes go to this class's own protocol.
                 replies = self._replies = ReplyProtocol.take_over(conn._writer.transport)
-            replies.write(b"".join([c for c, _ in batch]))
+            replies.write(b"".join(commands))
             if replies.paused:
                 await replies.drain()
             for item in batch:
@@ -297,6 +324,69 @@ def pack_arguments(args: Iterable[Any]) -> bytes:
             raise TypeError(f"cannot send {type(arg).__name__} {arg!r} to redis")
         add(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(out)
+
+
+class _Merged:
+    """Calls of one operation queued behind a batch in flight, sent as one call of
+    its many-form; its group future's reply is handed out to each caller's future."""
+
+    def __init__(self, op: str, base: str) -> None:
+        self.op, self.base = op, base
+        self.calls: list[tuple[int, str, Sequence[Any], asyncio.Future[Any]]] = []
+        self.sent: list[asyncio.Future[Any]] | None = None
+        self.command: bytes | None = None
+
+    def takes(self, op: str, base: str) -> bool:
+        return self.sent is None and op == self.op and base == self.base
+
+    def add(
+        self, loop: asyncio.AbstractEventLoop, now: int, resent: str, args: Sequence[Any]
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = loop.create_future()
+        self.calls.append((now, resent, args, future))
+        return future
+
+    def seal(self, pipeline: AutoPipeline) -> bytes | None:
+        """The command, built from the callers still waiting; ``None`` if none is."""
+        if self.sent is None:
+            calls = [c for c in self.calls if not c[3].done()]
+            self.sent = [c[3] for c in calls]
+            if len(calls) == 1:
+                now, resent, args, _ = calls[0]
+                self.command = pipeline._script_command(self.op, self.base, (now, resent, *args))
+            elif calls:
+                # The latest clock reading of the calls: each was made before it.
+                flat: list[Any] = [calls[-1][0], "0"]
+                for _, resent, args, _ in calls:
+                    flat += (resent, *args)
+                self.command = pipeline._script_command(MANY[self.op], self.base, flat)
+        return self.command
+
+    def settle(self, group: asyncio.Future[Any]) -> None:
+        futures = self.sent if self.sent is not None else [c[3] for c in self.calls]
+        if group.cancelled():
+            error: BaseException = RedisConnectionError("the call was abandoned")
+        else:
+            error = group.exception()  # type: ignore[assignment]
+        if error is None and len(futures) > 1:
+            replies = group.result()
+            if not isinstance(replies, list) or len(replies) != len(futures):
+                error = RedisConnectionError(f"{len(futures)} replies expected, not {replies!r}")
+        if error is None and len(futures) > 1:
+            for future, reply in zip(futures, replies, strict=True):
+                if future.done():
+                    continue
+                if isinstance(reply, ResponseError):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+            return
+        for future in futures:
+            if not future.done():
+                if error is None:
+                    future.set_result(group.result())
+                else:
+                    future.set_exception(error)
 
 
 def _fail(items: Sequence[_Item], error: BaseException) -> None:

@@ -19,7 +19,7 @@ name (Pending, Queued, Running, Done, Failed, Killed); W = a worker name, escape
                            microseconds), ties by id (ids sort by creation): the
                            settled order within a priority, earliest run_at first, then
                            lowest id, whether a task was pushed, came due, was released
-                           or resumed. A claim takes the lowest (ZPOPMIN). (Earlier
+                           or resumed. A claim takes the lowest (ZRANGE, ZREM). (Earlier
                            versions kept a list, P q:Q:ready:K, which this one ignores:
                            drain a prefix with the version that filled it.)
   P q:Q:prio       zset    score 0, member K: the priorities whose due set may be
@@ -98,7 +98,7 @@ local function enqueue(id, q, qk, pk, run_at)
   redis.call('ZADD', key, run_at, id)
   local n = redis.call('ZCARD', key)
   if n == 1 then
-    redis.call('ZADD', qk .. 'prio', 0, pk)
+    redis.call('ZADD', qk .. 'prio', '0', pk)
     redis.call('SADD', P .. 'queues', q)
   end
   if n <= 16 then
@@ -131,7 +131,7 @@ if op == 'push' then
           redis.call('HSET', key, 'n', name)
         end
       end
-      redis.call('ZADD', qk .. 's:Pending', 0, id)
+      redis.call('ZADD', qk .. 's:Pending', '0', id)
       enqueue(id, q, qk, pk, r)
       stored = stored + 1
     end
@@ -139,15 +139,21 @@ if op == 'push' then
   return stored
 end
 
-local HELD = { Running = true, Queued = true }
-local READY = { Pending = true, Failed = true }
+-- Functions rather than lookup tables: a table built on every call costs more.
+local function HELD(s)
+  return s == 'Running' or s == 'Queued'
+end
+
+local function READY(s)
+  return s == 'Pending' or s == 'Failed'
+end
 
 local function index_move(id, old_qk, old, new_qk, new)
   if old then
     redis.call('ZREM', old_qk .. 's:' .. old, id)
   end
   if new then
-    redis.call('ZADD', new_qk .. 's:' .. new, 0, id)
+    redis.call('ZADD', new_qk .. 's:' .. new, '0', id)
   end
 end
 
@@ -184,8 +190,10 @@ end
 -- Record checks. Every script reads a task's fields before it changes anything, and
 -- these say whether a record is one it can act on; a script never fails half-way
 -- (Redis keeps the writes made before an error), it sets an unusable record aside.
-local STATUS = { Pending = true, Queued = true, Running = true, Done = true, Failed = true,
-  Killed = true }
+local function STATUS(s)
+  return s == 'Pending' or s == 'Queued' or s == 'Running' or s == 'Done' or s == 'Failed'
+    or s == 'Killed'
+end
 -- Microseconds of 0001-01-01 and 9999-12-31: the datetimes the client can build.
 local FIRST, LAST = -62135596800000000, 253402300799999999
 
@@ -199,8 +207,12 @@ local function show(v)
   return "'" .. v .. "'"
 end
 
+-- string.find rather than string.match in these checks: the same answer without
+-- building the matched text as a new string.
+local find = string.find
+
 local function digits(v, signed)
-  return v and string.match(v, signed and '^%-?%d+$' or '^%d+$') ~= nil and #v <= 19
+  return v and find(v, signed and '^%-?%d+$' or '^%d+$') ~= nil and #v <= 19
 end
 
 -- Why the record of task id cannot be used (nil when it can): s a x r pk q qk meta,
@@ -209,10 +221,10 @@ local function unusable(id, s, a, x, r, pk, q, qk, meta, want_qk)
   -- A missing field reads as false from HMGET.
   a, x, r, pk, q, qk = a or nil, x or nil, r or nil, pk or nil, q or nil, qk or nil
   meta = meta or nil
-  if #id ~= 26 or not string.match(id, '^[0-9a-v]+$') then
+  if #id ~= 26 or not find(id, '^[0-9a-v]+$') then
     return 'its id is not 26 characters of 0-9 a-v'
   end
-  if not STATUS[s] then
+  if not STATUS(s) then
     return 'field s (status) is ' .. show(s) .. ', not a status name'
   end
   if a ~= nil and not digits(a) then
@@ -221,10 +233,11 @@ local function unusable(id, s, a, x, r, pk, q, qk, meta, want_qk)
   if not digits(x) or tonumber(x) < 1 then
     return 'field x (max_attempts) is ' .. show(x) .. ', not a whole number of at least 1'
   end
-  if not digits(r, true) or tonumber(r) < FIRST or tonumber(r) > LAST then
+  local rn = digits(r, true) and tonumber(r)
+  if not rn or rn < FIRST or rn > LAST then
     return 'field r (run_at) is ' .. show(r) .. ', not integer microseconds since 1970'
   end
-  if pk == nil or #pk ~= 16 or not string.match(pk, '^[0-9a-f]+$') then
+  if pk == nil or #pk ~= 16 or not find(pk, '^[0-9a-f]+$') then
     return 'field pk (priority key) is ' .. show(pk) .. ', not 16 hex digits'
   end
   if q == nil or q == '' then
@@ -242,143 +255,14 @@ local function unusable(id, s, a, x, r, pk, q, qk, meta, want_qk)
   return nil
 end
 
--- Take task id out of the flow (every status index of the stems given, inflight,
--- its holder's set) and record why in P malformed. Its hash stays as it was.
-local function set_aside(id, why, hk, ...)
-  for _, stem in ipairs({ ... }) do
-    for s in pairs(STATUS) do
-      redis.call('ZREM', stem .. 's:' .. s, id)
-    end
-  end
-  redis.call('ZREM', P .. 'inflight', id)
-  if hk then
-    redis.pcall('SREM', hk, id) -- read from the record: may name a key of another type
-  end
-  redis.call('HSET', P .. 'malformed', id, why)
-end
-
-
--- claim: qk worker held_key lease_until token... (one token per task wanted).
--- Moves due delayed tasks to their lists, then takes from the head of the best
--- priority's list. Returns one string per task claimed, in token order: a head
--- line "id attempt max_attempts run_at pk #args #meta #error #name" (attempt after
--- this claim; #error, #name -1 when there is none), then args, meta, error and
--- name back to back.
--- One string rather than a value per field because parsing each reply value
--- costs the client more than the server spends on the claim. The caller knows
--- the rest (worker, token, lease, queue). A record found unusable is set aside
--- (see P malformed) and reported among them as "!id why", taking no token.
--- When nothing is ready: the next run_at of a delayed task as a string ('' if
--- none), after emptying the wake list.
-local function claim(qk, worker, hk, lu, first_token)
-  local want = #ARGV - first_token + 1
-  local delayed, prio = qk .. 'delayed', qk .. 'prio'
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
-  if #due > 0 then
-    local sets, members = {}, {}
-    for k = 1, #due, 2 do
-      local m = due[k]
-      local pk = string.sub(m, 1, 16)
-      local pairs_ = sets[pk]
-      if not pairs_ then
-        pairs_ = {}
-        sets[pk] = pairs_
-      end
-      pairs_[#pairs_ + 1] = due[k + 1]
-      pairs_[#pairs_ + 1] = string.sub(m, 17)
-      members[#members + 1] = m
-    end
-    for pk, pairs_ in pairs(sets) do
-      redis.call('ZADD', qk .. 'due:' .. pk, unpack(pairs_))
-      redis.call('ZADD', prio, 0, pk)
-    end
-    redis.call('ZREM', delayed, unpack(members))
-  end
-  local out, used = {}, 0
-  while used < want do
-    local top = redis.call('ZRANGE', prio, 0, 0)[1]
-    if not top then
-      break
-    end
-    local asked = want - used
-    local popped = redis.call('ZPOPMIN', qk .. 'due:' .. top, asked)
-    if #popped < 2 * asked then
-      redis.call('ZREM', prio, top)
-    end
-    local ids = {}
-    for k = 1, #popped, 2 do
-      ids[#ids + 1] = popped[k]
-    end
-    for _, id in ipairs(ids) do
-      local key = tkey(id)
-      -- Every field checked before anything changes: see unusable().
-      local f = redis.pcall('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err', 'q', 'qk',
-        'n')
-      local why
-      if f.err then
-        why = 'its key holds no hash'
-        f = {}
-      elseif f[1] then
-        why = unusable(id, f[1], f[2], f[3], f[4], f[5], f[9], f[10], f[7], qk)
-      end
-      local attempt = tonumber(f[2]) or 0
-      if why then
-        set_aside(id, why, nil, qk)
-        out[#out + 1] = '!' .. id .. ' ' .. why
-      elseif not READY[f[1]] then
-        -- A leftover entry (the task is held or finished already, or gone): dropped,
-        -- so nothing runs twice.
-      elseif attempt >= tonumber(f[3]) then
-        -- Cannot run again (its attempts were set by hand): give it up, not loop.
-        redis.call('HSET', key, 's', 'Killed', 'err', 'no attempts left when claimed')
-        index_move(id, qk, f[1], qk, 'Killed')
-        finish(id)
-      else
-        used = used + 1
-        redis.call('HSET', key, 's', 'Running', 'a', attempt + 1, 'by', worker,
-          'tok', ARGV[first_token + used - 1], 'lu', lu, 'hk', hk)
-        redis.call('HDEL', key, 'res')
-        redis.call('ZADD', P .. 'inflight', lu, id)
-        redis.call('SADD', hk, id)
-        index_move(id, qk, f[1], qk, 'Running')
-        local args, meta, err, name = f[6] or '', f[7] or '', f[8], f[11]
-        out[#out + 1] = table.concat({ id, attempt + 1, f[3], f[4], f[5], #args, #meta,
-          err and #err or -1, name and #name or -1 }, ' ') .. '\n' .. args .. meta
-          .. (err or '') .. (name or '')
-      end
-    end
-  end
-  if #out == 0 then
-    redis.call('DEL', qk .. 'wake')
-    local nd = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
-    return nd[2] or ''
-  end
-  return out
-end
-
-if op == 'claim' then
-  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 9)
-end
-
--- wclaim: qk worker held_key lease_until woke token... Sent right behind
--- "BLMOVE qk..wake woke", so it runs the moment that wait ends (see wakeup.py):
--- a claim as above when a wake token moved into woke, else '-' and nothing changed
--- (the wait timed out or was unblocked by a poll being cancelled).
-if op == 'wclaim' then
-  if redis.call('DEL', ARGV[9]) == 0 then
-    return '-'
-  end
-  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 10)
-end
-
 -- Lease check shared by ack and reschedule. nil: the caller holds the lease, go on.
 -- Otherwise the reply to return: 'ok' when this is the client resending a write
 -- that already landed (its token is the last one applied), else 'stale'.
-local function refuse(f, token)
-  if HELD[f.s] and f.tok == token then
+local function refuse(f, token, resent_)
+  if HELD(f.s) and f.tok == token then
     return nil
   end
-  if resent and f.ltok == token then
+  if resent_ and f.ltok == token then
     return { 'ok', f.s }
   end
   return { 'stale', f.s or '', f.by or '' }
@@ -387,25 +271,44 @@ end
 -- ack: id token kind value run_at has_value. kind: done | retry | kill | release.
 -- Returns the new status, or a refusal as a list ({'stale', ...}, {'gone'}).
 -- Resent, an ack already applied under this very token reports success, not stale.
-if op == 'ack' then
-  local id, token, kind, value, run_at = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+-- Ahead of the claim's helpers, which an ack never needs: the top level runs
+-- on every call, down to its operation.
+local function ack(resent_, id, token, kind, value, run_at, has_value)
   local key = tkey(id)
-  local f = read(key)
+  local f
+  if kind == 'done' or kind == 'kill' then
+    -- Only the fields a done or kill uses: each one read costs a scan of the hash.
+    local v = redis.pcall('HMGET', key, 's', 'tok', 'ltok', 'by', 'qk', 'hk')
+    f = v.err and {} or { s = v[1], tok = v[2], ltok = v[3], by = v[4], qk = v[5], hk = v[6] }
+  else
+    f = read(key)
+  end
   if not f.s then
     return { 'gone' }
   end
-  local no = refuse(f, token)
+  local no = refuse(f, token, resent_)
   if no then
     return no
   end
-  local why = unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil)
+  -- The fields this outcome uses are checked (see unusable()): done and kill only
+  -- move the task between sets named by qk, so a record broken elsewhere (checked
+  -- by every claim, the sweep and resume) can still finish; retry and release
+  -- enqueue it again, which needs the whole record.
+  local why
+  if kind == 'done' or kind == 'kill' then
+    if not f.qk then
+      why = 'field qk (queue key) is missing'
+    end
+  else
+    why = unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil)
+  end
   if why then
     return { 'malformed', why }
   end
   local new
   if kind == 'done' then
     new = 'Done'
-    if ARGV[10] == '1' then
+    if has_value == '1' then
       unhold(key, id, f.hk)
       redis.call('HSET', key, 's', new, 'ltok', token, 'res', value)
     else
@@ -434,6 +337,198 @@ if op == 'ack' then
   return new
 end
 
+if op == 'ack' then
+  return ack(resent, ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+end
+
+-- acks: then 7 values per ack: resent id token kind value run_at has_value. The acks
+-- that queued up behind a batch in flight, as one call: the set-up above is paid
+-- once. One reply per ack, in order: what ack returns, or the error that stopped
+-- it (its writes so far kept, as for a call of its own; the next ones still run).
+if op == 'acks' then
+  local out = {}
+  for i = 5, #ARGV, 7 do
+    local ok, r = pcall(ack, ARGV[i] == '1', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
+      ARGV[i + 5], ARGV[i + 6])
+    if not ok then
+      r = redis.error_reply(type(r) == 'table' and r.err or tostring(r))
+    end
+    out[#out + 1] = r
+  end
+  return out
+end
+
+-- Take task id out of the flow (every status index of the stems given, inflight,
+-- its holder's set) and record why in P malformed. Its hash stays as it was.
+local function set_aside(id, why, hk, ...)
+  for _, stem in ipairs({ ... }) do
+    for _, s in ipairs({ 'Pending', 'Queued', 'Running', 'Done', 'Failed', 'Killed' }) do
+      redis.call('ZREM', stem .. 's:' .. s, id)
+    end
+  end
+  redis.call('ZREM', P .. 'inflight', id)
+  if hk then
+    redis.pcall('SREM', hk, id) -- read from the record: may name a key of another type
+  end
+  redis.call('HSET', P .. 'malformed', id, why)
+end
+
+
+-- command key values[1..n]: the values passed in slices of 1,000 (an even number,
+-- so score/member pairs stay whole), as unpack() is bounded by Lua's stack (a
+-- claim of thousands of slots).
+local function each(key, values, command)
+  for i = 1, #values, 1000 do
+    redis.call(command, key, unpack(values, i, math.min(#values, i + 999)))
+  end
+end
+
+-- claim: qk worker held_key lease_until token... (one token per task wanted).
+-- Moves due delayed tasks to their lists, then takes from the head of the best
+-- priority's list. Returns one string per task claimed, in token order: a head
+-- line "id attempt max_attempts run_at pk #args #meta #error #name" (attempt after
+-- this claim; #error, #name -1 when there is none), then args, meta, error and
+-- name back to back.
+-- One string rather than a value per field because parsing each reply value
+-- costs the client more than the server spends on the claim. The caller knows
+-- the rest (worker, token, lease, queue). A record found unusable is set aside
+-- (see P malformed) and reported among them as "!id why", taking no token.
+-- When nothing is ready: the next run_at of a delayed task as a string ('' if
+-- none), after emptying the wake list.
+local function claim(qk, worker, hk, lu, first_token)
+  local want = #ARGV - first_token + 1
+  local delayed, prio = qk .. 'delayed', qk .. 'prio'
+  -- Numbers go to redis.call as text: a Lua number is formatted as a float
+  -- (printf's slow path), a cost per argument that adds up over a claim.
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', NOW, 'WITHSCORES', 'LIMIT', '0',
+    '1000')
+  if #due > 0 then
+    local sets, members = {}, {}
+    for k = 1, #due, 2 do
+      local m = due[k]
+      local pk = string.sub(m, 1, 16)
+      local pairs_ = sets[pk]
+      if not pairs_ then
+        pairs_ = {}
+        sets[pk] = pairs_
+      end
+      pairs_[#pairs_ + 1] = due[k + 1]
+      pairs_[#pairs_ + 1] = string.sub(m, 17)
+      members[#members + 1] = m
+    end
+    for pk, pairs_ in pairs(sets) do
+      redis.call('ZADD', qk .. 'due:' .. pk, unpack(pairs_))
+      redis.call('ZADD', prio, '0', pk)
+    end
+    redis.call('ZREM', delayed, unpack(members))
+  end
+  local out, used = {}, 0
+  -- The set writes of every task claimed, made once per claim rather than once per
+  -- task (each redis.call costs the server a few thousand instructions).
+  local leases, held, from = {}, {}, {}
+  while used < want do
+    local top = redis.call('ZRANGE', prio, '0', '0')[1]
+    if not top then
+      break
+    end
+    local asked = want - used
+    -- ZRANGE and ZREM rather than ZPOPMIN: the scores, which ZPOPMIN formats as
+    -- doubles, are not needed.
+    local set = qk .. 'due:' .. top
+    local ids = redis.call('ZRANGE', set, '0', string.format('%d', asked - 1))
+    if #ids < asked then
+      redis.call('ZREM', prio, top)
+    end
+    if #ids > 0 then
+      each(set, ids, 'ZREM')
+    end
+    for _, id in ipairs(ids) do
+      local key = tkey(id)
+      -- Every field checked before anything changes: see unusable().
+      -- res too, to delete it only when there is one (an update can leave one on a
+      -- waiting task): a read costs less than a call.
+      local f = redis.pcall('HMGET', key, 's', 'a', 'x', 'r', 'pk', 'd', 'meta', 'err', 'q', 'qk',
+        'n', 'res')
+      local why
+      if f.err then
+        why = 'its key holds no hash'
+        f = {}
+      elseif f[1] then
+        why = unusable(id, f[1], f[2], f[3], f[4], f[5], f[9], f[10], f[7], qk)
+      end
+      local attempt = tonumber(f[2]) or 0
+      if why then
+        set_aside(id, why, nil, qk)
+        out[#out + 1] = '!' .. id .. ' ' .. why
+      elseif not READY(f[1]) then
+        -- A leftover entry (the task is held or finished already, or gone): dropped,
+        -- so nothing runs twice.
+      elseif attempt >= tonumber(f[3]) then
+        -- Cannot run again (its attempts were set by hand): give it up, not loop.
+        redis.call('HSET', key, 's', 'Killed', 'err', 'no attempts left when claimed')
+        index_move(id, qk, f[1], qk, 'Killed')
+        finish(id)
+      else
+        used = used + 1
+        local a = string.format('%d', attempt + 1)
+        redis.call('HSET', key, 's', 'Running', 'a', a, 'by', worker,
+          'tok', ARGV[first_token + used - 1], 'lu', lu, 'hk', hk)
+        if f[12] then
+          redis.call('HDEL', key, 'res')
+        end
+        leases[#leases + 1] = lu
+        leases[#leases + 1] = id
+        held[#held + 1] = id
+        local ids_ = from[f[1]]
+        if not ids_ then
+          ids_ = {}
+          from[f[1]] = ids_
+        end
+        ids_[#ids_ + 1] = id
+        local args, meta, err, name = f[6] or '', f[7] or '', f[8], f[11]
+        -- '%d' for the numbers: concat would format each as a float.
+        out[#out + 1] = string.format('%s %s %s %s %s %d %d %d %d\n', id, a, f[3], f[4], f[5],
+          #args, #meta, err and #err or -1, name and #name or -1) .. args .. meta
+          .. (err or '') .. (name or '')
+      end
+    end
+  end
+  if #held > 0 then
+    each(P .. 'inflight', leases, 'ZADD')
+    each(hk, held, 'SADD')
+    local running = {}
+    for old, ids_ in pairs(from) do
+      each(qk .. 's:' .. old, ids_, 'ZREM')
+      for _, id in ipairs(ids_) do
+        running[#running + 1] = '0'
+        running[#running + 1] = id
+      end
+    end
+    each(qk .. 's:Running', running, 'ZADD')
+  end
+  if #out == 0 then
+    redis.call('DEL', qk .. 'wake')
+    local nd = redis.call('ZRANGE', delayed, '0', '0', 'WITHSCORES')
+    return nd[2] or ''
+  end
+  return out
+end
+
+if op == 'claim' then
+  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 9)
+end
+
+-- wclaim: qk worker held_key lease_until woke token... Sent right behind
+-- "BLMOVE qk..wake woke", so it runs the moment that wait ends (see wakeup.py):
+-- a claim as above when a wake token moved into woke, else '-' and nothing changed
+-- (the wait timed out or was unblocked by a poll being cancelled).
+if op == 'wclaim' then
+  if redis.call('DEL', ARGV[9]) == 0 then
+    return '-'
+  end
+  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 10)
+end
+
 -- heartbeat: worker held_key lease_until. Extends the leases the worker still holds.
 if op == 'heartbeat' then
   local worker, hk, lu = ARGV[5], ARGV[6], ARGV[7]
@@ -442,7 +537,7 @@ if op == 'heartbeat' then
     local key = tkey(id)
     local f = redis.call('HMGET', key, 'by', 's', 'lu')
     -- A lapsed lease stays lapsed: the sweep may be handing the task on already.
-    if f[1] == worker and HELD[f[2]] and (tonumber(f[3]) or 0) > now then
+    if f[1] == worker and HELD(f[2]) and (tonumber(f[3]) or 0) > now then
       redis.call('HSET', key, 'lu', lu)
       redis.call('ZADD', P .. 'inflight', lu, id)
       kept = kept + 1
@@ -471,7 +566,7 @@ if op == 'abandon' then
     end
     if why then
       set_aside(id, why, f.hk, f.qk)
-    elseif f.s and HELD[f.s] then
+    elseif f.s and HELD(f.s) then
       unhold(key, id, f.hk)
       local why = string.format("worker '%s' stopped renewing its lease (attempt %d)",
         f.by or '?', f.a)
@@ -502,7 +597,7 @@ if op == 'reschedule' then
     return { 'notfound' }
   end
   if token ~= '' then
-    local no = refuse(f, token)
+    local no = refuse(f, token, resent)
     if no then
       return no
     end
@@ -513,11 +608,11 @@ if op == 'reschedule' then
   if token ~= '' then
     redis.call('HSET', key, 'ltok', token)
   end
-  if READY[f.s] then
+  if READY(f.s) then
     unqueue(id, f.qk, f.pk)
   end
   unhold(key, id, f.hk)
-  if HELD[f.s] then
+  if HELD(f.s) then
     -- A held task gives its current attempt back, as a release does.
     redis.call('HSET', key, 's', 'Pending', 'r', run_at, 'a', math.max(0, f.a - 1))
   else
@@ -552,17 +647,17 @@ if op == 'resume' then
     index_move(id, f.qk, nil, f.qk, 'Pending')
     return 1
   end
-  if not (f.s == 'Failed' or f.s == 'Killed' or HELD[f.s]) then
+  if not (f.s == 'Failed' or f.s == 'Killed' or HELD(f.s)) then
     return 0
   end
-  if READY[f.s] then
+  if READY(f.s) then
     unqueue(id, f.qk, f.pk)
   end
   unhold(key, id, f.hk)
   local attempt = f.a
   if f.s == 'Killed' then
     attempt = 0
-  elseif HELD[f.s] then
+  elseif HELD(f.s) then
     attempt = math.max(0, f.a - 1) -- the holder's attempt given back, as a release does
   end
   redis.call('HSET', key, 's', 'Pending', 'a', attempt, 'r', NOW)
@@ -588,7 +683,7 @@ if op == 'update' then
   for i = 7, #ARGV, 2 do
     new[ARGV[i]] = ARGV[i + 1]
   end
-  if READY[f.s] then
+  if READY(f.s) then
     unqueue(id, f.qk, f.pk)
   end
   unhold(key, id, f.hk)
@@ -599,9 +694,9 @@ if op == 'update' then
   end
   redis.call('HSET', key, unpack(pairs_))
   redis.call('SADD', P .. 'queues', new.q)
-  if READY[new.s] then
+  if READY(new.s) then
     enqueue(id, new.q, new.qk, new.pk, new.r)
-  elseif HELD[new.s] and new.tok then
+  elseif HELD(new.s) and new.tok then
     redis.call('ZADD', P .. 'inflight', new.lu, id)
     redis.call('SADD', new.hk, id)
   elseif new.s == 'Done' or new.s == 'Killed' then
