@@ -17,9 +17,9 @@ from collections.abc import Iterable
 
 from conveyor_json import files, records
 from conveyor_json.commit import FileSync
-from conveyor_json.entry import Entry
+from conveyor_json.entry import Moved
 from conveyor_json.errors import StoreBroken, StoreError
-from conveyor_json.state import FINAL, State
+from conveyor_json.state import State
 
 __all__ = ["Compaction"]
 
@@ -71,7 +71,7 @@ class Compaction:
         info = os.fstat(self.fd)
         files.owner_check(self.path, info)
         header = records.header_line()
-        moved: list[tuple[Entry, int, int | None]] = []
+        moved: Moved = []
         lines = itertools.chain([header], state.compacted(keep_final, len(header), moved))
         try:
             self._replace_with(lines, mode=stat.S_IMODE(info.st_mode), owner=info)
@@ -86,12 +86,10 @@ class Compaction:
         info = os.fstat(fd)
         state.remap(moved, fd)
         self._adopt(fd, (info.st_dev, info.st_ino), info.st_size)
-        dropped = [tid for tid, e in state.tasks.items() if not keep_final and e.status in FINAL]
-        for tid in dropped:
-            del state.tasks[tid]
+        dropped = 0 if keep_final else state.tasks.drop_final()
         state.records = len(state.tasks) + len(state.workers)
         self.commit.everything_synced()  # the new file was fsync'd before it replaced the old
-        return len(dropped)
+        return dropped
 
     def _replace_with(
         self, lines: Iterable[bytes], *, mode: int, owner: os.stat_result | None

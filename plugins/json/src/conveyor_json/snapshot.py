@@ -27,13 +27,14 @@ from __future__ import annotations
 import heapq
 import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import accumulate, compress, repeat
 from typing import TYPE_CHECKING, Any
 
 from conveyor import Status
 from conveyor_json import records
-from conveyor_json.entry import FIELDS, Entry, payload_size, ref
+from conveyor_json.entry import FIELDS, Entry, Moved, payload_size, ref
+from conveyor_json.finished import pack_columns
 from conveyor_json.framing import frame
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def payload_fragment(line: bytes) -> bytes:
     return line[len(PAY) : -1]
 
 
-def encode(entries: list[Entry], start: int, moved: list[tuple[Entry, int, int | None]]) -> bytes:
+def encode(entries: list[Entry], start: int, moved: Moved) -> bytes:
     """One snapshot group of ``entries`` (at most ``CHUNK``) to be written at ``start``.
 
     Appends ``(entry, args_ref, res_ref)`` to ``moved`` for each, the references
@@ -185,19 +186,46 @@ def load(state: State, lines: list[bytes], start: int) -> int:
     seq0 = state._seq + 1
     state._seq += n
     seqs = range(seq0, seq0 + n)
+    # Finished tasks are packed into one integer each (see ``finished``), the others
+    # become entries; both at C speed, no Python call per task.
+    packed = pack_columns(
+        state.tasks, codes, queues, qi, numbers, args_refs, res_refs, _rare(extra)
+    )
     none = repeat(None)
     rows = zip(
         ids, queue_of, max_attempts, priority, none, none, args_refs, repeat(state.source),
         seqs, statuses, attempts, run_at, res_refs, none, none, none, none,
     )  # fmt: skip
-    entries = list(map(Entry, rows))
-    _extras(entries, extra, state)
-    state.tasks.update(zip(ids, entries, strict=True))
-    _index(state, entries, codes, queue_of, run_at, priority, seqs, ids)
+    if packed is None:
+        entries = list(map(Entry, rows))
+        _extras(entries.__getitem__, n, extra, state)
+        state.tasks.live.update(zip(ids, entries, strict=True))
+        held = compress(entries, map(_HELD.__contains__, codes))
+    else:
+        final, values = packed
+        live = list(map(operator.not_, final))
+        entries = list(map(Entry, compress(rows, live)))
+        if extra:
+            place = list(accumulate(live))  # a live task's index in ``entries``, plus 1
+            _extras(lambda i: entries[place[i] - 1], n, extra, state)
+        state.tasks.live.update(zip(compress(ids, live), entries, strict=True))
+        state.tasks.final.update(zip(compress(ids, final), values, strict=True))
+        held = compress(entries, map(_HELD.__contains__, compress(codes, live)))
+    _index(state, held, codes, queue_of, run_at, priority, seqs, ids)
     return n
 
 
-def _extras(entries: list[Entry], extra: dict[str, Any], state: State) -> None:
+def _rare(extra: Any) -> set[int]:
+    """The tasks that have any of the rarely set fields (checked by ``_extras``)."""
+    found: set[int] = set()
+    if type(extra) is dict:
+        for pairs in extra.values():
+            if type(pairs) is list:
+                found.update(p[0] for p in pairs if type(p) is list and p and type(p[0]) is int)
+    return found
+
+
+def _extras(entry_at: Callable[[int], Entry], n: int, extra: dict[str, Any], state: State) -> None:
     for key, pairs in extra.items():
         kind = _EXTRA.get(key)
         if kind is None or type(pairs) is not list:
@@ -207,14 +235,14 @@ def _extras(entries: list[Entry], extra: dict[str, Any], state: State) -> None:
             if not (type(pair) is list and len(pair) == 2 and type(pair[1]) is kind):
                 raise ValueError(f"a malformed snapshot group (a {key!r} of {pair!r:.80})")
             i, value = pair
-            if type(i) is not int or not 0 <= i < len(entries):
+            if type(i) is not int or not 0 <= i < n:
                 raise ValueError(f"a malformed snapshot group (a {key!r} of task {i!r})")
-            entries[i][slot] = state.name(value) if key == "by" else value
+            entry_at(i)[slot] = state.name(value) if key == "by" else value
 
 
 def _index(
     state: State,
-    entries: list[Entry],
+    held: Iterator[Entry],
     codes: str,
     queue_of: list[str],
     run_at: list[int],
@@ -235,7 +263,7 @@ def _index(
         every = zip(run_at, map(operator.neg, priority), seqs, ids, queue_of, strict=True)
         for due, neg, seq, tid, queue in compress(every, ready):
             heapq.heappush(state.heaps(queue).delayed, (due, neg, seq, tid))
-    for entry in compress(entries, map(_HELD.__contains__, codes)):
+    for entry in held:
         if entry.lock_by is not None:
             state.held.setdefault(entry.lock_by, set()).add(entry.id)
     for queue in touched:

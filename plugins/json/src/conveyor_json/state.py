@@ -14,12 +14,12 @@ from typing import Any
 
 from conveyor import Status, WorkerInfo
 from conveyor_json import records, snapshot
-from conveyor_json.entry import FIELDS, Entry, Source, from_us, ref, to_us
+from conveyor_json.entry import FIELDS, Entry, Moved, Source, from_us, ref, to_us
+from conveyor_json.finished import FINAL, Tasks, run_at_of
 
 __all__ = ["Entry", "Source", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
 
 READY = frozenset({Status.PENDING, Status.FAILED})
-FINAL = frozenset({Status.DONE, Status.KILLED})
 _HELD = frozenset({Status.RUNNING, Status.QUEUED})
 _ARGS, _RES, _STATUS, _BY = (FIELDS.index(f) for f in ("_args", "_res", "status", "lock_by"))
 _SEQ, _QUEUE, _AT, _PRIORITY, _ID = (
@@ -69,7 +69,7 @@ class State:
         on_final: Callable[[str], None] = lambda _: None,
         source: Source | None = None,
     ) -> None:
-        self.tasks: dict[str, Entry] = {}
+        self.tasks = Tasks(source)
         self.source = source
         # One string object per queue or worker name, however many tasks carry it.
         self._names: dict[str, str] = {}
@@ -96,7 +96,7 @@ class State:
         """Change the state as ``record`` says (``KeyError``/``ValueError`` if it cannot)."""
         op = record["op"]
         if op == "set":
-            entry = self.tasks[record["id"]]
+            entry = self.tasks.take(record["id"])
             was = entry[_STATUS]
             if entry[_BY] is not None:
                 self._unhold(entry)
@@ -105,18 +105,18 @@ class State:
         elif op == "put":
             self._seq += 1
             entry = Entry.of(record, self._seq, self.source, self.name)
-            old = self.tasks.get(entry.id)
+            old = self.tasks.put(entry)
             was = None
             if old is not None:
                 was = old.status
                 self._unhold(old)
-            self.tasks[entry.id] = entry
             self._index(entry, was)
         elif op == "beat":
             name = _opt_str(record["w"]) or ""
             until, beat_at = _int(record["until"]), _int(record["at"])
+            live = self.tasks.live
             for tid in self.held.get(name, ()):
-                entry = self.tasks[tid]
+                entry = live[tid]
                 if entry.until is not None and beat_at < entry.until:
                     entry.until = until  # an expired lease stays expired (rules.extend)
             worker = self.workers.get(name)
@@ -158,8 +158,10 @@ class State:
         elif status in _HELD:
             if entry[_BY] is not None:
                 self.held.setdefault(entry[_BY], set()).add(entry[_ID])
-        elif status in FINAL and was not in FINAL:
-            self._on_final(entry[_ID])
+        elif status in FINAL:
+            if was not in FINAL:
+                self._on_final(entry[_ID])
+            self.tasks.settle(entry)
 
     # --- queries ------------------------------------------------------------------
 
@@ -176,7 +178,8 @@ class State:
         heaps = self.queues.get(queue)
         if heaps is None:
             return None
-        ready, delayed, tasks = heaps.ready, heaps.delayed, self.tasks
+        # Live entries only: a finished task is never ready (its heap entries are stale).
+        ready, delayed, tasks = heaps.ready, heaps.delayed, self.tasks.live
         while delayed and delayed[0][0] <= now_us:
             due, neg, seq, tid = heapq.heappop(delayed)
             heapq.heappush(ready, (neg, due, tid, seq))
@@ -197,15 +200,14 @@ class State:
 
     def expired(self, now_us: int) -> Iterator[Entry]:
         """Held tasks whose lease deadline has passed."""
+        live = self.tasks.live
         for ids in self.held.values():
             for tid in ids:
-                entry = self.tasks[tid]
+                entry = live[tid]
                 if entry.until is not None and entry.until <= now_us:
                     yield entry
 
-    def compacted(
-        self, keep_final: bool, start: int, moved: list[tuple[Entry, int, int | None]]
-    ) -> Iterator[bytes]:
+    def compacted(self, keep_final: bool, start: int, moved: Moved) -> Iterator[bytes]:
         """What recreates this state, optionally without finished tasks: the workers'
         lines, then the tasks in snapshot groups (see ``snapshot``), in ready order.
 
@@ -218,20 +220,37 @@ class State:
             line = records.encode(worker_record(worker.info, worker.last_us))
             at += len(line)
             yield line
-        ordered = sorted(self.tasks.values(), key=lambda e: (e.run_at_us, e.id))
-        kept = (e for e in ordered if keep_final or e.status not in FINAL)
+        tasks = self.tasks
+        live = tasks.live
+        order = [(e[_AT], tid) for tid, e in live.items() if keep_final or e[_STATUS] not in FINAL]
+        if keep_final:
+            order.extend((run_at_of(packed), tid) for tid, packed in tasks.final.items())
+        order.sort()
+        kept = (live.get(tid) or tasks.unpack(tid, tasks.final[tid]) for _, tid in order)
         for chunk in snapshot.chunks(kept):
+            first = len(moved)
             data = snapshot.encode(chunk, at, moved)
+            for k in range(first, len(moved)):
+                entry, args, res = moved[k]
+                if type(entry) is not str and live.get(entry[_ID]) is not entry:
+                    moved[k] = (entry[_ID], args, res)
             at += len(data)
             yield data
 
-    def remap(self, moved: list[tuple[Entry, int, int | None]], fd: int) -> None:
-        """Point every task at its payloads in the new file ``fd`` (none stays in memory)."""
+    def remap(self, moved: Moved, fd: int) -> None:
+        """Point every task at its payloads in the new file ``fd`` (none stays in memory);
+        a finished task whose payloads were in memory is packed now."""
         if self.source is not None:
             self.source.fd = fd
+        tasks = self.tasks
         for entry, args, res in moved:
+            if isinstance(entry, str):
+                tasks.repoint(entry, args, res)
+                continue
             entry[_ARGS] = args
             entry[_RES] = res
+            if entry[_STATUS] in FINAL:
+                tasks.settle(entry)
         self.tail = 0
 
     def apply_group(self, lines: list[bytes], stop: int) -> None:
