@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from conveyor import Filter, QueueInfo, RunningWorker, Statistic, Status, Task, TaskId, TaskResult
 from conveyor.rules.authoring import status_statistics
-from conveyor_json.finished import Tasks
+from conveyor_json.packed import Tasks
 from conveyor_json.state import Entry, State, from_us
 
 __all__ = ["page_of", "metrics_of", "queues_of", "result_of", "workers_of"]

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from conveyor import Status
 from conveyor_json import records
 from conveyor_json.entry import FIELDS, Entry, Moved, payload_size, ref
-from conveyor_json.finished import pack_columns
 from conveyor_json.framing import frame
+from conveyor_json.packed import pack_columns
 
 if TYPE_CHECKING:
     from conveyor_json.state import State
@@ -186,30 +186,37 @@ def load(state: State, lines: list[bytes], start: int) -> int:
     seq0 = state._seq + 1
     state._seq += n
     seqs = range(seq0, seq0 + n)
-    # Finished tasks are packed into one integer each (see ``finished``), the others
-    # become entries; both at C speed, no Python call per task.
-    packed = pack_columns(
-        state.tasks, codes, queues, qi, numbers, args_refs, res_refs, _rare(extra)
-    )
+    # Finished and waiting tasks are packed into one integer each (see ``packed``), the
+    # others become entries; both at C speed, no Python call per task.
+    rare = _rare(extra)
+    tasks = state.tasks
+    packs = [
+        pack_columns(tasks, waiting, codes, queues, qi, numbers, args_refs, res_refs, seqs, rare)
+        for waiting in (False, True)
+    ]
     none = repeat(None)
     rows = zip(
         ids, queue_of, max_attempts, priority, none, none, args_refs, repeat(state.source),
         seqs, statuses, attempts, run_at, res_refs, none, none, none, none,
     )  # fmt: skip
-    if packed is None:
+    if packs == [None, None]:
         entries = list(map(Entry, rows))
         _extras(entries.__getitem__, n, extra, state)
-        state.tasks.live.update(zip(ids, entries, strict=True))
+        tasks.live.update(zip(ids, entries, strict=True))
         held = compress(entries, map(_HELD.__contains__, codes))
     else:
-        final, values = packed
-        live = list(map(operator.not_, final))
+        live = [True] * n
+        for found in packs:
+            if found is not None:
+                live = list(map(operator.and_, live, map(operator.not_, found[0])))
         entries = list(map(Entry, compress(rows, live)))
         if extra:
             place = list(accumulate(live))  # a live task's index in ``entries``, plus 1
             _extras(lambda i: entries[place[i] - 1], n, extra, state)
-        state.tasks.live.update(zip(compress(ids, live), entries, strict=True))
-        state.tasks.final.update(zip(compress(ids, final), values, strict=True))
+        tasks.live.update(zip(compress(ids, live), entries, strict=True))
+        for found, into in zip(packs, (tasks.final, tasks.waiting), strict=True):
+            if found is not None:
+                into.update(zip(compress(ids, found[0]), found[1], strict=True))
         held = compress(entries, map(_HELD.__contains__, compress(codes, live)))
     _index(state, held, codes, queue_of, run_at, priority, seqs, ids)
     return n

@@ -3,7 +3,9 @@
 Every change goes through ``State.apply(record)``, both when a record is
 replayed from the file and when this process makes it, so what is in memory
 is exactly what the journal says. Heap entries are never removed in place:
-one is live only while its task is still ready under the same ``seq``.
+one is live only while its task is still ready under the same ``seq``. Waiting and
+finished tasks are held packed (see ``packed.Tasks``): what a change is applied to
+is ``tasks.take(id)``, a full entry, packed again once it waits or is finished.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import Any
 from conveyor import Status, WorkerInfo
 from conveyor_json import records, snapshot
 from conveyor_json.entry import FIELDS, Entry, Moved, Source, from_us, ref, to_us
-from conveyor_json.finished import FINAL, Tasks, run_at_of
+from conveyor_json.packed import FINAL, READY, Tasks, run_at_of, seq_of
 
 __all__ = ["Entry", "Source", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
 
-READY = frozenset({Status.PENDING, Status.FAILED})
 _HELD = frozenset({Status.RUNNING, Status.QUEUED})
+_PACKS = READY | FINAL
 _ARGS, _RES, _STATUS, _BY = (FIELDS.index(f) for f in ("_args", "_res", "status", "lock_by"))
 _SEQ, _QUEUE, _AT, _PRIORITY, _ID = (
     FIELDS.index(f) for f in ("seq", "queue", "run_at_us", "priority", "id")
@@ -154,6 +156,7 @@ class State:
             queue = entry[_QUEUE]
             heaps = self.queues.get(queue) or self.heaps(queue)
             heapq.heappush(heaps.delayed, (entry[_AT], -entry[_PRIORITY], seq, entry[_ID]))
+            self.tasks.settle(entry)
             self._on_ready(queue)
         elif status in _HELD:
             if entry[_BY] is not None:
@@ -178,16 +181,22 @@ class State:
         heaps = self.queues.get(queue)
         if heaps is None:
             return None
-        # Live entries only: a finished task is never ready (its heap entries are stale).
-        ready, delayed, tasks = heaps.ready, heaps.delayed, self.tasks.live
+        tasks = self.tasks
+        ready, delayed, live, waiting = heaps.ready, heaps.delayed, tasks.live, tasks.waiting
         while delayed and delayed[0][0] <= now_us:
             due, neg, seq, tid = heapq.heappop(delayed)
             heapq.heappush(ready, (neg, due, tid, seq))
         while ready:
             _, _, tid, seq = ready[0]
-            entry = tasks.get(tid)
-            if entry is not None and entry.seq == seq and entry.status in READY:
-                return entry
+            # A heap entry is stale once its task changed (claimed, finished: a new seq).
+            entry = live.get(tid)
+            if entry is not None:
+                if entry.seq == seq and entry.status in READY:
+                    return entry
+            else:
+                packed = waiting.get(tid)
+                if packed is not None and seq_of(packed) == seq:
+                    return tasks.unpack(tid, packed)  # a copy: the claim's record changes it
             heapq.heappop(ready)
         return None
 
@@ -223,10 +232,11 @@ class State:
         tasks = self.tasks
         live = tasks.live
         order = [(e[_AT], tid) for tid, e in live.items() if keep_final or e[_STATUS] not in FINAL]
+        order.extend((run_at_of(packed), tid) for tid, packed in tasks.waiting.items())
         if keep_final:
             order.extend((run_at_of(packed), tid) for tid, packed in tasks.final.items())
         order.sort()
-        kept = (live.get(tid) or tasks.unpack(tid, tasks.final[tid]) for _, tid in order)
+        kept = (tasks[tid] for _, tid in order)
         for chunk in snapshot.chunks(kept):
             first = len(moved)
             data = snapshot.encode(chunk, at, moved)
@@ -249,8 +259,8 @@ class State:
                 continue
             entry[_ARGS] = args
             entry[_RES] = res
-            if entry[_STATUS] in FINAL:
-                tasks.settle(entry)
+            if entry[_STATUS] in _PACKS:
+                self.tasks.settle(entry)
         self.tail = 0
 
     def apply_group(self, lines: list[bytes], stop: int) -> None:

@@ -1,8 +1,9 @@
-"""Finished tasks held packed in memory (see ``conveyor_json.finished``): every field and
+"""Finished tasks held packed in memory (see ``conveyor_json.packed``): every field and
 payload reads back through reopens and compactions, and every operation still sees them."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -79,6 +80,7 @@ async def test_finished_tasks_read_back_packed_through_reopens_and_compactions(
         assert await listed(backend) == before
     async with conveyor.open(f"json://{path}", clock=clock) as again:
         assert set(packed(again)) == plain  # packed as the snapshot is loaded
+        assert len(waiting(again)) > 5  # and the pending ones
         assert await listed(again) == before
         for row in before:
             fetched = await again.hooks.fetch_by_id(row[0])
@@ -132,3 +134,45 @@ async def test_a_packed_task_updated_or_vacuumed(tmp_path: Path) -> None:
         assert await again.hooks.vacuum() == 2
         assert await again.hooks.fetch_by_id(other) is None
         assert await again.hooks.list_all_tasks(Filter(page_size=10)) == []
+
+
+def waiting(backend: conveyor.Backend) -> dict[str, bytes]:
+    return backend.plugin.journal.state.tasks.waiting  # type: ignore[attr-defined, no-any-return]
+
+
+async def claim_all(backend: conveyor.Backend) -> list[bytes]:
+    stream = backend.hooks.poll(WORKER)
+    got = []
+    while (task := await anext(stream)) is not None:
+        got.append(task.args)
+        assert task.status is Status.RUNNING and task.lock_by == WORKER.name
+    await stream.aclose()
+    return got
+
+
+async def test_packed_waiting_tasks_are_claimed_in_order_and_updated(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.json"
+    clock = ManualClock(time.time() + 60)
+    async with conveyor.open(f"json://{path}", clock=clock) as backend:
+        last = await backend.push({"n": "last"}, priority=7)
+        for i in range(12):
+            await backend.push({"n": i}, priority=i % 3)
+        backend.plugin.journal.compact(keep_final=True)  # type: ignore[attr-defined]
+        for i in range(12, 15):  # and a journal after the snapshot
+            await backend.push({"n": i}, priority=i % 3)
+    # Highest priority first, then in push order; the update below moves one to the back.
+    order = [json.dumps({"n": i}, separators=(",", ":")).encode() for i in range(15)]
+    order.sort(key=lambda data: -(json.loads(data)["n"] % 3))
+    async with conveyor.open(f"json://{path}", clock=clock) as again:
+        assert len(waiting(again)) == 16  # packed as the snapshot and journal are loaded
+        stored = await again.hooks.fetch_by_id(last)
+        assert stored is not None and stored.priority == 7 and stored.status is Status.PENDING
+        await again.hooks.update(attrs.evolve(stored, priority=-1))
+    async with conveyor.open(f"json://{path}", clock=clock) as third:
+        # Packed again, with the place the update gave it: its old heap entry is stale.
+        assert len(waiting(third)) == 16
+        assert await claim_all(third) == [*order, b'{"n":"last"}']
+        assert waiting(third) == {}  # every task is held now
+        assert {t.status for t in await third.hooks.list_all_tasks(Filter(page_size=20))} == {
+            Status.RUNNING
+        }
