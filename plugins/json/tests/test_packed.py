@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import attrs
@@ -176,3 +177,23 @@ async def test_packed_waiting_tasks_are_claimed_in_order_and_updated(tmp_path: P
         assert {t.status for t in await third.hooks.list_all_tasks(Filter(page_size=20))} == {
             Status.RUNNING
         }
+
+
+async def test_a_run_from_the_snapshot_merges_with_the_heaps(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.json"
+    clock = ManualClock(time.time() + 60)
+    async with conveyor.open(f"json://{path}", clock=clock) as backend:
+        for i in range(10):
+            await backend.push({"a": i})
+        await backend.push({"later": 1}, delay=timedelta(hours=1))
+        backend.plugin.journal.compact(keep_final=True)  # type: ignore[attr-defined]
+        await backend.push({"b": 0})  # after the snapshot: in the heap
+        await backend.push({"high": 1}, priority=5)
+    async with conveyor.open(f"json://{path}", clock=clock) as again:
+        run = again.plugin.journal.state.queues["default"].run  # type: ignore[attr-defined]
+        assert run is not None and len(run.ids) == 11  # one column entry a task, no tuples
+        got = await claim_all(again)
+        assert got == [b'{"high":1}', *(b'{"a":%d}' % i for i in range(10)), b'{"b":0}']
+        assert await again.hooks.metrics(None) == await again.hooks.metrics("default")
+        clock.advance(2 * 3600)
+        assert await claim_all(again) == [b'{"later":1}']

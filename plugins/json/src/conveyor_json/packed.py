@@ -48,11 +48,12 @@ _PACKED = struct.Struct("<BHHHHQQQQ")
 _U64_AT = struct.Struct("<Q").unpack_from
 _RUN_AT_OFFSET, _SEQ_OFFSET = 9, 33
 _SLOT = {f: FIELDS.index(f) for f in FIELDS}
-_RARE = tuple(_SLOT[f] for f in ("meta", "name", "error", "lock_by", "token", "until"))
 _STATUS_AT, _QUEUE_AT, _ID_AT = _SLOT["status"], _SLOT["queue"], _SLOT["id"]
-_A_AT, _MA_AT, _P_AT = _SLOT["attempt"], _SLOT["max_attempts"], _SLOT["priority"]
-_RUN_AT, _SEQ_AT = _SLOT["run_at_us"], _SLOT["seq"]
-_ARGS_AT, _RES_AT = _SLOT["_args"], _SLOT["_res"]
+# ``pack`` and ``unpack`` take an entry apart by position: in this order.
+assert FIELDS == (
+    "id", "queue", "max_attempts", "priority", "meta", "name", "_args", "src", "seq",
+    "status", "attempt", "run_at_us", "_res", "error", "lock_by", "token", "until",
+)  # fmt: skip
 
 
 def run_at_of(packed: bytes) -> int:
@@ -185,30 +186,32 @@ class Tasks:
 
     def pack(self, entry: Entry) -> bytes | None:
         """``entry`` (finished or waiting) packed, or ``None`` if it does not fit."""
-        args, res = entry[_ARGS_AT], entry[_RES_AT]
-        if type(args) is not int or not (res is None or type(res) is int):
-            return None
-        for slot in _RARE:
-            if entry[slot] is not None:
-                return None
-        code = _CODE.get(entry[_STATUS_AT])
-        attempt, ma, priority, at = entry[_A_AT], entry[_MA_AT], entry[_P_AT], entry[_RUN_AT]
-        priority += _P_BIAS
+        (_, queue, ma, priority, meta, name, args, _, seq, status, attempt, at, res,
+         error, lock_by, token, until) = entry  # fmt: skip
         if (
-            code is None
-            or not 0 <= attempt <= _U16
-            or not 0 <= ma <= _U16
-            or not 0 <= priority <= _U16
-            or not 0 <= at <= _U64
-            or not 0 <= args <= _U64
-            or not (res is None or 0 < res <= _U64)
+            type(args) is not int
+            or meta is not None
+            or name is not None
+            or error is not None
+            or lock_by is not None
+            or token is not None
+            or until is not None
+            or not (res is None or (type(res) is int and res > 0))
         ):
             return None
-        queue = self.queue_index(entry[_QUEUE_AT])
-        if queue > _U16:
+        code = _CODE.get(status)
+        if code is None:
             return None
-        seq = entry[_SEQ_AT] if code >= _WAITING else 0
-        return _PACKED.pack(code, attempt, ma, priority, queue, at, args, res or 0, seq)
+        index = self._queue_index.get(queue)
+        if index is None:
+            index = self.queue_index(queue)
+        try:  # a field out of its range (``_PACKED``) does not pack
+            return _PACKED.pack(
+                code, attempt, ma, priority + _P_BIAS, index, at, args, res or 0,
+                seq if code >= _WAITING else 0,
+            )  # fmt: skip
+        except struct.error:
+            return None
 
     def unpack(self, tid: str, packed: bytes) -> Entry:
         """The entry ``packed`` stands for."""

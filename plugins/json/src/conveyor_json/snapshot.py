@@ -36,9 +36,10 @@ from conveyor_json import records
 from conveyor_json.entry import FIELDS, Entry, Moved, payload_size, ref
 from conveyor_json.framing import frame
 from conveyor_json.packed import pack_columns
+from conveyor_json.run import Run
 
 if TYPE_CHECKING:
-    from conveyor_json.state import State
+    from conveyor_json.state import QueueHeaps, State
 
 __all__ = ["CHUNK", "PREFIX", "PAY", "chunks", "encode", "load", "payload_fragment"]
 
@@ -263,9 +264,10 @@ def _index(
         # Appended unordered, made a heap again by the next query (``State.settle``):
         # one heapify for the whole snapshot rather than a push per task.
         heaps = state.heaps(queue_of[0])
-        keys = zip(run_at, map(operator.neg, priority), seqs, ids, strict=True)
-        heaps.delayed.extend(compress(keys, ready))
-        state.unsettled.add(heaps)
+        if not _extend_run(heaps, ready, run_at, priority, seqs, ids):
+            keys = zip(run_at, map(operator.neg, priority), seqs, ids, strict=True)
+            heaps.delayed.extend(compress(keys, ready))
+            state.unsettled.add(heaps)
     else:
         every = zip(run_at, map(operator.neg, priority), seqs, ids, queue_of, strict=True)
         for due, neg, seq, tid, queue in compress(every, ready):
@@ -275,6 +277,38 @@ def _index(
             state.held.setdefault(entry.lock_by, set()).add(entry.id)
     for queue in touched:
         state._on_ready(queue)
+
+
+def _extend_run(
+    heaps: QueueHeaps,
+    ready: list[bool],
+    run_at: list[int],
+    priority: list[int],
+    seqs: range,
+    ids: list[str],
+) -> bool:
+    """Append the ready tasks of a group to the queue's ``Run`` if they go on with it: one
+    priority, in order by ``run_at`` then id, after what the run holds already."""
+    due = list(compress(run_at, ready))
+    if not due:
+        return True
+    levels = set(compress(priority, ready))
+    if len(levels) != 1 or due[0] < 0 or max(due) >= 1 << 63:
+        return False
+    neg = -levels.pop()
+    names = list(compress(ids, ready))
+    keys = list(zip(due, names, strict=True))
+    if not all(map(operator.le, keys, keys[1:])):
+        return False
+    run = heaps.run
+    if run is None:
+        run = heaps.run = Run(neg)
+    elif run.neg != neg or (run.due[-1], run.ids[-1]) > (due[0], names[0]):
+        return False
+    run.due.extend(due)
+    run.seqs.extend(compress(seqs, ready))
+    run.ids.extend(names)
+    return True
 
 
 def chunks(entries: Iterator[Entry]) -> Iterator[list[Entry]]:

@@ -18,6 +18,7 @@ from conveyor import Status, WorkerInfo
 from conveyor_json import records, snapshot
 from conveyor_json.entry import FIELDS, Entry, Moved, Source, from_us, ref, to_us
 from conveyor_json.packed import FINAL, READY, Tasks, run_at_of, seq_of
+from conveyor_json.run import Run
 
 __all__ = ["Entry", "Source", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
 
@@ -53,13 +54,15 @@ class WorkerRecord:
 
 class QueueHeaps:
     """One queue's ready heap ``(-priority, run_at_us, id, seq)`` (the rules' ``order_key``:
-    a released or abandoned task keeps its place) and delayed heap ``(due_us, ...)``."""
+    a released or abandoned task keeps its place), delayed heap ``(due_us, ...)``, and
+    perhaps a ``Run`` beside them (``next_ready`` takes the lesser of both heads)."""
 
-    __slots__ = ("delayed", "ready")
+    __slots__ = ("delayed", "ready", "run")
 
     def __init__(self) -> None:
         self.ready: list[tuple[int, int, str, int]] = []
         self.delayed: list[tuple[int, int, int, str]] = []
+        self.run: Run | None = None
 
 
 class State:
@@ -181,31 +184,45 @@ class State:
         heaps = self.queues.get(queue)
         if heaps is None:
             return None
-        tasks = self.tasks
-        ready, delayed, live, waiting = heaps.ready, heaps.delayed, tasks.live, tasks.waiting
+        ready, delayed, current = heaps.ready, heaps.delayed, self._current
         while delayed and delayed[0][0] <= now_us:
             due, neg, seq, tid = heapq.heappop(delayed)
             heapq.heappush(ready, (neg, due, tid, seq))
-        while ready:
-            _, _, tid, seq = ready[0]
-            # A heap entry is stale once its task changed (claimed, finished: a new seq).
-            entry = live.get(tid)
-            if entry is not None:
-                if entry.seq == seq and entry.status in READY:
-                    return entry
-            else:
-                packed = waiting.get(tid)
-                if packed is not None and seq_of(packed) == seq:
-                    return tasks.unpack(tid, packed)  # a copy: the claim's record changes it
+        # A heap or run entry is stale once its task changed (claimed, finished: a new seq).
+        while ready and not current(ready[0][2], ready[0][3]):
             heapq.heappop(ready)
-        return None
+        run = heaps.run
+        if run is not None:
+            ids, seqs = run.ids, run.seqs
+            head, end = run.head, len(ids)
+            while head < end and not current(ids[head], seqs[head]):
+                head += 1
+            run.head = head
+            if head == end:
+                heaps.run = None
+            elif run.due[head] <= now_us and (not ready or run.key() < ready[0]):
+                return self.tasks.take(ids[head])
+        return self.tasks.take(ready[0][2]) if ready else None
+
+    def _current(self, tid: str, seq: int) -> bool:
+        """Whether task ``tid`` is still ready under ``seq``."""
+        entry = self.tasks.live.get(tid)
+        if entry is not None:
+            return entry[_SEQ] == seq and entry[_STATUS] in READY
+        packed = self.tasks.waiting.get(tid)
+        return packed is not None and seq_of(packed) == seq
 
     def next_due_us(self, queue: str) -> int | None:
         """When the earliest delayed task of ``queue`` becomes ready (may be stale)."""
         if self.unsettled:
             self.settle()
         heaps = self.queues.get(queue)
-        return heaps.delayed[0][0] if heaps is not None and heaps.delayed else None
+        if heaps is None:
+            return None
+        due = [heaps.delayed[0][0]] if heaps.delayed else []
+        if heaps.run is not None and heaps.run.head < len(heaps.run.ids):
+            due.append(heaps.run.due[heaps.run.head])
+        return min(due, default=None)
 
     def expired(self, now_us: int) -> Iterator[Entry]:
         """Held tasks whose lease deadline has passed."""
