@@ -83,6 +83,25 @@ async def test_automatic_compaction_bounds_what_opening_replays(tmp_path: Path) 
         assert [t.id for t in await again.list_tasks(page_size=500)] == ids
 
 
+async def test_closing_with_a_long_journal_tail_leaves_a_snapshot(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.json"
+    async with conveyor.open(f"json://{path}?compact_threshold=10") as backend:
+        await backend.push_many({"n": i} for i in range(1000))  # compacted at once
+        assert ops(path)[-1] == "pay"
+        for i in range(150):  # a tail of 150: under a quarter of the tasks, over an eighth
+            await backend.push({"m": i})
+        assert ops(path)[-1] == "put"
+        first = await backend.push({"m": "short"})
+    assert ops(path)[-1] == "pay"  # compacted as it closed
+    async with conveyor.open(f"json://{path}?compact_threshold=10") as again:
+        counts = {s.title: s.value for s in await again.hooks.metrics(None)}
+        assert counts["PENDING_JOBS"] == "1151"
+        assert (await again.fetch_by_id(first)) is not None
+        for i in range(20):  # a short tail stays
+            await again.push({"k": i})
+    assert ops(path)[-1] == "put"
+
+
 async def test_payloads_are_read_back_after_another_handle_compacts(tmp_path: Path) -> None:
     path = tmp_path / "tasks.json"
     one = conveyor.open(f"json://{path}")

@@ -284,13 +284,11 @@ class JsonBackend:
 
     @hookimpl
     async def list_tasks(self, queue: str, filter: Filter) -> Sequence[Task[bytes]]:
-        return await self._view(
-            lambda state: page_of((e for e in state.tasks.values() if e.queue == queue), filter)
-        )
+        return await self._view(lambda state: page_of(state.tasks, filter, queue))
 
     @hookimpl
     async def list_all_tasks(self, filter: Filter) -> Sequence[Task[bytes]]:
-        return await self._view(lambda state: page_of(state.tasks.values(), filter))
+        return await self._view(lambda state: page_of(state.tasks, filter))
 
     @hookimpl
     async def list_queues(self) -> Sequence[QueueInfo]:
@@ -302,11 +300,7 @@ class JsonBackend:
 
     @hookimpl
     async def metrics(self, queue: str | None) -> Sequence[Statistic]:
-        return await self._view(
-            lambda state: metrics_of(
-                e for e in state.tasks.values() if queue is None or e.queue == queue
-            )
-        )
+        return await self._view(lambda state: metrics_of(state.tasks, queue))
 
     # --- WaitForCompletion -----------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any
 from conveyor import Status, Task, TaskId
 from conveyor_json.errors import CorruptStore
 
-__all__ = ["Entry", "FIELDS", "Source", "payload_size", "ref", "to_us", "from_us"]
+__all__ = ["Entry", "FIELDS", "Moved", "Source", "payload_size", "ref", "to_us", "from_us"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -352,3 +352,8 @@ class Entry(list[Any]):
             "res": self.result, "err": self.error, "by": self.lock_by, "tok": self.token,
             "until": self.until, "name": self.name,
         }  # fmt: skip
+
+
+Moved = list[tuple[Entry | str, int, int | None]]
+"""What a compaction rewrote: each task (a packed one by its id) with its payloads' new
+references, applied by ``State.remap`` once the new file has replaced the old."""

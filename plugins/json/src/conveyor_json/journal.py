@@ -361,6 +361,7 @@ class Journal(Waiters, Compaction):
         """Close the file (once a running fsync ends) and the lock file."""
         if self.closed:
             return
+        self.compact_before_close()
         self.closed = True
         self._close_fds()
         # Drop the index now: it refers back to this handle, so it would otherwise

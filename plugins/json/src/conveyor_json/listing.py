@@ -6,26 +6,31 @@ from collections.abc import Iterable
 
 from conveyor import Filter, QueueInfo, RunningWorker, Statistic, Status, Task, TaskId, TaskResult
 from conveyor.rules.authoring import status_statistics
+from conveyor_json.packed import Tasks
 from conveyor_json.state import Entry, State, from_us
 
 __all__ = ["page_of", "metrics_of", "queues_of", "result_of", "workers_of"]
 
 
-def page_of(entries: Iterable[Entry], filter: Filter) -> list[Task[bytes]]:
-    """One page of ``entries`` matching ``filter``, oldest (by id) first."""
+def page_of(tasks: Tasks, filter: Filter, queue: str | None = None) -> list[Task[bytes]]:
+    """One page of the tasks (of ``queue``) matching ``filter``, oldest (by id) first.
+
+    Chosen from ``(id, status, name)`` rows: only the page's tasks are unpacked.
+    """
+    rows: Iterable[tuple[str, Status, str | None]] = tasks.summary(queue)
     if filter.status is not None:
-        entries = (e for e in entries if e.status is filter.status)
+        rows = (r for r in rows if r[1] is filter.status)
     if filter.name is not None:
-        entries = (e for e in entries if e.name == filter.name)
-    ordered = sorted(entries, key=lambda e: e.id)
-    return [e.task() for e in ordered[filter.offset : filter.offset + filter.limit]]
+        rows = (r for r in rows if r[2] == filter.name)
+    ids = sorted(r[0] for r in rows)
+    return [tasks[tid].task() for tid in ids[filter.offset : filter.offset + filter.limit]]
 
 
-def metrics_of(entries: Iterable[Entry]) -> list[Statistic]:
+def metrics_of(tasks: Tasks, queue: str | None = None) -> list[Statistic]:
     """Per-status counts, the total and the success rate, as memory reports them."""
     counts = dict.fromkeys(Status, 0)
-    for entry in entries:
-        counts[entry.status] += 1
+    for _, status, _ in tasks.summary(queue):
+        counts[status] += 1
     return status_statistics(counts)
 
 
@@ -37,12 +42,12 @@ def result_of(entry: Entry) -> TaskResult[bytes]:
 
 def queues_of(state: State) -> list[QueueInfo]:
     """Every queue that has tasks or workers, with its statistics and workers."""
-    names = {e.queue for e in state.tasks.values()}
+    names = state.tasks.queue_names()
     names.update(w.info.queue for w in state.workers.values())
     infos = []
     for name in sorted(names):
         workers = sorted(n for n, w in state.workers.items() if w.info.queue == name)
-        stats = metrics_of(e for e in state.tasks.values() if e.queue == name)
+        stats = metrics_of(state.tasks, name)
         infos.append(QueueInfo(name, stats, workers, []))
     return infos
 

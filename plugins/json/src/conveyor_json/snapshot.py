@@ -27,17 +27,19 @@ from __future__ import annotations
 import heapq
 import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import accumulate, compress, repeat
 from typing import TYPE_CHECKING, Any
 
 from conveyor import Status
 from conveyor_json import records
-from conveyor_json.entry import FIELDS, Entry, payload_size, ref
+from conveyor_json.entry import FIELDS, Entry, Moved, payload_size, ref
 from conveyor_json.framing import frame
+from conveyor_json.packed import pack_columns
+from conveyor_json.run import Run
 
 if TYPE_CHECKING:
-    from conveyor_json.state import State
+    from conveyor_json.state import QueueHeaps, State
 
 __all__ = ["CHUNK", "PREFIX", "PAY", "chunks", "encode", "load", "payload_fragment"]
 
@@ -66,7 +68,7 @@ def payload_fragment(line: bytes) -> bytes:
     return line[len(PAY) : -1]
 
 
-def encode(entries: list[Entry], start: int, moved: list[tuple[Entry, int, int | None]]) -> bytes:
+def encode(entries: list[Entry], start: int, moved: Moved) -> bytes:
     """One snapshot group of ``entries`` (at most ``CHUNK``) to be written at ``start``.
 
     Appends ``(entry, args_ref, res_ref)`` to ``moved`` for each, the references
@@ -185,19 +187,53 @@ def load(state: State, lines: list[bytes], start: int) -> int:
     seq0 = state._seq + 1
     state._seq += n
     seqs = range(seq0, seq0 + n)
+    # Finished and waiting tasks are packed into one integer each (see ``packed``), the
+    # others become entries; both at C speed, no Python call per task.
+    rare = _rare(extra)
+    tasks = state.tasks
+    packs = [
+        pack_columns(tasks, waiting, codes, queues, qi, numbers, args_refs, res_refs, seqs, rare)
+        for waiting in (False, True)
+    ]
     none = repeat(None)
     rows = zip(
         ids, queue_of, max_attempts, priority, none, none, args_refs, repeat(state.source),
         seqs, statuses, attempts, run_at, res_refs, none, none, none, none,
     )  # fmt: skip
-    entries = list(map(Entry, rows))
-    _extras(entries, extra, state)
-    state.tasks.update(zip(ids, entries, strict=True))
-    _index(state, entries, codes, queue_of, run_at, priority, seqs, ids)
+    if packs == [None, None]:
+        entries = list(map(Entry, rows))
+        _extras(entries.__getitem__, n, extra, state)
+        tasks.live.update(zip(ids, entries, strict=True))
+        held = compress(entries, map(_HELD.__contains__, codes))
+    else:
+        live = [True] * n
+        for found in packs:
+            if found is not None:
+                live = list(map(operator.and_, live, map(operator.not_, found[0])))
+        entries = list(map(Entry, compress(rows, live)))
+        if extra:
+            place = list(accumulate(live))  # a live task's index in ``entries``, plus 1
+            _extras(lambda i: entries[place[i] - 1], n, extra, state)
+        tasks.live.update(zip(compress(ids, live), entries, strict=True))
+        for found, into in zip(packs, (tasks.final, tasks.waiting), strict=True):
+            if found is not None:
+                into.update(zip(compress(ids, found[0]), found[1], strict=True))
+        held = compress(entries, map(_HELD.__contains__, compress(codes, live)))
+    _index(state, held, codes, queue_of, run_at, priority, seqs, ids)
     return n
 
 
-def _extras(entries: list[Entry], extra: dict[str, Any], state: State) -> None:
+def _rare(extra: Any) -> set[int]:
+    """The tasks that have any of the rarely set fields (checked by ``_extras``)."""
+    found: set[int] = set()
+    if type(extra) is dict:
+        for pairs in extra.values():
+            if type(pairs) is list:
+                found.update(p[0] for p in pairs if type(p) is list and p and type(p[0]) is int)
+    return found
+
+
+def _extras(entry_at: Callable[[int], Entry], n: int, extra: dict[str, Any], state: State) -> None:
     for key, pairs in extra.items():
         kind = _EXTRA.get(key)
         if kind is None or type(pairs) is not list:
@@ -207,14 +243,14 @@ def _extras(entries: list[Entry], extra: dict[str, Any], state: State) -> None:
             if not (type(pair) is list and len(pair) == 2 and type(pair[1]) is kind):
                 raise ValueError(f"a malformed snapshot group (a {key!r} of {pair!r:.80})")
             i, value = pair
-            if type(i) is not int or not 0 <= i < len(entries):
+            if type(i) is not int or not 0 <= i < n:
                 raise ValueError(f"a malformed snapshot group (a {key!r} of task {i!r})")
-            entries[i][slot] = state.name(value) if key == "by" else value
+            entry_at(i)[slot] = state.name(value) if key == "by" else value
 
 
 def _index(
     state: State,
-    entries: list[Entry],
+    held: Iterator[Entry],
     codes: str,
     queue_of: list[str],
     run_at: list[int],
@@ -228,18 +264,51 @@ def _index(
         # Appended unordered, made a heap again by the next query (``State.settle``):
         # one heapify for the whole snapshot rather than a push per task.
         heaps = state.heaps(queue_of[0])
-        keys = zip(run_at, map(operator.neg, priority), seqs, ids, strict=True)
-        heaps.delayed.extend(compress(keys, ready))
-        state.unsettled.add(heaps)
+        if not _extend_run(heaps, ready, run_at, priority, seqs, ids):
+            keys = zip(run_at, map(operator.neg, priority), seqs, ids, strict=True)
+            heaps.delayed.extend(compress(keys, ready))
+            state.unsettled.add(heaps)
     else:
         every = zip(run_at, map(operator.neg, priority), seqs, ids, queue_of, strict=True)
         for due, neg, seq, tid, queue in compress(every, ready):
             heapq.heappush(state.heaps(queue).delayed, (due, neg, seq, tid))
-    for entry in compress(entries, map(_HELD.__contains__, codes)):
+    for entry in held:
         if entry.lock_by is not None:
             state.held.setdefault(entry.lock_by, set()).add(entry.id)
     for queue in touched:
         state._on_ready(queue)
+
+
+def _extend_run(
+    heaps: QueueHeaps,
+    ready: list[bool],
+    run_at: list[int],
+    priority: list[int],
+    seqs: range,
+    ids: list[str],
+) -> bool:
+    """Append the ready tasks of a group to the queue's ``Run`` if they go on with it: one
+    priority, in order by ``run_at`` then id, after what the run holds already."""
+    due = list(compress(run_at, ready))
+    if not due:
+        return True
+    levels = set(compress(priority, ready))
+    if len(levels) != 1 or due[0] < 0 or max(due) >= 1 << 63:
+        return False
+    neg = -levels.pop()
+    names = list(compress(ids, ready))
+    keys = list(zip(due, names, strict=True))
+    if not all(map(operator.le, keys, keys[1:])):
+        return False
+    run = heaps.run
+    if run is None:
+        run = heaps.run = Run(neg)
+    elif run.neg != neg or (run.due[-1], run.ids[-1]) > (due[0], names[0]):
+        return False
+    run.due.extend(due)
+    run.seqs.extend(compress(seqs, ready))
+    run.ids.extend(names)
+    return True
 
 
 def chunks(entries: Iterator[Entry]) -> Iterator[list[Entry]]:

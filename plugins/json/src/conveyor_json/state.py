@@ -3,7 +3,9 @@
 Every change goes through ``State.apply(record)``, both when a record is
 replayed from the file and when this process makes it, so what is in memory
 is exactly what the journal says. Heap entries are never removed in place:
-one is live only while its task is still ready under the same ``seq``.
+one is live only while its task is still ready under the same ``seq``. Waiting and
+finished tasks are held packed (see ``packed.Tasks``): what a change is applied to
+is ``tasks.take(id)``, a full entry, packed again once it waits or is finished.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from typing import Any
 
 from conveyor import Status, WorkerInfo
 from conveyor_json import records, snapshot
-from conveyor_json.entry import FIELDS, Entry, Source, from_us, ref, to_us
+from conveyor_json.entry import FIELDS, Entry, Moved, Source, from_us, ref, to_us
+from conveyor_json.packed import FINAL, READY, Tasks, run_at_of, seq_of
+from conveyor_json.run import Run
 
 __all__ = ["Entry", "Source", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
 
-READY = frozenset({Status.PENDING, Status.FAILED})
-FINAL = frozenset({Status.DONE, Status.KILLED})
 _HELD = frozenset({Status.RUNNING, Status.QUEUED})
+_PACKS = READY | FINAL
 _ARGS, _RES, _STATUS, _BY = (FIELDS.index(f) for f in ("_args", "_res", "status", "lock_by"))
 _SEQ, _QUEUE, _AT, _PRIORITY, _ID = (
     FIELDS.index(f) for f in ("seq", "queue", "run_at_us", "priority", "id")
@@ -51,13 +54,15 @@ class WorkerRecord:
 
 class QueueHeaps:
     """One queue's ready heap ``(-priority, run_at_us, id, seq)`` (the rules' ``order_key``:
-    a released or abandoned task keeps its place) and delayed heap ``(due_us, ...)``."""
+    a released or abandoned task keeps its place), delayed heap ``(due_us, ...)``, and
+    perhaps a ``Run`` beside them (``next_ready`` takes the lesser of both heads)."""
 
-    __slots__ = ("delayed", "ready")
+    __slots__ = ("delayed", "ready", "run")
 
     def __init__(self) -> None:
         self.ready: list[tuple[int, int, str, int]] = []
         self.delayed: list[tuple[int, int, int, str]] = []
+        self.run: Run | None = None
 
 
 class State:
@@ -69,7 +74,7 @@ class State:
         on_final: Callable[[str], None] = lambda _: None,
         source: Source | None = None,
     ) -> None:
-        self.tasks: dict[str, Entry] = {}
+        self.tasks = Tasks(source)
         self.source = source
         # One string object per queue or worker name, however many tasks carry it.
         self._names: dict[str, str] = {}
@@ -96,7 +101,7 @@ class State:
         """Change the state as ``record`` says (``KeyError``/``ValueError`` if it cannot)."""
         op = record["op"]
         if op == "set":
-            entry = self.tasks[record["id"]]
+            entry = self.tasks.take(record["id"])
             was = entry[_STATUS]
             if entry[_BY] is not None:
                 self._unhold(entry)
@@ -105,18 +110,18 @@ class State:
         elif op == "put":
             self._seq += 1
             entry = Entry.of(record, self._seq, self.source, self.name)
-            old = self.tasks.get(entry.id)
+            old = self.tasks.put(entry)
             was = None
             if old is not None:
                 was = old.status
                 self._unhold(old)
-            self.tasks[entry.id] = entry
             self._index(entry, was)
         elif op == "beat":
             name = _opt_str(record["w"]) or ""
             until, beat_at = _int(record["until"]), _int(record["at"])
+            live = self.tasks.live
             for tid in self.held.get(name, ()):
-                entry = self.tasks[tid]
+                entry = live[tid]
                 if entry.until is not None and beat_at < entry.until:
                     entry.until = until  # an expired lease stays expired (rules.extend)
             worker = self.workers.get(name)
@@ -154,12 +159,15 @@ class State:
             queue = entry[_QUEUE]
             heaps = self.queues.get(queue) or self.heaps(queue)
             heapq.heappush(heaps.delayed, (entry[_AT], -entry[_PRIORITY], seq, entry[_ID]))
+            self.tasks.settle(entry)
             self._on_ready(queue)
         elif status in _HELD:
             if entry[_BY] is not None:
                 self.held.setdefault(entry[_BY], set()).add(entry[_ID])
-        elif status in FINAL and was not in FINAL:
-            self._on_final(entry[_ID])
+        elif status in FINAL:
+            if was not in FINAL:
+                self._on_final(entry[_ID])
+            self.tasks.settle(entry)
 
     # --- queries ------------------------------------------------------------------
 
@@ -176,36 +184,56 @@ class State:
         heaps = self.queues.get(queue)
         if heaps is None:
             return None
-        ready, delayed, tasks = heaps.ready, heaps.delayed, self.tasks
+        ready, delayed, current = heaps.ready, heaps.delayed, self._current
         while delayed and delayed[0][0] <= now_us:
             due, neg, seq, tid = heapq.heappop(delayed)
             heapq.heappush(ready, (neg, due, tid, seq))
-        while ready:
-            _, _, tid, seq = ready[0]
-            entry = tasks.get(tid)
-            if entry is not None and entry.seq == seq and entry.status in READY:
-                return entry
+        # A heap or run entry is stale once its task changed (claimed, finished: a new seq).
+        while ready and not current(ready[0][2], ready[0][3]):
             heapq.heappop(ready)
-        return None
+        run = heaps.run
+        if run is not None:
+            ids, seqs = run.ids, run.seqs
+            head, end = run.head, len(ids)
+            while head < end and not current(ids[head], seqs[head]):
+                head += 1
+            run.head = head
+            if head == end:
+                heaps.run = None
+            elif run.due[head] <= now_us and (not ready or run.key() < ready[0]):
+                return self.tasks.take(ids[head])
+        return self.tasks.take(ready[0][2]) if ready else None
+
+    def _current(self, tid: str, seq: int) -> bool:
+        """Whether task ``tid`` is still ready under ``seq``."""
+        entry = self.tasks.live.get(tid)
+        if entry is not None:
+            return entry[_SEQ] == seq and entry[_STATUS] in READY
+        packed = self.tasks.waiting.get(tid)
+        return packed is not None and seq_of(packed) == seq
 
     def next_due_us(self, queue: str) -> int | None:
         """When the earliest delayed task of ``queue`` becomes ready (may be stale)."""
         if self.unsettled:
             self.settle()
         heaps = self.queues.get(queue)
-        return heaps.delayed[0][0] if heaps is not None and heaps.delayed else None
+        if heaps is None:
+            return None
+        due = [heaps.delayed[0][0]] if heaps.delayed else []
+        if heaps.run is not None and heaps.run.head < len(heaps.run.ids):
+            due.append(heaps.run.due[heaps.run.head])
+        return min(due, default=None)
 
     def expired(self, now_us: int) -> Iterator[Entry]:
         """Held tasks whose lease deadline has passed."""
+        live = self.tasks.live
         for ids in self.held.values():
             for tid in ids:
-                entry = self.tasks[tid]
+                entry = live[tid]
                 if entry.until is not None and entry.until <= now_us:
                     yield entry
 
-    def compacted(
-        self, keep_final: bool, start: int, moved: list[tuple[Entry, int, int | None]]
-    ) -> Iterator[bytes]:
+    def compacted(self, keep_final: bool, start: int, moved: Moved) -> Iterator[bytes]:
         """What recreates this state, optionally without finished tasks: the workers'
         lines, then the tasks in snapshot groups (see ``snapshot``), in ready order.
 
@@ -218,20 +246,38 @@ class State:
             line = records.encode(worker_record(worker.info, worker.last_us))
             at += len(line)
             yield line
-        ordered = sorted(self.tasks.values(), key=lambda e: (e.run_at_us, e.id))
-        kept = (e for e in ordered if keep_final or e.status not in FINAL)
+        tasks = self.tasks
+        live = tasks.live
+        order = [(e[_AT], tid) for tid, e in live.items() if keep_final or e[_STATUS] not in FINAL]
+        order.extend((run_at_of(packed), tid) for tid, packed in tasks.waiting.items())
+        if keep_final:
+            order.extend((run_at_of(packed), tid) for tid, packed in tasks.final.items())
+        order.sort()
+        kept = (tasks[tid] for _, tid in order)
         for chunk in snapshot.chunks(kept):
+            first = len(moved)
             data = snapshot.encode(chunk, at, moved)
+            for k in range(first, len(moved)):
+                entry, args, res = moved[k]
+                if type(entry) is not str and live.get(entry[_ID]) is not entry:
+                    moved[k] = (entry[_ID], args, res)
             at += len(data)
             yield data
 
-    def remap(self, moved: list[tuple[Entry, int, int | None]], fd: int) -> None:
-        """Point every task at its payloads in the new file ``fd`` (none stays in memory)."""
+    def remap(self, moved: Moved, fd: int) -> None:
+        """Point every task at its payloads in the new file ``fd`` (none stays in memory);
+        a finished task whose payloads were in memory is packed now."""
         if self.source is not None:
             self.source.fd = fd
+        tasks = self.tasks
         for entry, args, res in moved:
+            if isinstance(entry, str):
+                tasks.repoint(entry, args, res)
+                continue
             entry[_ARGS] = args
             entry[_RES] = res
+            if entry[_STATUS] in _PACKS:
+                self.tasks.settle(entry)
         self.tail = 0
 
     def apply_group(self, lines: list[bytes], stop: int) -> None:
