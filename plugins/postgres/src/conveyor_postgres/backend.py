@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
-import psycopg
 
 from conveyor import (
     BackendUnavailable,
@@ -33,11 +31,10 @@ from conveyor_postgres.acks import AckBatcher
 from conveyor_postgres.config import PostgresConfig, config_from_url
 from conveyor_postgres.connection import TRANSIENT, Conn, Connection, reconnect_delay
 from conveyor_postgres.expose import ExposeHooks
+from conveyor_postgres.pushes import PushHooks
 from conveyor_postgres.records import decode_meta, meta_bytes, to_task
 from conveyor_postgres.sql import Statements
-from conveyor_postgres.transaction import current_connection
 from conveyor_postgres.waiting import WaitHooks
-from conveyor_postgres.writes import copy_tasks, insert_quiet, insert_tasks
 
 __all__ = ["PostgresBackend"]
 
@@ -45,10 +42,6 @@ log = logging.getLogger("conveyor.postgres")
 
 BATCH = 1000
 """Rows per statement of the maintenance operations (abandon, vacuum)."""
-COPY_FROM = 64
-"""Pushes of more tasks than this go by binary COPY (measured: about 3x an INSERT over
-unnested arrays at 50,000 tasks); fewer go as one INSERT statement."""
-
 _HELD = (Status.RUNNING, Status.QUEUED)
 
 LOOK_AGAIN = 0.25
@@ -57,7 +50,7 @@ before its long sleep: a pusher that died between a plain INSERT and the trailin
 notification owed for it (see ``notices``) delays that task by this, not ``idle_wait``."""
 
 
-class PostgresBackend(WaitHooks, ExposeHooks):
+class PostgresBackend(PushHooks, WaitHooks, ExposeHooks):
     """One queue in a PostgreSQL schema; ``make_shared`` gives more queues over the same pool."""
 
     Config = PostgresConfig
@@ -275,70 +268,6 @@ class PostgresBackend(WaitHooks, ExposeHooks):
         if left is not None:
             self._outstanding[name] = max(0, left - 1)
         await self.acks.ack(task, outcome)
-
-    # --- TaskSink ----------------------------------------------------------------------
-
-    @hookimpl
-    async def push(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
-        own = current_connection(self.config.schema)
-        if own is not None:
-            # The application's transaction: its commit stores them, its rollback not.
-            await insert_tasks(own, self.sql, tasks)
-            return [t.id for t in tasks]
-        if len(tasks) == 1:
-            await self._push_one(tasks[0])
-            return [tasks[0].id]
-        call = copy_tasks if len(tasks) > COPY_FROM else insert_tasks
-
-        async def write(conn: Conn, resent: bool) -> None:
-            if resent and len(tasks) > COPY_FROM:
-                cur = await conn.execute(self.sql.exists, (tasks[0].id,))
-                if await cur.fetchone() is not None:
-                    return  # the first try committed; only its reply was lost
-            await call(conn, self.sql, tasks)
-
-        try:
-            await self.connection.run(write, f"pushing {len(tasks)} task(s)")
-        except BackendUnavailable as exc:
-            raise BackendUnavailable(
-                f"{exc} If the connection dropped after sending, they may be stored:"
-                f" fetch_by_id({tasks[0].id!r}) tells"
-            ) from exc
-        return [t.id for t in tasks]
-
-    async def _push_one(self, task: Task[bytes]) -> None:
-        """One task, committed on return; it notifies only at the window's leading edge."""
-        notices = self.connection.notices
-        queue = task.queue
-        sent = notices.due(queue)
-
-        async def write(conn: Conn, resent: bool) -> float | None:
-            if sent is None and not resent:
-                try:
-                    await insert_quiet(conn, self.sql, task)
-                except psycopg.errors.UniqueViolation:
-                    pass  # stored already: a push skips ids already stored
-                return None
-            # A resend may follow a first try that landed: the conflict clause skips it.
-            started = time.monotonic()
-            await insert_tasks(conn, self.sql, [task])
-            return started if sent is None else sent
-
-        try:
-            covered = await self.connection.run(write, "pushing 1 task(s)")
-        except BackendUnavailable as exc:
-            raise BackendUnavailable(
-                f"{exc} If the connection dropped after sending, it may be stored:"
-                f" fetch_by_id({task.id!r}) tells"
-            ) from exc
-        if covered is None:
-            notices.skipped(queue)
-        else:
-            notices.notified(queue, covered)
-
-    @hookimpl
-    async def push_weak(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
-        return await self.push(tasks)
 
     # --- task management -----------------------------------------------------------------
 

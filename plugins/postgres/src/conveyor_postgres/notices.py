@@ -62,6 +62,13 @@ class Notices:
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Future[Any]] = set()
 
+    def quiet(self, queue: str) -> bool:
+        """Whether a push to ``queue`` starting now goes without a notification (this
+        process started one for ``queue`` less than a window ago). Records nothing:
+        a push that must notify then asks ``due``."""
+        last = self._started.get((self.push, queue))
+        return last is not None and time.monotonic() - last < self.window
+
     def due(self, queue: str) -> float | None:
         """The send time to record if a push to ``queue`` starting now must notify, else None."""
         key = (self.push, queue)
@@ -80,7 +87,10 @@ class Notices:
         """A push to ``queue`` without a notification has just committed."""
         # Only the timer: in a stream of pushes the next one past the window
         # notifies in its own statement, which costs less than a transaction of its own.
-        self._owe((self.push, queue), at_once=False)
+        # (``_owe`` inlined: this runs once per push of a stream.)
+        self._uncovered[(self.push, queue)] = time.monotonic()
+        if self._timer is None:
+            self._arm()
 
     def finished(self) -> None:
         """Acks that finished tasks have just committed, without a notification."""
