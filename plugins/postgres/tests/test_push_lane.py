@@ -8,13 +8,16 @@ they are the ones that go by the lane.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import psycopg
+import pytest
 
 from conveyor import Backend, TaskId, WorkerInfo
 
 GUARD = 20.0  # seconds before a call is called hung; not a timing assertion
+LOGGER = "conveyor.postgres"
 
 
 def _terminate(url: str, schema: str) -> int:
@@ -59,9 +62,14 @@ async def test_concurrent_pushes_are_all_stored_once(
             assert task is not None and task.args == value
 
 
+def _retries(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("retrying" in r.getMessage() for r in caplog.records if r.name == LOGGER)
+
+
 async def test_pushes_ride_over_their_connection_killed_between_them(
-    pg_url: str, pg_schema: str, pg_open: Callable[..., Backend]
+    pg_url: str, pg_schema: str, pg_open: Callable[..., Backend], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, LOGGER)
     async with pg_open(notify_window=10) as backend:
         ids = [await backend.push(-1), await backend.push(-2)]
         for round_ in range(3):
@@ -69,12 +77,14 @@ async def test_pushes_ride_over_their_connection_killed_between_them(
             # The first push after the kill meets the dead connection and is sent again
             # on a new one; it returns only once stored, and stores one row.
             ids += [await backend.push(round_ * 10 + i) for i in range(5)]
+            assert _retries(caplog) == round_ + 1, "a dead connection served another push"
         assert _stored(pg_url, pg_schema, ids) == sorted(ids)
 
 
 async def test_a_push_cancelled_in_flight_leaves_later_pushes_working(
-    pg_url: str, pg_schema: str, pg_open: Callable[..., Backend]
+    pg_url: str, pg_schema: str, pg_open: Callable[..., Backend], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, LOGGER)
     async with pg_open(notify_window=10) as backend:
         await backend.push("warm")
         await backend.push("on the lane")
@@ -88,6 +98,7 @@ async def test_a_push_cancelled_in_flight_leaves_later_pushes_working(
             await asyncio.gather(cancelled, return_exceptions=True)
             ids = [await backend.push(i) for i in range(3)]
             assert _stored(pg_url, pg_schema, ids) == sorted(ids)
+        assert _retries(caplog) == 0, "a push met the connection left mid-reply"
 
 
 async def test_connections_kept_aside_never_starve_a_claim(
