@@ -62,13 +62,6 @@ class Notices:
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Future[Any]] = set()
 
-    def quiet(self, queue: str) -> bool:
-        """Whether a push to ``queue`` starting now goes without a notification (this
-        process started one for ``queue`` less than a window ago). Records nothing:
-        a push that must notify then asks ``due``."""
-        last = self._started.get((self.push, queue))
-        return last is not None and time.monotonic() - last < self.window
-
     def due(self, queue: str) -> float | None:
         """The send time to record if a push to ``queue`` starting now must notify, else None."""
         key = (self.push, queue)

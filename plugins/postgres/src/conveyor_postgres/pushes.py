@@ -1,11 +1,12 @@
 """TaskSink: one-by-one pushes on the lane, batches by INSERT or COPY, resends.
 
 A one-by-one push is the statement a bare client would send, and should cost about
-what it costs. So the common one (no application transaction, no notification due,
-the lane free) goes straight from the hook to the prepared INSERT on the lane's
-cursor: no pool checkout, no closure, no retry wrapper. Anything else (the lane
-taken by a concurrent push, a notification due, an error) takes the general path,
-``_push_one`` over ``Connection.run``, which keeps every promise the same way.
+what it costs. So the common one (no application transaction, the lane free) goes
+straight from the hook to the prepared INSERT on the lane's cursor (the plain one,
+or the one that notifies at the window's leading edge): no pool checkout, no
+closure, no retry wrapper. Anything else (the lane taken by a concurrent push, an
+error) takes the general path, ``_push_one`` over ``Connection.run``, which keeps
+every promise the same way.
 """
 
 from __future__ import annotations
@@ -55,16 +56,18 @@ class PushHooks:
         task = tasks[0]
         connection = self.connection
         lane = connection.lane
-        if lane is None or not connection.notices.quiet(task.queue):
+        if lane is None:
             await self._push_one(task)
             return [task.id]
         pool = connection.pool
         assert pool is not None  # a lane exists only while its pool is open
         connection.lane = None
+        notices = connection.notices
+        sent = notices.due(task.queue)
         try:
             # Autocommit: committed when this returns, the server's own durability.
             await lane.execute(
-                self.sql.insert_quiet,
+                self.sql.insert_quiet if sent is None else self.sql.insert,
                 (task.id, task.queue, task.max_attempts, task.run_at, task.priority, task.args,
                  meta_bytes(task.meta), task.name),
                 prepare=True,
@@ -77,7 +80,10 @@ class PushHooks:
             connection.lane = lane
         else:  # a concurrent push put another one there, or the store closed meanwhile
             await connection.give_back(pool, lane.connection)
-        connection.notices.skipped(task.queue)
+        if sent is None:
+            notices.skipped(task.queue)
+        else:
+            notices.notified(task.queue, sent)
         return [task.id]
 
     async def _lane_failed(
@@ -85,7 +91,7 @@ class PushHooks:
     ) -> None:
         """After the lane's INSERT of ``task`` raised ``exc``: what the general path does."""
         connection = self.connection
-        if isinstance(exc, psycopg.errors.UniqueViolation):
+        if isinstance(exc, psycopg.errors.UniqueViolation):  # only the quiet INSERT raises it
             await connection.give_back(pool, lane.connection)
             connection.notices.skipped(task.queue)  # stored already: a push skips ids stored
             return
