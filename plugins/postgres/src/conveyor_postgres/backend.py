@@ -44,6 +44,11 @@ BATCH = 1000
 """Rows per statement of the maintenance operations (abandon, vacuum)."""
 _HELD = (Status.RUNNING, Status.QUEUED)
 
+RELEASE_WAIT = 2.0
+"""Seconds a poll cancelled mid-claim waits for what that claim took to be handed back
+before it ends (then the release goes on in the background): long enough for a
+healthy server, short enough that a hung one does not hold up a worker's stop."""
+
 LOOK_AGAIN = 0.25
 """Seconds after a push notification within which an idle worker claims once more
 before its long sleep: a pusher that died between a plain INSERT and the trailing
@@ -161,8 +166,12 @@ class PostgresBackend(PushHooks, WaitHooks, ExposeHooks):
             rows, due = await asyncio.shield(sent)
         except asyncio.CancelledError:
             # The claim still lands: what it took goes straight back rather than stay
-            # held by a worker that will never start it.
-            sent.add_done_callback(lambda _: self._release_claimed(sent, name, token, until))
+            # held by a worker that will never start it, before the cancel goes on (for
+            # up to RELEASE_WAIT), so a poll made after the cancelled one sees them.
+            release = asyncio.ensure_future(self._release_claimed(sent, name, token, until))
+            self._background.add(release)
+            release.add_done_callback(self._background.discard)
+            await asyncio.wait((release,), timeout=RELEASE_WAIT)
             raise
         into.extend(self._claimed(rows, name, token, until))
         return due
@@ -211,17 +220,15 @@ class PostgresBackend(PushHooks, WaitHooks, ExposeHooks):
         self._outstanding[name] = self._outstanding.get(name, 0) + len(tasks)
         return tasks
 
-    def _release_claimed(
+    async def _release_claimed(
         self, sent: asyncio.Future[Any], name: str, token: str, until: datetime
     ) -> None:
+        await asyncio.wait((sent,))
         if sent.cancelled() or sent.exception() is not None:
             return
         rows, _ = sent.result()
         if rows:
-            tasks = self._claimed(rows, name, token, until)
-            release = asyncio.ensure_future(self._release_unstarted(deque(tasks)))
-            self._background.add(release)
-            release.add_done_callback(self._background.discard)
+            await self._release_unstarted(deque(self._claimed(rows, name, token, until)))
 
     async def _release_unstarted(self, buffer: deque[Task[bytes]]) -> None:
         """Hand back tasks claimed for free slots the worker never filled."""
