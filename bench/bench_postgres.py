@@ -11,9 +11,10 @@ run, the median of interleaved rounds:
   task's start to its N-th task's end (process start-up excluded); conveyor vs
   procrastinate and vs pgqueuer (procrastinate drains N/5: its rate is the figure);
 - enqueue one by one: conveyor's push vs a bare psycopg INSERT of the same row into
-  the same table, one by one on one connection, autocommit; rounds of 100 pushes,
-  the two alternating (at least 30 rounds), each conveyor round ending with the
-  notification it still owes sent;
+  the same table, one by one on a connection of its own, autocommit; the two
+  alternate push by push in one continuous stream (with a second bare connection
+  as the method's noise), summed over rounds of 100 pushes (at least 30 rounds);
+  client CPU per push (``time.process_time``) beside the time;
 - bulk push: push_many of 50,000 tasks (COPY), in tasks per second;
 - latency: enqueue to handler start with an idle worker, p50 of tasks pushed one
   at a time;
@@ -400,13 +401,19 @@ async def timed(call: Callable[[], Awaitable[None]]) -> float:
     return time.perf_counter() - start
 
 
-async def enqueue_vs_insert(system: Conveyor, n: int, rounds: int) -> tuple[float, float, float]:
-    """Median seconds per push for conveyor and for a bare INSERT of the same row.
+async def enqueue_vs_insert(system: Conveyor, n: int, rounds: int) -> dict[str, float]:
+    """Seconds and client CPU per push: conveyor's push, and a bare INSERT of the same row.
 
-    Short rounds of ``n`` pushes, the two alternating (and which goes first too), so
-    both see the same load; each conveyor round ends by sending the notification it
-    still owes (``Notices.flush``), so that cost is in its time, not in the next round's.
+    One continuous stream in which the two alternate push by push (and which goes
+    first swaps every pair), so both meet the same load at every instant, and
+    conveyor's notifications are those of any steady stream (one per
+    ``notify_window``, none forced by a pause) rather than a leading edge and a
+    flush per round. Each side's time is summed over rounds of ``n`` pushes (so the
+    pushes that notify count in full); the figures are medians over rounds. The bare
+    INSERT runs on a connection of its own; a second bare connection, in the same
+    rotation, is the method's own noise (its ratio to the first should be 1.00).
     """
+    import psycopg
 
     from conveyor import TaskId
     from conveyor.clock import at
@@ -415,34 +422,48 @@ async def enqueue_vs_insert(system: Conveyor, n: int, rounds: int) -> tuple[floa
         "INSERT INTO conveyor.tasks (id, queue, status, attempt, max_attempts, run_at,"
         " priority, args, meta, name) VALUES (%s, %s, 'Pending', 0, %s, %s, %s, %s, %s, %s)"
     )
+    conns = [await psycopg.AsyncConnection.connect(system.url, autocommit=True) for _ in "ab"]
 
-    async def bare() -> None:
-        for _ in range(n):
-            await conn.execute(
-                insert, (TaskId.new(), "default", 5, at(time.time()), 0, b"1.0", None, None)
-            )
+    def bare(conn: Any) -> Callable[[], Awaitable[Any]]:
+        def push() -> Awaitable[Any]:
+            row = (TaskId.new(), "default", 5, at(time.time()), 0, b"1.0", None, None)
+            return conn.execute(insert, row)
 
-    connection = system.backend.plugin.connection
-    notices = connection.notices
+        return push
 
-    async def ours() -> None:
-        for _ in range(n):
-            await system.backend.push(1.0)
-        await notices.flush()
-
-    await ours()  # the connection warm, the statements prepared
-    # The bare INSERT runs on the very connection conveyor's pushes take (its spare),
-    # so both talk to the same server process: on this shared machine two server
-    # processes can fare differently under the scheduler, whatever their statements.
-    conn = connection._spare[-1]
-    await bare()
-    mine, theirs = [], []
-    for i in range(rounds):
-        for call, out in ((ours, mine), (bare, theirs))[:: 1 if i % 2 else -1]:
-            out.append(await timed(call) / n)
-            await asyncio.sleep(0.005)
-    m, t = statistics.median(mine), statistics.median(theirs)
-    return m, t, t / m
+    sides = {"conveyor": lambda: system.backend.push(1.0), "bare": bare(conns[0]),
+             "bare again": bare(conns[1])}  # fmt: skip
+    names = list(sides)
+    try:
+        for _ in range(50):  # warm: connections made, statements prepared
+            for name in names:
+                await sides[name]()
+        per_round: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        clock, cpu = time.perf_counter, time.process_time
+        for r in range(rounds):
+            spent = {name: [0.0, 0.0] for name in names}
+            for i in range(n):
+                k = (r * n + i) % len(names)
+                for name in names[k:] + names[:k]:
+                    call, out = sides[name], spent[name]
+                    w, c = clock(), cpu()
+                    await call()
+                    out[1] += cpu() - c
+                    out[0] += clock() - w
+            for name in names:
+                per_round[name].append((spent[name][0] / n, spent[name][1] / n))
+    finally:
+        for conn in conns:
+            await conn.close()
+    med = {f"{name} {what}": statistics.median(x[j] for x in per_round[name])
+           for name in names for j, what in enumerate(("s", "cpu"))}  # fmt: skip
+    med["ratio"] = statistics.median(
+        b[0] / m[0] for m, b in zip(per_round["conveyor"], per_round["bare"], strict=True)
+    )
+    med["noise"] = statistics.median(
+        b[0] / a[0] for a, b in zip(per_round["bare"], per_round["bare again"], strict=True)
+    )
+    return med
 
 
 async def fill_for_claims(url: str, schema: str, stored: int) -> Any:
@@ -579,13 +600,16 @@ async def drain_part(systems: dict[str, System], n: int, rounds: int, skip: set[
 
 
 async def enqueue_part(conv: Conveyor, n: int, rounds: int, report: Report) -> None:
-    mine, bare, ratio = await enqueue_vs_insert(conv, n, rounds)
+    f = await enqueue_vs_insert(conv, n, rounds)
+    mine, bare = f["conveyor s"], f["bare s"]
     figure = "enqueue 1-by-1 (time per push)"
     report.add(figure, "conveyor", mine * 1e6, unit="us", higher_is_better=False)
     report.add(figure, "bare psycopg INSERT", bare * 1e6, unit="us", higher_is_better=False)
-    print(f"enqueue one by one: {ratio:.2f}x a bare INSERT ({mine * 1e6:.0f} us vs"
-          f" {bare * 1e6:.0f} us per push, median of {rounds} interleaved rounds)",
-          flush=True)  # fmt: skip
+    print(f"enqueue one by one: {f['ratio']:.2f}x a bare INSERT ({mine * 1e6:.0f} us vs"
+          f" {bare * 1e6:.0f} us per push; client CPU {f['conveyor cpu'] * 1e6:.0f} us vs"
+          f" {f['bare cpu'] * 1e6:.0f} us; median of {rounds} rounds of {n} interleaved"
+          f" pushes; a second bare connection: {f['noise']:.2f}x the first;"
+          f" load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
 
 
 async def bulk_part(systems: dict[str, System], rounds: int, report: Report) -> None:

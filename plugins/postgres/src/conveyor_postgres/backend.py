@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
-import psycopg
 
 from conveyor import (
     BackendUnavailable,
@@ -33,11 +31,10 @@ from conveyor_postgres.acks import AckBatcher
 from conveyor_postgres.config import PostgresConfig, config_from_url
 from conveyor_postgres.connection import TRANSIENT, Conn, Connection, reconnect_delay
 from conveyor_postgres.expose import ExposeHooks
+from conveyor_postgres.pushes import PushHooks
 from conveyor_postgres.records import decode_meta, meta_bytes, to_task
 from conveyor_postgres.sql import Statements
-from conveyor_postgres.transaction import current_connection
 from conveyor_postgres.waiting import WaitHooks
-from conveyor_postgres.writes import copy_tasks, insert_quiet, insert_tasks
 
 __all__ = ["PostgresBackend"]
 
@@ -45,11 +42,12 @@ log = logging.getLogger("conveyor.postgres")
 
 BATCH = 1000
 """Rows per statement of the maintenance operations (abandon, vacuum)."""
-COPY_FROM = 64
-"""Pushes of more tasks than this go by binary COPY (measured: about 3x an INSERT over
-unnested arrays at 50,000 tasks); fewer go as one INSERT statement."""
-
 _HELD = (Status.RUNNING, Status.QUEUED)
+
+RELEASE_WAIT = 2.0
+"""Seconds a poll cancelled mid-claim waits for what that claim took to be handed back
+before it ends (then the release goes on in the background): long enough for a
+healthy server, short enough that a hung one does not hold up a worker's stop."""
 
 LOOK_AGAIN = 0.25
 """Seconds after a push notification within which an idle worker claims once more
@@ -57,7 +55,7 @@ before its long sleep: a pusher that died between a plain INSERT and the trailin
 notification owed for it (see ``notices``) delays that task by this, not ``idle_wait``."""
 
 
-class PostgresBackend(WaitHooks, ExposeHooks):
+class PostgresBackend(PushHooks, WaitHooks, ExposeHooks):
     """One queue in a PostgreSQL schema; ``make_shared`` gives more queues over the same pool."""
 
     Config = PostgresConfig
@@ -168,8 +166,12 @@ class PostgresBackend(WaitHooks, ExposeHooks):
             rows, due = await asyncio.shield(sent)
         except asyncio.CancelledError:
             # The claim still lands: what it took goes straight back rather than stay
-            # held by a worker that will never start it.
-            sent.add_done_callback(lambda _: self._release_claimed(sent, name, token, until))
+            # held by a worker that will never start it, before the cancel goes on (for
+            # up to RELEASE_WAIT), so a poll made after the cancelled one sees them.
+            release = asyncio.ensure_future(self._release_claimed(sent, name, token, until))
+            self._background.add(release)
+            release.add_done_callback(self._background.discard)
+            await asyncio.wait((release,), timeout=RELEASE_WAIT)
             raise
         into.extend(self._claimed(rows, name, token, until))
         return due
@@ -218,17 +220,15 @@ class PostgresBackend(WaitHooks, ExposeHooks):
         self._outstanding[name] = self._outstanding.get(name, 0) + len(tasks)
         return tasks
 
-    def _release_claimed(
+    async def _release_claimed(
         self, sent: asyncio.Future[Any], name: str, token: str, until: datetime
     ) -> None:
+        await asyncio.wait((sent,))
         if sent.cancelled() or sent.exception() is not None:
             return
         rows, _ = sent.result()
         if rows:
-            tasks = self._claimed(rows, name, token, until)
-            release = asyncio.ensure_future(self._release_unstarted(deque(tasks)))
-            self._background.add(release)
-            release.add_done_callback(self._background.discard)
+            await self._release_unstarted(deque(self._claimed(rows, name, token, until)))
 
     async def _release_unstarted(self, buffer: deque[Task[bytes]]) -> None:
         """Hand back tasks claimed for free slots the worker never filled."""
@@ -275,70 +275,6 @@ class PostgresBackend(WaitHooks, ExposeHooks):
         if left is not None:
             self._outstanding[name] = max(0, left - 1)
         await self.acks.ack(task, outcome)
-
-    # --- TaskSink ----------------------------------------------------------------------
-
-    @hookimpl
-    async def push(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
-        own = current_connection(self.config.schema)
-        if own is not None:
-            # The application's transaction: its commit stores them, its rollback not.
-            await insert_tasks(own, self.sql, tasks)
-            return [t.id for t in tasks]
-        if len(tasks) == 1:
-            await self._push_one(tasks[0])
-            return [tasks[0].id]
-        call = copy_tasks if len(tasks) > COPY_FROM else insert_tasks
-
-        async def write(conn: Conn, resent: bool) -> None:
-            if resent and len(tasks) > COPY_FROM:
-                cur = await conn.execute(self.sql.exists, (tasks[0].id,))
-                if await cur.fetchone() is not None:
-                    return  # the first try committed; only its reply was lost
-            await call(conn, self.sql, tasks)
-
-        try:
-            await self.connection.run(write, f"pushing {len(tasks)} task(s)")
-        except BackendUnavailable as exc:
-            raise BackendUnavailable(
-                f"{exc} If the connection dropped after sending, they may be stored:"
-                f" fetch_by_id({tasks[0].id!r}) tells"
-            ) from exc
-        return [t.id for t in tasks]
-
-    async def _push_one(self, task: Task[bytes]) -> None:
-        """One task, committed on return; it notifies only at the window's leading edge."""
-        notices = self.connection.notices
-        queue = task.queue
-        sent = notices.due(queue)
-
-        async def write(conn: Conn, resent: bool) -> float | None:
-            if sent is None and not resent:
-                try:
-                    await insert_quiet(conn, self.sql, task)
-                except psycopg.errors.UniqueViolation:
-                    pass  # stored already: a push skips ids already stored
-                return None
-            # A resend may follow a first try that landed: the conflict clause skips it.
-            started = time.monotonic()
-            await insert_tasks(conn, self.sql, [task])
-            return started if sent is None else sent
-
-        try:
-            covered = await self.connection.run(write, "pushing 1 task(s)")
-        except BackendUnavailable as exc:
-            raise BackendUnavailable(
-                f"{exc} If the connection dropped after sending, it may be stored:"
-                f" fetch_by_id({task.id!r}) tells"
-            ) from exc
-        if covered is None:
-            notices.skipped(queue)
-        else:
-            notices.notified(queue, covered)
-
-    @hookimpl
-    async def push_weak(self, tasks: Sequence[Task[bytes]]) -> Sequence[TaskId]:
-        return await self.push(tasks)
 
     # --- task management -----------------------------------------------------------------
 

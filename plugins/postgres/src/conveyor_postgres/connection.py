@@ -30,6 +30,7 @@ log = logging.getLogger("conveyor.postgres")
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
+Cursor = psycopg.AsyncCursor[Any]
 
 TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
 """Errors after which a call may be made again on another connection."""
@@ -37,7 +38,9 @@ TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSEr
 SPARE = 2
 """Connections kept out of the pool between calls: a pool checkout and return cost a
 one-by-one push about a twentieth of its time (locks, stats, a commit check); a
-spare costs a list pop. The pool's own checks then see them only when handed back."""
+spare costs a list pop. The pool's own checks then see them only when handed back.
+With the lane (below) at most ``pool_size - 1`` are kept aside, so a claim, which
+takes its connection from the pool, always gets one once the calls in flight end."""
 
 RETRY_FOR = 30.0
 """Seconds an operation keeps retrying over a dropped connection (a server restart
@@ -80,6 +83,12 @@ class Connection:
         self.users = 0
         self._opening: asyncio.Lock | None = None
         self._spare: list[Conn] = []
+        self._spare_max = min(SPARE, config.pool_size - 2)
+        self.lane: Cursor | None = None
+        """A cursor on one more connection kept aside, for one-by-one pushes alone
+        (``pushes``): a push takes it (``None`` meanwhile) for its one statement and
+        puts it back, so one that finds it taken goes by ``run``. Its own cursor keeps
+        psycopg's adapters for the statement from one push to the next."""
 
     def unavailable(self, exc: BaseException, doing: str) -> BackendUnavailable:
         """The one-line error for a server that does not answer."""
@@ -178,12 +187,20 @@ class Connection:
                 await pool.putconn(conn)  # the pool discards a broken one
                 first = exc
             except BaseException:
-                await self._give_back(pool, conn)
+                await self.give_back(pool, conn)
                 raise
             else:
-                await self._give_back(pool, conn)
+                await self.give_back(pool, conn)
                 return result
-        await self._return_spares(pool)  # they may have died with this one
+        return await self.retry(call, first, doing)
+
+    async def retry(
+        self, call: Callable[[Conn, bool], Awaitable[T]], first: BaseException, doing: str
+    ) -> T:
+        """``call(conn, True)`` until it succeeds (``run`` after its first try failed with
+        ``first``, a TRANSIENT error), or ``BackendUnavailable`` after ``RETRY_FOR``."""
+        pool = self.pool or await self.get_pool()
+        await self._return_spares(pool)  # they may have died with that one
         deadline = time.monotonic() + RETRY_FOR
         failures = 1
         log.warning("PostgreSQL %s: %s; retrying", self.where, _first_line(first))
@@ -198,15 +215,24 @@ class Connection:
                 if time.monotonic() > deadline:
                     raise self.unavailable(exc, doing) from exc
 
-    async def _give_back(self, pool: AsyncConnectionPool[Conn], conn: Conn) -> None:
-        idle = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
-        if idle and len(self._spare) < SPARE and pool is self.pool:
-            self._spare.append(conn)
-        else:
-            await pool.putconn(conn)  # the pool resets or discards it
+    async def give_back(self, pool: AsyncConnectionPool[Conn], conn: Conn) -> None:
+        """``conn``, taken from ``pool`` (or from what is kept aside), back: kept aside
+        again when it is idle and there is room, else to ``pool``."""
+        idle = not conn.closed and conn.pgconn.transaction_status == TransactionStatus.IDLE
+        if idle and pool is self.pool:
+            if self.lane is None:
+                self.lane = conn.cursor()
+                return
+            if len(self._spare) < self._spare_max:
+                self._spare.append(conn)
+                return
+        await pool.putconn(conn)  # the pool resets or discards it
 
     async def _return_spares(self, pool: AsyncConnectionPool[Conn]) -> None:
         spare, self._spare = self._spare, []
+        if self.lane is not None:
+            spare.append(self.lane.connection)
+            self.lane = None
         for conn in spare:
             await pool.putconn(conn)
 

@@ -80,7 +80,10 @@ class Notices:
         """A push to ``queue`` without a notification has just committed."""
         # Only the timer: in a stream of pushes the next one past the window
         # notifies in its own statement, which costs less than a transaction of its own.
-        self._owe((self.push, queue), at_once=False)
+        # (``_owe`` inlined: this runs once per push of a stream.)
+        self._uncovered[(self.push, queue)] = time.monotonic()
+        if self._timer is None:
+            self._arm()
 
     def finished(self) -> None:
         """Acks that finished tasks have just committed, without a notification."""
