@@ -233,6 +233,15 @@ class GroupCommit:
             return True
         return False
 
+    def inline(self) -> bool:
+        """Whether a durable write of this loop should block for the disk in its thread:
+        nothing else of the loop could run meanwhile (see ``combine``)."""
+        return (
+            self.enabled
+            and not self._kicks
+            and not getattr(asyncio.get_running_loop(), "_ready", True)
+        )
+
     async def durable(self, sync: FileSync, mark: int) -> None:
         """Return once write ``mark`` of ``sync``'s journal is on disk; ``StoreBroken`` if
         that cannot be known."""

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from conveyor import BackendClosed
 from conveyor_json import files, records
+from conveyor_json.combine import Combining
 from conveyor_json.commit import FileSync
 from conveyor_json.compaction import Compaction
 from conveyor_json.entry import Source, ref
@@ -46,7 +47,7 @@ _HEADER_MAX = 4096
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class Journal(Waiters, Compaction):
+class Journal(Waiters, Compaction, Combining):
     """An open store file shared with other handles and processes through the lock file."""
 
     def __init__(
@@ -72,6 +73,9 @@ class Journal(Waiters, Compaction):
         self.commit = FileSync(self)
         self.users = 0  # the backends sharing it (``shared``)
         self._waiting = threading.Lock()  # guards the two waiter maps across threads
+        self._gate = threading.Lock()
+        self._queue = []
+        self._leading = False
         self._compact_floor = 0
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
@@ -302,6 +306,11 @@ class Journal(Waiters, Compaction):
         return (info.st_dev, info.st_ino) != self.ident or info.st_size != self.offset
 
     def _append(self, new: list[dict[str, Any]]) -> None:
+        self._write_out(self._encoded(new))
+        self._apply(new)
+
+    def _encoded(self, new: list[dict[str, Any]]) -> bytes:
+        """The bytes of one operation's records: a line, or a group of several."""
         lines = [records.encode(r) for r in new]
         for line, record in zip(lines, new, strict=True):
             if len(line) > records.MAX_LINE:
@@ -310,9 +319,12 @@ class Journal(Waiters, Compaction):
                     " byte limit of a store line; store less per task"
                 )
         try:
-            data = frame(lines)  # several records: one group, visible whole or not at all
+            return frame(lines)  # several records: one group, visible whole or not at all
         except ValueError as exc:
             raise StoreError(f"{self.path}: {exc}") from None
+
+    def _write_out(self, data: bytes) -> None:
+        """Append ``data`` with one ``write`` (the rest of a short one after it) and count it."""
         try:
             written = os.write(self.fd, data)
             if written < len(data):
@@ -323,12 +335,14 @@ class Journal(Waiters, Compaction):
             self._write_failed(exc)
         self.offset += len(data)
         self.commit.wrote()
+
+    def _apply(self, new: list[dict[str, Any]]) -> None:
         apply = self.state.apply
         try:
             for record in new:
                 apply(record)
         except (KeyError, ValueError, TypeError) as exc:
-            # Written but not understood: replaying the file would fail the same way.
+            # Not understood: replaying the file would fail the same way.
             self.broken = (
                 f"a record just written to {self.path} cannot be read back ({exc!r});"
                 " this is a bug in conveyor-json, please report it with the file"
