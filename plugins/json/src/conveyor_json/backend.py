@@ -103,8 +103,9 @@ class JsonBackend:
     async def _write(self, section: Section[T]) -> T:
         """Run ``section`` and wait until what it wrote is on disk."""
         store = self._store
-        journal = store.ready() or await store.current()
-        if store.commit.inline():
+        loop = asyncio.get_running_loop()
+        journal = store.ready(loop) or await store.current()
+        if store.commit.inline(loop):
             # Blocks this thread, whose loop has nothing else to run, until the record is
             # on disk; threads doing so at once share one write and one fsync.
             done = journal.combine(section)

@@ -48,8 +48,7 @@ class _Slot:
         self.result: Any = None
         self.error: BaseException | None = None
         self.mark = 0
-        self.wake = threading.Lock()
-        self.wake.acquire()  # released once, by whoever settles the slot
+        self.wake: threading.Lock | None = None  # a follower's, released once by its leader
 
     def fail(self, error: BaseException) -> None:
         self.stage, self.error = _FAILED, error
@@ -92,18 +91,23 @@ class Combining:
         """Run ``section`` (a ``journal.Section``) and block until its records are on disk;
         return its result, or ``FALLBACK`` (nothing done: use ``Journal.run``)."""
         slot = _Slot(section)
-        with self._gate:
-            self._queue.append(slot)
-            follow = self._leading
-            self._leading = True
-        if follow:
+        gate = self._gate
+        gate.acquire()  # (no ``with``: this is the lone producer's path too)
+        self._queue.append(slot)
+        if self._leading:
+            wake = slot.wake = threading.Lock()
+            wake.acquire()
+            gate.release()
             try:
-                slot.wake.acquire()
+                wake.acquire()
             except BaseException:
                 self._abandon(slot)
                 raise
             if slot.stage != _LEAD:
                 return self._outcome(slot)
+        else:
+            self._leading = True
+            gate.release()
         self._lead(slot)
         return self._outcome(slot)
 
@@ -142,6 +146,7 @@ class Combining:
                 if slot.stage == _WAITING or slot.stage == _LEAD:
                     slot.stage = _WAITING  # never reached (the leader was interrupted)
                 if slot is not own:
+                    assert slot.wake is not None
                     slot.wake.release()
 
     def _hand_over(self) -> None:
@@ -152,6 +157,7 @@ class Combining:
                 return
             first = self._queue[0]
             first.stage = _LEAD
+        assert first.wake is not None
         first.wake.release()
 
     def _commit(self, batch: list[_Slot]) -> None:
@@ -159,32 +165,36 @@ class Combining:
         if not (lock.enter_now() or lock.enter_soon()):
             return  # every slot stays _WAITING: FALLBACK
         try:
-            self._locked_batch(batch)
+            mark = self._locked_batch(batch)
         finally:
             lock.release()
-        written = [slot for slot in batch if slot.stage == _WRITTEN]
-        if not written:
+        if not mark:
             return
         try:
-            self.commit.sync_to(written[0].mark)
+            self.commit.sync_to(mark)
         except Exception as exc:
-            for slot in written:
-                slot.fail(exc)
+            for slot in batch:
+                if slot.stage == _WRITTEN:
+                    slot.fail(exc)
             return
-        for slot in written:
-            slot.stage = _DONE
+        for slot in batch:
+            if slot.stage == _WRITTEN:
+                slot.stage = _DONE
 
-    def _locked_batch(self, batch: list[_Slot]) -> None:
+    def _locked_batch(self, batch: list[_Slot]) -> int:
         """Under the lock: each section in turn on the state its predecessors left, then
-        one write of all their records (each operation framed on its own)."""
+        one write of all their records (each operation framed on its own). Returns the
+        mark to sync to, 0 when no section succeeded."""
         try:
             self._usable()
             self._catch_up()
         except Exception as exc:
             for slot in batch:
                 slot.fail(exc)
-            return
-        state, encoded, chunks = self.state, self._encoded, []
+            return 0
+        state, encoded, apply = self.state, self._encoded, self._apply
+        chunks: list[bytes] = []
+        done = 0
         try:
             for slot in batch:
                 try:
@@ -193,18 +203,20 @@ class Combining:
                 except Exception as exc:
                     slot.fail(exc)
                     continue
-                # Applied before the write so that the next section sees it; if the write
-                # fails the journal is broken and this state is never used again.
-                self._apply(new)
-                chunks.append(data)
+                if data:
+                    # Applied before the write so that the next section sees it; if the
+                    # write fails the journal is broken and this state is never used again.
+                    apply(new)
+                    chunks.append(data)
                 slot.stage = _WRITTEN
-            if any(chunks):
-                self._write_out(b"".join(chunks))
+                done += 1
+            if chunks:
+                self._write_out(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         except Exception as exc:  # the journal broke: nothing of the batch is acknowledged
             for slot in batch:
                 if slot.stage != _FAILED:
                     slot.fail(exc)
-            return
+            return 0
         except BaseException:
             # Interrupted between a section and the write: the state may hold records the
             # file does not, so the handle is not used again.
@@ -213,8 +225,11 @@ class Combining:
                 " so the store is reopened"
             )
             raise
+        if not done:
+            return 0
         mark = self.commit.written  # every write so far: what the sections saw is on disk
         for slot in batch:
             slot.mark = mark
         if self._compact_due():
             self._auto_compact(self.state.dead)
+        return mark

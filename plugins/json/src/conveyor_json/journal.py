@@ -311,6 +311,10 @@ class Journal(Waiters, Compaction, Combining):
 
     def _encoded(self, new: list[dict[str, Any]]) -> bytes:
         """The bytes of one operation's records: a line, or a group of several."""
+        if len(new) == 1:
+            line = records.encode(new[0])
+            if len(line) <= records.MAX_LINE:
+                return line
         lines = [records.encode(r) for r in new]
         for line, record in zip(lines, new, strict=True):
             if len(line) > records.MAX_LINE:
