@@ -69,6 +69,9 @@ class Combining:
     def _usable(self) -> None:
         raise NotImplementedError
 
+    def _locked(self, section: Any) -> tuple[Any, int]:
+        raise NotImplementedError
+
     def _catch_up(self) -> None:
         raise NotImplementedError
 
@@ -90,26 +93,43 @@ class Combining:
     def combine(self, section: Any) -> Any:
         """Run ``section`` (a ``journal.Section``) and block until its records are on disk;
         return its result, or ``FALLBACK`` (nothing done: use ``Journal.run``)."""
-        slot = _Slot(section)
         gate = self._gate
         gate.acquire()  # (no ``with``: this is the lone producer's path too)
-        self._queue.append(slot)
-        if self._leading:
-            wake = slot.wake = threading.Lock()
-            wake.acquire()
-            gate.release()
-            try:
-                wake.acquire()
-            except BaseException:
-                self._abandon(slot)
-                raise
-            if slot.stage != _LEAD:
-                return self._outcome(slot)
-        else:
+        if not self._leading:
+            # Nobody leads, so nobody waits (a waiting write always has a leader): this
+            # write goes alone, and writes arriving meanwhile wait for the next batch.
             self._leading = True
             gate.release()
+            try:
+                return self._alone(section)
+            finally:
+                self._hand_over()
+        slot = _Slot(section)
+        self._queue.append(slot)
+        wake = slot.wake = threading.Lock()
+        wake.acquire()
+        gate.release()
+        try:
+            wake.acquire()
+        except BaseException:
+            self._abandon(slot)
+            raise
+        if slot.stage != _LEAD:
+            return self._outcome(slot)
         self._lead(slot)
         return self._outcome(slot)
+
+    def _alone(self, section: Any) -> Any:
+        """One write, nobody waiting with it: the section's own errors are raised here."""
+        lock = self.lock
+        if not (lock.enter_now() or lock.enter_soon()):
+            return FALLBACK
+        try:
+            result, mark = self._locked(section)
+        finally:
+            lock.release()
+        self.commit.sync_to(mark)
+        return result
 
     def _abandon(self, slot: _Slot) -> None:
         # Interrupted while it waited (a signal in the main thread): a write still waiting
