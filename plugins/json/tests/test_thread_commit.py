@@ -47,7 +47,11 @@ def slow_disk(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def _in_threads(count: int, work: object) -> None:
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]  # type: ignore[arg-type]
+    # Daemons: a thread stuck for good fails the test instead of keeping pytest from exiting.
+    threads = [
+        threading.Thread(target=work, args=(k,), daemon=True)  # type: ignore[arg-type]
+        for k in range(count)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -173,3 +177,52 @@ def test_a_thread_waiting_for_another_processs_lock_keeps_its_loop_running(
         os.close(holder)
         thread.join(timeout=120)
     assert not thread.is_alive() and len(pushed) == 1
+
+
+def test_an_fsync_interrupted_in_one_thread_leaves_no_other_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A signal's exception (KeyboardInterrupt in the main thread) may end an fsync
+    # midway: the writes it was to cover must still get one, and nobody may sleep on it.
+    path = tmp_path / "tasks.json"
+    url = f"json://{path}"
+    asyncio.run(conveyor.open(url).aclose())
+    synced: list[int] = []
+    real = os.fdatasync
+    interrupted = threading.Event()
+    calls: list[int] = []
+
+    def once_interrupted(fd: int) -> None:
+        size = os.fstat(fd).st_size
+        time.sleep(0.005)  # the other threads write meanwhile and wait for this one
+        calls.append(size)
+        if len(calls) == 2:  # the first batch's (the first push went alone)
+            interrupted.set()
+            raise KeyboardInterrupt
+        real(fd)
+        synced.append(size)
+
+    monkeypatch.setattr(commit.os, "fdatasync", once_interrupted)
+    start = threading.Barrier(THREADS)
+    late: list[str] = []
+    pushed: list[str] = []
+
+    def producer(k: int) -> None:
+        async def run() -> None:
+            async with conveyor.open(url) as backend:
+                start.wait()
+                try:  # one push each: after the interrupted fsync, nobody writes again
+                    tid = await backend.push({"k": k})
+                except KeyboardInterrupt:
+                    return
+                data = path.read_bytes()
+                end = data.index(b"\n", data.index(tid.encode())) + 1
+                if not synced or max(synced) < end:
+                    late.append(tid)
+                pushed.append(tid)
+
+        asyncio.run(run())
+
+    _in_threads(THREADS, producer)
+    assert interrupted.is_set() and not late
+    assert len(pushed) == THREADS - 1  # only the push of the thread it ran in failed

@@ -175,8 +175,16 @@ class FileSync:
             os.fdatasync(fd)
         except OSError as exc:
             error = exc
-        finally:
+        except BaseException:
+            # Interrupted (a signal's exception in the main thread), not failed: the others
+            # must not go on waiting for it, so they look again and one leads a new fsync.
             mutex.acquire()
+            running.remove(target)
+            self._changed()
+            if self._waiters and self._broken() is None and self._needs_leader():
+                self.kick()
+            raise
+        mutex.acquire()
         running.remove(target)
         if error is not None:
             # Never retried: after a failed fsync the kernel may have dropped the
