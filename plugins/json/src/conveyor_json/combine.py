@@ -40,7 +40,7 @@ _WAITING, _LEAD, _WRITTEN, _DONE, _FAILED = range(5)
 class _Slot:
     """One write waiting in a batch, and what became of it."""
 
-    __slots__ = ("error", "mark", "result", "section", "stage", "wake")
+    __slots__ = ("error", "gone", "mark", "next", "result", "section", "stage", "wake")
 
     def __init__(self, section: Any) -> None:
         self.section = section
@@ -48,7 +48,9 @@ class _Slot:
         self.result: Any = None
         self.error: BaseException | None = None
         self.mark = 0
-        self.wake: threading.Lock | None = None  # a follower's, released once by its leader
+        self.wake: threading.Lock | None = None  # a follower's, released once
+        self.next: _Slot | None = None  # the follower it wakes once it is awake itself
+        self.gone = False  # interrupted while it waited
 
     def fail(self, error: BaseException) -> None:
         self.stage, self.error = _FAILED, error
@@ -114,6 +116,8 @@ class Combining:
         except BaseException:
             self._abandon(slot)
             raise
+        if slot.next is not None:
+            self._wake(slot.next)
         if slot.stage != _LEAD:
             return self._outcome(slot)
         self._lead(slot)
@@ -133,15 +137,32 @@ class Combining:
 
     def _abandon(self, slot: _Slot) -> None:
         # Interrupted while it waited (a signal in the main thread): a write still waiting
-        # is not made, and a lead just handed to it goes on to the next.
+        # is not made, a lead just handed to it goes on to the next, and so does its turn
+        # to wake the next follower of its batch.
         with self._gate:
             lead = slot.stage == _LEAD
             if slot in self._queue:
                 self._queue.remove(slot)
             if lead:
                 slot.stage = _WAITING
+            assert slot.wake is not None
+            woken = slot.wake.acquire(blocking=False)  # released before it could take it
+            slot.gone = True
         if lead:
             self._hand_over()
+        elif woken and slot.next is not None:
+            self._wake(slot.next)
+
+    def _wake(self, slot: _Slot) -> None:
+        """Wake ``slot``'s thread, or the first after it still waiting (under the gate, so
+        that one interrupted meanwhile either is skipped here or passes its turn on)."""
+        with self._gate:
+            follower: _Slot | None = slot
+            while follower is not None and follower.gone:
+                follower = follower.next
+            if follower is not None:
+                assert follower.wake is not None
+                follower.wake.release()
 
     def _outcome(self, slot: _Slot) -> Any:
         stage = slot.stage
@@ -162,12 +183,16 @@ class Combining:
             self._commit(batch)
         finally:
             self._hand_over()
-            for slot in batch:
+            # Each follower wakes the next once it runs, so that they do not all wake at
+            # once to queue for the interpreter (a context switch more a push).
+            first: _Slot | None = None
+            for slot in reversed(batch):
                 if slot.stage == _WAITING or slot.stage == _LEAD:
                     slot.stage = _WAITING  # never reached (the leader was interrupted)
                 if slot is not own:
-                    assert slot.wake is not None
-                    slot.wake.release()
+                    slot.next, first = first, slot
+            if first is not None:
+                self._wake(first)
 
     def _hand_over(self) -> None:
         """Wake the first write waiting to lead the next batch, or stop leading."""
