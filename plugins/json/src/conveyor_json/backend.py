@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -24,6 +24,7 @@ from conveyor import (
     rules,
 )
 from conveyor.rules.authoring import at
+from conveyor_json.combine import FALLBACK
 from conveyor_json.config import JsonConfig, config_from_url
 from conveyor_json.journal import Journal, Section
 from conveyor_json.listing import metrics_of, page_of, queues_of, result_of, workers_of
@@ -102,7 +103,14 @@ class JsonBackend:
     async def _write(self, section: Section[T]) -> T:
         """Run ``section`` and wait until what it wrote is on disk."""
         store = self._store
-        journal = store.ready() or await store.current()
+        loop = asyncio.get_running_loop()
+        journal = store.ready(loop) or await store.current()
+        if store.commit.inline(loop):
+            # Blocks this thread, whose loop has nothing else to run, until the record is
+            # on disk; threads doing so at once share one write and one fsync.
+            done = journal.combine(section)
+            if done is not FALLBACK:
+                return cast(T, done)
         result, mark = await journal.run(section, self.config.lock_timeout)
         if not store.commit.done_now(journal.commit, mark):  # (no coroutine when done)
             await store.commit.durable(journal.commit, mark)

@@ -58,7 +58,10 @@ class FileSync:
         self.handle = handle
         self.written = 0
         self.synced = 0
-        self._cond = threading.Condition(threading.Lock())
+        # A plain lock and a lock per sleeping thread rather than a ``Condition``: the
+        # lone producer takes this path once a push, and ``Condition`` is Python code.
+        self._mutex = threading.Lock()
+        self._sleepers: list[threading.Lock] = []
         self._running: list[int] = []  # the targets of the fsyncs in flight
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._wanted = 0  # the highest mark a future waits for
@@ -78,37 +81,61 @@ class FileSync:
 
     def everything_synced(self) -> None:
         """Everything written so far is on disk (a compaction fsync'd a copy of it)."""
-        with self._cond:
+        with self._mutex:
             self.synced = self.written
-            self._cond.notify_all()
-            self._settle()
+            self._changed()
 
     # --- waiting ------------------------------------------------------------------
 
     def _covered(self) -> int:
         """The highest mark that an fsync on disk or in flight covers."""
-        return max(self.synced, max(self._running, default=0))
+        running = self._running
+        if running:
+            return max(self.synced, *running)
+        return self.synced
 
     def _broken(self) -> StoreBroken | None:
         reason = self.handle.broken
         return None if reason is None else StoreBroken(reason)
 
+    def _changed(self) -> None:
+        """Wake every thread sleeping in ``sync_to`` and settle the futures (holding
+        ``_mutex``)."""
+        sleepers = self._sleepers
+        if sleepers:
+            self._sleepers = []
+            for sleeper in sleepers:
+                sleeper.release()
+        if self._waiters:
+            self._settle()
+
     def sync_to(self, mark: int) -> None:
         """Block until write ``mark`` is on disk, leading an fsync when none covers it."""
-        with self._cond:
+        mutex = self._mutex
+        mutex.acquire()
+        try:
             while self.synced < mark:
                 error = self._broken()
                 if error is not None:
                     raise error
-                if self._covered() < mark and len(self._running) < _SYNCS_IN_FLIGHT:
+                if len(self._running) < _SYNCS_IN_FLIGHT and self._covered() < mark:
                     self._lead()
-                else:
-                    self._cond.wait()
+                    continue
+                sleeper = threading.Lock()
+                sleeper.acquire()
+                self._sleepers.append(sleeper)
+                mutex.release()
+                try:
+                    sleeper.acquire()  # released by ``_changed``
+                finally:
+                    mutex.acquire()
+        finally:
+            mutex.release()
 
     def wait(self, mark: int, waiter: asyncio.Future[None]) -> bool:
         """Have ``waiter`` resolved once write ``mark`` is on disk; return whether a
         thread must be started to lead the fsync (``kick``)."""
-        with self._cond:
+        with self._mutex:
             error = self._broken()
             if error is not None or self.synced >= mark:
                 _resolve(waiter, error)
@@ -125,12 +152,12 @@ class FileSync:
         _syncs.get().submit(self._lead_for_waiters)
 
     def _lead_for_waiters(self) -> None:
-        with self._cond:
+        with self._mutex:
             if self._broken() is None and self._needs_leader():
                 self._lead()
 
     def _lead(self) -> None:
-        """One fsync covering every append so far (called holding ``_cond``, released
+        """One fsync covering every append so far (called holding ``_mutex``, released
         during the fsync itself)."""
         target, fd = self.written, self.handle.fd
         if fd < 0:  # closed (its last backend closed while a write waited for the disk)
@@ -138,19 +165,27 @@ class FileSync:
                 f"{self.handle.path} was closed while a write waited for its fsync; whether"
                 " that write is on disk is unknown"
             )
-            self._cond.notify_all()
-            self._settle()
+            self._changed()
             return
-        self._running.append(target)
-        self._cond.release()
+        running, mutex = self._running, self._mutex
+        running.append(target)
+        mutex.release()
         error: OSError | None = None
         try:
             os.fdatasync(fd)
         except OSError as exc:
             error = exc
-        finally:
-            self._cond.acquire()
-        self._running.remove(target)
+        except BaseException:
+            # Interrupted (a signal's exception in the main thread), not failed: the others
+            # must not go on waiting for it, so they look again and one leads a new fsync.
+            mutex.acquire()
+            running.remove(target)
+            self._changed()
+            if self._waiters and self._broken() is None and self._needs_leader():
+                self.kick()
+            raise
+        mutex.acquire()
+        running.remove(target)
         if error is not None:
             # Never retried: after a failed fsync the kernel may have dropped the
             # dirty pages, so a retry that succeeds would prove nothing.
@@ -160,12 +195,11 @@ class FileSync:
                     " writes may not be on disk, so this handle refuses further use. Reopen"
                     " the store"
                 )
-        else:
+        elif target > self.synced:
             # An fsync covers everything written before it started, whichever ends first.
-            self.synced = max(self.synced, target)
-        self._cond.notify_all()
-        self._settle()
-        if not self._running and self._retired:
+            self.synced = target
+        self._changed()
+        if self._retired and not running:
             for old in self._retired:
                 os.close(old)
             self._retired.clear()
@@ -189,7 +223,7 @@ class FileSync:
 
     def retire(self, fd: int) -> None:
         """Close ``fd`` (a replaced file) now, or once the fsyncs running on it end."""
-        with self._cond:
+        with self._mutex:
             if self._running:
                 self._retired.append(fd)
                 return
@@ -197,15 +231,14 @@ class FileSync:
 
     def idle(self) -> bool:
         """Whether no fsync runs (the handle's files may be closed)."""
-        with self._cond:
+        with self._mutex:
             return not self._running
 
     def close_retired(self) -> None:
         """Close replaced files at once (the handle is closing)."""
-        with self._cond:
+        with self._mutex:
             retired, self._retired = self._retired, []
-            self._cond.notify_all()
-            self._settle()
+            self._changed()
         for fd in retired:
             try:
                 os.close(fd)
@@ -232,6 +265,11 @@ class GroupCommit:
             sync.sync_to(mark)
             return True
         return False
+
+    def inline(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether a durable write of ``loop`` (the running one) should block for the disk
+        in its thread: nothing else of the loop could run meanwhile (see ``combine``)."""
+        return self.enabled and not self._kicks and not getattr(loop, "_ready", True)
 
     async def durable(self, sync: FileSync, mark: int) -> None:
         """Return once write ``mark`` of ``sync``'s journal is on disk; ``StoreBroken`` if

@@ -12,7 +12,6 @@ is released, and concurrent operations of the process share one (group commit).
 from __future__ import annotations
 
 import asyncio
-import errno
 import gc
 import logging
 import os
@@ -24,11 +23,13 @@ from typing import Any, TypeVar
 
 from conveyor import BackendClosed
 from conveyor_json import files, records
+from conveyor_json.append import Appending
+from conveyor_json.combine import Combining
 from conveyor_json.commit import FileSync
 from conveyor_json.compaction import Compaction
 from conveyor_json.entry import Source, ref
 from conveyor_json.errors import CorruptStore, DiskFull, StoreBroken, StoreError, TornTailWarning
-from conveyor_json.framing import frame, scan
+from conveyor_json.framing import scan
 from conveyor_json.lock import StoreLock
 from conveyor_json.state import State
 from conveyor_json.waiters import Waiters, wake_all
@@ -43,10 +44,9 @@ Section = Callable[[State], tuple[list[dict[str, Any]], T]]
 """A critical section: reads the caught-up state, returns the records to append and a result."""
 
 _HEADER_MAX = 4096
-_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class Journal(Waiters, Compaction):
+class Journal(Waiters, Compaction, Appending, Combining):
     """An open store file shared with other handles and processes through the lock file."""
 
     def __init__(
@@ -72,6 +72,9 @@ class Journal(Waiters, Compaction):
         self.commit = FileSync(self)
         self.users = 0  # the backends sharing it (``shared``)
         self._waiting = threading.Lock()  # guards the two waiter maps across threads
+        self._gate = threading.Lock()
+        self._queue = []
+        self._leading = False
         self._compact_floor = 0
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
@@ -300,60 +303,6 @@ class Journal(Waiters, Compaction):
         except OSError:
             return True
         return (info.st_dev, info.st_ino) != self.ident or info.st_size != self.offset
-
-    def _append(self, new: list[dict[str, Any]]) -> None:
-        lines = [records.encode(r) for r in new]
-        for line, record in zip(lines, new, strict=True):
-            if len(line) > records.MAX_LINE:
-                raise StoreError(
-                    f"record for task {record.get('id')} is over the {records.MAX_LINE:,}"
-                    " byte limit of a store line; store less per task"
-                )
-        try:
-            data = frame(lines)  # several records: one group, visible whole or not at all
-        except ValueError as exc:
-            raise StoreError(f"{self.path}: {exc}") from None
-        try:
-            written = os.write(self.fd, data)
-            if written < len(data):
-                view = memoryview(data)[written:]
-                while view:
-                    view = view[os.write(self.fd, view) :]
-        except OSError as exc:
-            self._write_failed(exc)
-        self.offset += len(data)
-        self.commit.wrote()
-        apply = self.state.apply
-        try:
-            for record in new:
-                apply(record)
-        except (KeyError, ValueError, TypeError) as exc:
-            # Written but not understood: replaying the file would fail the same way.
-            self.broken = (
-                f"a record just written to {self.path} cannot be read back ({exc!r});"
-                " this is a bug in conveyor-json, please report it with the file"
-            )
-            raise StoreBroken(self.broken) from exc
-
-    def _write_failed(self, exc: OSError) -> None:
-        # Take back the part that was written (a reader would drop it anyway: a torn
-        # line or group is never applied), then refuse this handle.
-        try:
-            os.ftruncate(self.fd, self.offset)
-        except OSError:
-            pass
-        if exc.errno in _FULL:
-            self.full = True
-            self.broken = (
-                f"the disk holding {self.path} is full ({exc.strerror}); nothing of the"
-                " failed write is visible. Free some space: the store reopens by itself"
-            )
-            raise DiskFull(self.broken) from exc
-        self.broken = (
-            f"writing to {self.path} failed ({exc.strerror}); what reached the disk is"
-            " unknown, so this handle refuses further use and the store is reopened"
-        )
-        raise StoreBroken(self.broken) from exc
 
     # --- closing ------------------------------------------------------------------------
 

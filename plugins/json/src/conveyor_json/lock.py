@@ -99,6 +99,17 @@ class StoreLock:
         self._mutex.release()
         return False
 
+    def enter_soon(self) -> bool:
+        """Take both parts if the mutex is free within the spin (and not held by a wait for
+        another process) and the flock is free then; ``False`` (nothing taken) otherwise."""
+        mutex = self._mutex
+        if self._slow or not mutex.acquire(timeout=_SPIN):
+            return False
+        if self.try_lock():
+            return True
+        mutex.release()
+        return False
+
     async def acquire(self, timeout: float | None = None) -> None:
         """Take both parts (release with ``release``); ``LockTimeout`` past the timeout."""
         mutex = self._mutex

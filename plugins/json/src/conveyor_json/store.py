@@ -64,10 +64,11 @@ class Store:
             self.loop = loop
             self.commit.reset()
 
-    def ready(self) -> Journal | None:
-        """The journal, if it can be used as it is from this loop (``current`` otherwise)."""
+    def ready(self, loop: asyncio.AbstractEventLoop | None = None) -> Journal | None:
+        """The journal, if it can be used as it is from this loop (``current`` otherwise);
+        ``loop``: the running loop, when the caller has it already."""
         journal = self.journal
-        if journal.broken is None and self.loop is asyncio.get_running_loop():
+        if journal.broken is None and self.loop is (loop or asyncio.get_running_loop()):
             return journal
         return None
 
