@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -52,3 +53,31 @@ def test_parse_never_raises_anything_but_value_error(text: str) -> None:
         TaskId.parse(text)
     except ValueError:
         pass
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork: POSIX only")
+def test_a_forked_child_and_its_parent_never_make_the_same_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Both sides make their ids within one millisecond, the case a clock tick would
+    # otherwise hide: the clock is held still across the fork.
+    from conveyor import task_id
+
+    frozen = time.time_ns()
+    monkeypatch.setattr(task_id, "_time_ns", lambda: frozen)
+    before = TaskId.new()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids down the pipe, then out without pytest's teardown
+        try:
+            os.write(write, " ".join(TaskId.new() for _ in range(300)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    parent = [TaskId.new() for _ in range(300)]
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read().decode().split()
+    os.waitpid(pid, 0)
+    assert len(child) == 300
+    assert set(child).isdisjoint(parent)
+    assert min(child) > before and child == sorted(child)
