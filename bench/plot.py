@@ -107,7 +107,7 @@ def summary(results: list[dict[str, Any]], out: Path) -> None:
     ax.set_xlabel("conveyor / other system, same run (right of 1x: conveyor ahead; log scale)")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")  # the longest labels were cut off
     plt.close(fig)
 
 
