@@ -56,6 +56,23 @@ def pg_schema(pg_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_terminate(pg_url: str, pg_schema: str) -> Callable[[], int]:
+    """Kill every connection of this test's backends (``pg_terminate_backend``, as a
+    server restart or an administrator would); returns how many there were."""
+
+    def terminate() -> int:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (f"conveyor {pg_schema}",),
+            ).fetchall()
+        return len(rows)
+
+    return terminate
+
+
+@pytest.fixture
 def pg_open(pg_url: str, pg_schema: str) -> Callable[..., Backend]:
     """Open a backend on this test's schema; keyword arguments go to the config."""
 

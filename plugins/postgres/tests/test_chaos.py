@@ -14,9 +14,9 @@ import asyncio
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
 import pytest
 
 import conveyor
@@ -83,16 +83,6 @@ async def test_sigkilled_workers_lose_nothing_soak(
     await _chaos(pg_url, pg_schema, tmp_path, tasks=3000, kills=25)
 
 
-def _terminate(url: str, schema: str) -> int:
-    """pg_terminate_backend every connection of the backends on ``schema``."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (f"conveyor {schema}",),
-        ).fetchall()
-    return len(rows)
-
-
 async def _push_retrying(backend: Backend, items: range) -> list[TaskId]:
     """Push while the server comes back; a push refused meanwhile is made again."""
     for _ in range(300):
@@ -104,7 +94,7 @@ async def _push_retrying(backend: Backend, items: range) -> list[TaskId]:
 
 
 async def test_connections_killed_by_the_server_are_replaced(
-    pg_url: str, pg_schema: str, tmp_path: Path
+    pg_url: str, pg_schema: str, pg_terminate: Callable[[], int], tmp_path: Path
 ) -> None:
     backend = conveyor.open(pg_url, schema=pg_schema)
     workers = Workers(pg_url, tmp_path, schema=pg_schema)
@@ -115,7 +105,7 @@ async def test_connections_killed_by_the_server_are_replaced(
         killed = 0
         for _ in range(5):
             await asyncio.sleep(0.3)
-            killed += await asyncio.to_thread(_terminate, pg_url, pg_schema)
+            killed += await asyncio.to_thread(pg_terminate)
             ids += await _push_retrying(backend, range(len(ids), len(ids) + 20))
         assert killed >= 5, "no connection was killed"
         await _check(backend, workers, ids, range(len(ids)))

@@ -20,16 +20,6 @@ GUARD = 20.0  # seconds before a call is called hung; not a timing assertion
 LOGGER = "conveyor.postgres"
 
 
-def _terminate(url: str, schema: str) -> int:
-    """pg_terminate_backend every connection of the backends on ``schema``."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (f"conveyor {schema}",),
-        ).fetchall()
-    return len(rows)
-
-
 def _stored(url: str, schema: str, ids: list[TaskId]) -> list[str]:
     """The ids among ``ids`` a connection of its own sees (so: committed), one per row."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -67,13 +57,17 @@ def _retries(caplog: pytest.LogCaptureFixture) -> int:
 
 
 async def test_pushes_ride_over_their_connection_killed_between_them(
-    pg_url: str, pg_schema: str, pg_open: Callable[..., Backend], caplog: pytest.LogCaptureFixture
+    pg_url: str,
+    pg_schema: str,
+    pg_open: Callable[..., Backend],
+    pg_terminate: Callable[[], int],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, LOGGER)
     async with pg_open(notify_window=10) as backend:
         ids = [await backend.push(-1), await backend.push(-2)]
         for round_ in range(3):
-            assert await asyncio.to_thread(_terminate, pg_url, pg_schema) >= 1
+            assert await asyncio.to_thread(pg_terminate) >= 1
             # The first push after the kill meets the dead connection and is sent again
             # on a new one; it returns only once stored, and stores one row.
             ids += [await backend.push(round_ * 10 + i) for i in range(5)]
