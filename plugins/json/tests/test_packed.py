@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,18 +16,6 @@ from conveyor import Done, Filter, Kill, ManualClock, Status, Task, TaskId, Work
 
 WORKER = WorkerInfo("w1", "default")
 ODD = [b'{"a":1}', b'{ "spaced": true }', b"\x00\xffbinary", b"", b'"caf\xc3\xa9"', b"1e999"]
-
-
-def seen(task: Task[bytes]) -> tuple[object, ...]:
-    return (
-        task.id, task.args, task.queue, task.status, task.attempt, task.max_attempts,
-        task.run_at, task.priority, task.result, task.last_error, task.lock_by,
-        task.lease_token, task.lease_until, dict(task.meta), task.name,
-    )  # fmt: skip
-
-
-async def listed(backend: conveyor.Backend) -> list[tuple[object, ...]]:
-    return sorted(seen(t) for t in await backend.hooks.list_all_tasks(Filter(page_size=100)))
 
 
 def packed(backend: conveyor.Backend) -> dict[str, int]:
@@ -64,6 +53,8 @@ async def fill(backend: conveyor.Backend) -> list[TaskId]:
 
 async def test_finished_tasks_read_back_packed_through_reopens_and_compactions(
     tmp_path: Path,
+    seen: Callable[[Task[bytes]], tuple[object, ...]],
+    listed: Callable[[conveyor.Backend], Awaitable[list[tuple[object, ...]]]],
 ) -> None:
     path = tmp_path / "tasks.json"
     clock = ManualClock(time.time() + 60)  # past the real-time run_at of raw Tasks

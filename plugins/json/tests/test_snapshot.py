@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,19 +26,11 @@ def ops(path: Path) -> list[str]:
     return [json.loads(line).get("op", "header") for line in path.read_bytes().splitlines()]
 
 
-def seen(task: Task[bytes]) -> tuple[object, ...]:
-    return (
-        task.id, task.args, task.queue, task.status, task.attempt, task.max_attempts,
-        task.run_at, task.priority, task.result, task.last_error, task.lock_by,
-        task.lease_token, task.lease_until, dict(task.meta), task.name,
-    )  # fmt: skip
-
-
-async def listed(backend: conveyor.Backend) -> list[tuple[object, ...]]:
-    return sorted(seen(t) for t in await backend.hooks.list_all_tasks(Filter(page_size=100)))
-
-
-async def test_a_compacted_store_reopens_with_every_field_and_payload(tmp_path: Path) -> None:
+async def test_a_compacted_store_reopens_with_every_field_and_payload(
+    tmp_path: Path,
+    seen: Callable[[Task[bytes]], tuple[object, ...]],
+    listed: Callable[[conveyor.Backend], Awaitable[list[tuple[object, ...]]]],
+) -> None:
     path = tmp_path / "tasks.json"
     clock = ManualClock(time.time() + 60)  # past the real-time run_at of raw Tasks
     async with conveyor.open(f"json://{path}", clock=clock) as backend:
