@@ -12,7 +12,9 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -24,44 +26,8 @@ from conveyor import Done, Filter, StaleLease, TaskNotFound, WorkerInfo
 THREADS = 8
 
 
-SYNCING = threading.Event()
-"""Set while an fsync of ``slow_disk`` runs."""
-
-
-@pytest.fixture
-def slow_disk(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The file's size when each fsync started (the bytes it made durable)."""
-    synced: list[int] = []
-    real = os.fdatasync
-
-    def slow(fd: int) -> None:
-        size = os.fstat(fd).st_size
-        SYNCING.set()
-        time.sleep(0.005)  # the other threads write meanwhile, and gather
-        real(fd)
-        SYNCING.clear()
-        synced.append(size)
-
-    monkeypatch.setattr(commit.os, "fdatasync", slow)
-    return synced
-
-
-def _in_threads(count: int, work: object) -> None:
-    # Daemons: a thread stuck for good fails the test instead of keeping pytest from exiting.
-    threads = [
-        threading.Thread(target=work, args=(k,), daemon=True)  # type: ignore[arg-type]
-        for k in range(count)
-    ]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + 120  # one bound for all: a stuck batch holds them all
-    for thread in threads:
-        thread.join(timeout=max(0.0, deadline - time.monotonic()))
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-
-
 def test_threads_acking_one_task_at_once_settle_it_once(
-    tmp_path: Path, slow_disk: list[int]
+    tmp_path: Path, slow_disk: Any, in_threads: Callable[[int, Callable[[int], None]], None]
 ) -> None:
     # The acks gather in batches; each section must see what the ones before it in
     # its batch did, so that exactly one ack of the claimed task is accepted.
@@ -93,7 +59,7 @@ def test_threads_acking_one_task_at_once_settle_it_once(
                         await backend.push({"pacer": True})
                     return
                 start.wait()
-                assert SYNCING.wait(timeout=60)
+                assert slow_disk.syncing.wait(timeout=60)
                 try:
                     await backend.hooks.ack(task, Done(None))
                     accepted.append(k)
@@ -104,13 +70,15 @@ def test_threads_acking_one_task_at_once_settle_it_once(
 
         asyncio.run(run())
 
-    _in_threads(THREADS, acker)
+    in_threads(THREADS, acker)
     assert len(accepted) == 1 and len(refused) == THREADS - 2
     done = [line for line in path.read_bytes().splitlines() if b'"s":"Done"' in line]
     assert len(done) == 1 and task.id.encode() in done[0]
 
 
-def test_a_write_that_fails_in_a_batch_fails_alone(tmp_path: Path, slow_disk: list[int]) -> None:
+def test_a_write_that_fails_in_a_batch_fails_alone(
+    tmp_path: Path, slow_disk: Any, in_threads: Callable[[int, Callable[[int], None]], None]
+) -> None:
     path = tmp_path / "tasks.json"
     url = f"json://{path}"
     asyncio.run(conveyor.open(url).aclose())
@@ -136,7 +104,7 @@ def test_a_write_that_fails_in_a_batch_fails_alone(tmp_path: Path, slow_disk: li
 
         asyncio.run(run())
 
-    _in_threads(THREADS, writer)
+    in_threads(THREADS, writer)
     assert len(missing) == THREADS // 2 * 10
 
     async def stored() -> list[str]:
@@ -144,7 +112,7 @@ def test_a_write_that_fails_in_a_batch_fails_alone(tmp_path: Path, slow_disk: li
             return [t.id for t in await backend.list_all_tasks(Filter(page_size=1000))]
 
     assert sorted(asyncio.run(stored())) == sorted(pushed) and len(pushed) == THREADS * 10
-    assert len(slow_disk) < len(pushed)
+    assert len(slow_disk.synced) < len(pushed)
 
 
 def test_a_thread_waiting_for_another_processs_lock_keeps_its_loop_running(
@@ -181,7 +149,9 @@ def test_a_thread_waiting_for_another_processs_lock_keeps_its_loop_running(
 
 
 def test_an_fsync_interrupted_in_one_thread_leaves_no_other_waiting_for_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    in_threads: Callable[[int, Callable[[int], None]], None],
 ) -> None:
     # A signal's exception (KeyboardInterrupt in the main thread) may end an fsync
     # midway: the writes it was to cover must still get one, and nobody may sleep on it.
@@ -224,6 +194,6 @@ def test_an_fsync_interrupted_in_one_thread_leaves_no_other_waiting_for_it(
 
         asyncio.run(run())
 
-    _in_threads(THREADS, producer)
+    in_threads(THREADS, producer)
     assert interrupted.is_set() and not late
     assert len(pushed) == THREADS - 1  # only the push of the thread it ran in failed

@@ -8,25 +8,15 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
-from conveyor_json import commit
+from typing import Any
 
 import conveyor
 from conveyor import Done, Filter, WorkerInfo
 
 THREADS = 8
 PER = 15
-
-
-def _in_threads(count: int, work: object) -> None:
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]  # type: ignore[arg-type]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
 
 
 def test_backends_of_one_process_share_one_journal(tmp_path: Path) -> None:
@@ -48,20 +38,11 @@ def test_backends_of_one_process_share_one_journal(tmp_path: Path) -> None:
 
 
 def test_threads_pushing_each_with_a_backend_share_fsyncs_and_each_push_is_on_disk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, slow_disk: Any, in_threads: Callable[[int, Callable[[int], None]], None]
 ) -> None:
     path = tmp_path / "tasks.json"
     url = f"json://{path}"
-    synced: list[int] = []  # the file's size when each fsync started
-    real = os.fdatasync
-
-    def slow(fd: int) -> None:
-        size = os.fstat(fd).st_size
-        time.sleep(0.005)  # a slow disk: the other threads append meanwhile
-        real(fd)
-        synced.append(size)
-
-    monkeypatch.setattr(commit.os, "fdatasync", slow)
+    synced = slow_disk.synced  # the file's size when each fsync started
     asyncio.run(conveyor.open(url).aclose())
     start = threading.Barrier(THREADS)
     late: list[str] = []
@@ -81,7 +62,7 @@ def test_threads_pushing_each_with_a_backend_share_fsyncs_and_each_push_is_on_di
 
         asyncio.run(run())
 
-    _in_threads(THREADS, producer)
+    in_threads(THREADS, producer)
     assert not late
     assert len(pushed) == THREADS * PER
     assert len(synced) < THREADS * PER  # one thread's fsync covered others' pushes
@@ -130,7 +111,9 @@ def test_a_poll_waiting_in_one_thread_wakes_for_a_push_of_another(tmp_path: Path
     assert not thread.is_alive()
 
 
-def test_listing_while_other_threads_push_sees_a_consistent_index(tmp_path: Path) -> None:
+def test_listing_while_other_threads_push_sees_a_consistent_index(
+    tmp_path: Path, in_threads: Callable[[int, Callable[[int], None]], None]
+) -> None:
     url = f"json://{tmp_path}/tasks.json?fsync=false"
     asyncio.run(conveyor.open(url).aclose())
     errors: list[BaseException] = []
@@ -154,7 +137,7 @@ def test_listing_while_other_threads_push_sees_a_consistent_index(tmp_path: Path
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # threads switch often: a listing outside the lock would race
     try:
-        _in_threads(6, work)
+        in_threads(6, work)
     finally:
         sys.setswitchinterval(switch)
     assert errors == []  # no "dictionary changed size during iteration"
