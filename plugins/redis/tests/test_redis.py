@@ -137,11 +137,11 @@ async def test_an_idle_poll_blocks_on_the_server_and_wakes_on_push(
     try:
         for _ in range(200):
             clients = await observer.client_list()
-            if any(c["cmd"] == "blmove" and "b" in c["flags"] for c in clients):
+            if any(c["cmd"] == "blpop" and "b" in c["flags"] for c in clients):
                 break
             await asyncio.sleep(0.01)
         else:
-            raise AssertionError("the idle poll is not blocked in BLMOVE on the server")
+            raise AssertionError("the idle poll is not blocked in BLPOP on the server")
         pusher = redis_open()
         task_id = await pusher.push("wake up")
         task = await waiting
@@ -190,7 +190,7 @@ async def test_an_idle_wait_cancelled_claims_nothing_and_leaves_no_blocked_clien
 
     async def blocked() -> int:
         clients = await observer.client_list()
-        return sum(c["cmd"] == "blmove" and "b" in c["flags"] for c in clients)
+        return sum(c["cmd"] == "blpop" and "b" in c["flags"] for c in clients)
 
     try:
         for _ in range(200):
@@ -209,7 +209,9 @@ async def test_an_idle_wait_cancelled_claims_nothing_and_leaves_no_blocked_clien
         await asyncio.sleep(0.2)  # room for a wait left behind to claim it (none must)
         task = await backend.fetch_by_id(task_id)
         assert task is not None and task.status is Status.PENDING and task.attempt == 0
-        assert await observer.exists(plugin.keys.woke(backend.queue, "pausing")) == 0
+        # Unparked: no registration left for a push to hand a task to.
+        assert await observer.exists(plugin.keys.parked(backend.queue)) == 0
+        assert await observer.exists(plugin.keys.hand(backend.queue, "pausing")) == 0
     finally:
         await observer.aclose()
         await backend.aclose()

@@ -34,7 +34,7 @@ from conveyor_redis.config import RedisConfig, config_from_url
 from conveyor_redis.connection import TRANSIENT, Connection, retrying
 from conveyor_redis.errors import FAILURES, guarded, text_of, translate
 from conveyor_redis.expose import ExposeHooks
-from conveyor_redis.keys import Keys
+from conveyor_redis.keys import Keys, escape
 from conveyor_redis.pipelining import pack
 from conveyor_redis.records import (
     claimed,
@@ -127,11 +127,13 @@ class RedisBackend(WaitHooks, ExposeHooks):
                 try:
                     if not idle:
                         due = await self._claim(worker, buffer)
-                    elif await self._wait_and_claim(worker, buffer, due, waker):
-                        # Idle reported after a claim that found nothing: block on the
-                        # server for a push (or the next due time), the claim riding
-                        # behind the wait; claim here when the wait ended without one.
-                        due = await self._claim(worker, buffer)
+                    else:
+                        # Idle reported after a claim that found nothing: park on the
+                        # server for a push to hand a task over (or the next due time);
+                        # claim here when the wait ended without one.
+                        parked = await self._wait_and_claim(worker, buffer, due, waker)
+                        if parked is not None:
+                            due = await self._claim(worker, buffer, parked)
                 except FAILURES as exc:
                     # The worker backs off and opens a fresh stream (a burst stops):
                     # the contract's way, so every backend's outage reads the same.
@@ -147,8 +149,14 @@ class RedisBackend(WaitHooks, ExposeHooks):
             if buffer:
                 await self._release_unstarted(buffer)
 
-    async def _claim(self, worker: WorkerInfo, into: deque[Task[bytes]]) -> int | None:
-        """Claim up to the worker's free slots into ``into``; else the next due time."""
+    async def _claim(
+        self, worker: WorkerInfo, into: deque[Task[bytes]], parked: Sequence[str] = ()
+    ) -> int | None:
+        """Claim up to the worker's free slots into ``into``; else the next due time.
+
+        ``parked``: the hand key and registration of a wait that ended without a
+        hand-off, taken off (and what was handed meanwhile given back) first.
+        """
         name = worker.name
         want = max(1, worker.concurrency - self._outstanding.get(name, 0))
         now = self._now()
@@ -160,8 +168,8 @@ class RedisBackend(WaitHooks, ExposeHooks):
         # Not resent after a lost reply: the claim may have landed, and its tasks come
         # back when the lease lapses (at-least-once) rather than being claimed twice now.
         sent = self.pipeline.submit_script(
-            "claim", self.keys.base, now, "0", self.keys.queue(queue), name,
-            self.keys.held(name), until, *tokens,
+            "unpark" if parked else "claim", self.keys.base, now, "0", self.keys.queue(queue),
+            name, self.keys.held(name), until, *parked, *tokens,
         )  # fmt: skip
         try:
             reply = await asyncio.shield(sent)
@@ -215,55 +223,74 @@ class RedisBackend(WaitHooks, ExposeHooks):
 
     async def _wait_and_claim(
         self, worker: WorkerInfo, into: deque[Task[bytes]], due: int | None, waker: Waker
-    ) -> bool:
-        """Block for a push up to ``idle_wait`` or the next due time, claiming as it
-        arrives (see ``wakeup.py``); ``True`` when the caller should claim itself."""
+    ) -> list[str] | None:
+        """Park for a push to hand a task over, up to ``idle_wait`` or the next due time
+        (see ``wakeup.py``). ``None`` when tasks came; else the caller claims, taking
+        the registration returned (hand key, registration; empty: none made) off first."""
         timeout = self.config.idle_wait
         if due is not None:
             timeout = min(timeout, (due - self._now()) / 1_000_000)
         if timeout < 0.001:
-            return True
+            return []
         name, queue = worker.name, self.config.queue
         want = max(1, worker.concurrency - self._outstanding.get(name, 0))
         now = self._now()
         tokens = [new_token() for _ in range(want)]
+        wait = int(timeout * 1_000_000)
         # Stamped when sent, claimed up to ``timeout`` later: the lease counts from
         # the end of the wait, so it is never shorter than lease_seconds.
-        until = self._lease_until(now) + int(timeout * 1_000_000)
-        woke = self.keys.woke(queue, name)
+        until = self._lease_until(now) + wait
+        hand = self.keys.hand(queue, name)
+        # The first token is the registration's: a park that registers claimed nothing.
+        reg = f"{tokens[0]} {until} {now + wait} {escape(name)} {name}"
         commands = [
-            pack(("BLMOVE", self.keys.wake(queue), woke, "LEFT", "RIGHT", f"{timeout:.3f}")),
             self.pipeline.script_command(
-                "wclaim", self.keys.base, (now, "0", self.keys.queue(queue), name,
-                self.keys.held(name), until, woke, *tokens),
+                "park", self.keys.base, (now, "0", self.keys.queue(queue), name,
+                self.keys.held(name), until, hand, reg, *tokens),
             ),
+            pack(("BLPOP", hand, self.keys.wake(queue), f"{timeout:.3f}")),
         ]  # fmt: skip
         exchange = asyncio.ensure_future(waker.exchange(commands, timeout))
         waker.busy = True
         try:
             reply = await asyncio.shield(exchange)
         except asyncio.CancelledError:
-            # Stopped or paused while waiting: end the block so nothing is claimed; a
-            # claim that landed first is handed straight back.
+            # Stopped or paused while waiting: end the block, take the registration
+            # off; a task claimed or handed first is handed straight back.
             cid = waker.client_id
             finish = asyncio.ensure_future(self._after_cancel(exchange, waker, cid, queue,
-                name, tokens, until))  # fmt: skip
+                name, tokens, until, hand, reg))  # fmt: skip
             self._background.add(finish)
             finish.add_done_callback(self._background.discard)
             raise
         finally:
             if exchange.done():
                 waker.busy = False
-        if reply is NOSCRIPT or reply == b"-":
-            return True
-        if isinstance(reply, bytes):
-            return False  # woken, but another poller took the task: back to idle
-        into.extend(self._claimed(reply, queue, name, tokens, until))
-        return not into
+        if reply is NOSCRIPT:
+            return []  # nothing ran: the caller's claim loads the script
+        tasks = self._taken(reply, hand, queue, name, tokens, until)
+        if tasks is None:
+            return [hand, reg]
+        into.extend(tasks)
+        return None if into else []  # only records set aside: look again at once
+
+    def _taken(
+        self, reply: tuple[Any, Any], hand: str, queue: str, name: str, tokens: list[str],
+        until: int,
+    ) -> list[Task[bytes]] | None:  # fmt: skip
+        """The tasks a wait's replies (park's, BLPOP's) brought: claimed by the park,
+        or handed by a push. ``None`` when neither: the worker is still registered."""
+        parked, popped = reply
+        if isinstance(parked, list):
+            return self._claimed(parked, queue, name, tokens, until)
+        if popped is not None and popped[0] == hand.encode() and popped[1] != b"-":
+            token, _, record = popped[1].partition(b" ")
+            return self._claimed([record], queue, name, [token.decode()], until)
+        return None
 
     async def _after_cancel(
         self, exchange: asyncio.Future[Any], waker: Waker, cid: bytes | None, queue: str,
-        name: str, tokens: list[str], until: int,
+        name: str, tokens: list[str], until: int, hand: str, reg: str,
     ) -> None:  # fmt: skip
         async def unblock() -> None:
             if cid is not None:
@@ -272,8 +299,17 @@ class RedisBackend(WaitHooks, ExposeHooks):
         reply = await settle(exchange, unblock)
         waker.busy = False
         await waker.close()
-        if isinstance(reply, list):
-            tasks = self._claimed(reply, queue, name, tokens, until)
+        tasks = None if reply is NOSCRIPT or reply is None else self._taken(
+            reply, hand, queue, name, tokens, until)  # fmt: skip
+        if tasks is None and reply is not NOSCRIPT:
+            # Still registered, or unknown (the exchange failed): off the list before
+            # any more push hands it a task, and what one handed already goes back.
+            try:
+                await self._call("unpark", self.keys.queue(queue), name, self.keys.held(name),
+                    until, hand, reg)  # fmt: skip
+            except (ConveyorError, RedisError) as exc:
+                log.warning("could not unpark worker %r from queue %r: %s", name, queue, exc)
+        if tasks:
             await self._release_unstarted(deque(tasks))
 
     async def _release_unstarted(self, buffer: deque[Task[bytes]]) -> None:
@@ -309,6 +345,12 @@ class RedisBackend(WaitHooks, ExposeHooks):
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            loop = asyncio.get_running_loop()
+            pending = {f for f in self._background if f.get_loop() is loop}
+            if pending:
+                # A poll cancelled while parked is still taking its registration off and
+                # handing back what it held: let it, so no push hands a task to a gone worker.
+                await asyncio.wait(pending, timeout=self.config.socket_timeout)
             await self.connection.release()
 
     # --- Ack ---------------------------------------------------------------------------

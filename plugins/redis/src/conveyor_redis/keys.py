@@ -45,9 +45,13 @@ class Keys:
     def wake(self, queue: str) -> str:
         return self.queue(queue) + "wake"
 
-    def woke(self, queue: str, worker: str) -> str:
-        """Where worker ``worker``'s blocked wait on ``queue`` moves a wake token."""
-        return f"{self.queue(queue)}woke:{escape(worker)}"
+    def parked(self, queue: str) -> str:
+        """The registrations of workers parked on ``queue``, waiting for a hand-off."""
+        return self.queue(queue) + "parked"
+
+    def hand(self, queue: str, worker: str) -> str:
+        """Where a push hands worker ``worker`` a task of ``queue`` it claimed for it."""
+        return f"{self.queue(queue)}hand:{escape(worker)}"
 
     def queue_status(self, queue: str, status: Status) -> str:
         return f"{self.queue(queue)}s:{status.value}"

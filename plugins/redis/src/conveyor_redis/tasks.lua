@@ -28,9 +28,21 @@ name (Pending, Queued, Running, Done, Failed, Killed); W = a worker name, escape
   P q:Q:delayed    zset    tasks waiting for run_at. Score run_at (integer epoch
                            microseconds, exact in a double until the year 2255),
                            member K .. I. A claim moves the due ones to their lists.
-  P q:Q:woke:W     list    the wake token worker W's blocked wait moved out of wake,
-                           deleted at once by the claim sent behind the wait (wclaim).
-  P q:Q:wake       list    wake tokens for idle pollers blocked in BLMOVE. A task made
+  P q:Q:parked     list    registrations of idle workers blocked on their hand list,
+                           oldest first, each "token lease_until deadline W worker"
+                           (deadline: when its wait ends, integer epoch microseconds;
+                           worker raw, last, as it may hold spaces). A push of one due
+                           task into a queue with nothing ready pops one and claims the
+                           task for that worker under its token (see hand-off below); one
+                           whose deadline passed is a wait already over (a dead worker's):
+                           dropped, never handed anything.
+  P q:Q:hand:W     list    claimed records handed to worker W by a push, each "token
+                           record" (record as a claim returns it); W's BLPOP takes it.
+                           What W did not take is given back (released, keeping its
+                           place) when W parks or unparks; left by a worker that died,
+                           the lease sweep brings the task back. Also '-', put there by a
+                           park that claimed at once, to end the BLPOP sent behind it.
+  P q:Q:wake       list    wake tokens for idle pollers blocked in BLPOP. A task made
                            ready adds one while its list is at most 16 long (past
                            that, every poller that was idle has had a token); past
                            64 tokens it is trimmed; a claim that finds nothing empties it.
@@ -108,35 +120,45 @@ end
 
 -- The hot operations come first, each right after the helpers it needs: every call
 -- runs the script's top level down to its operation, defining what it passes.
+-- Store the task of ARGV[i..i+8] (see push) as Pending; 0 when its id exists already.
+local function store(i)
+  local id, q, qk, r, pk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local key = tkey(id)
+  if redis.call('EXISTS', key) == 1 then
+    return 0
+  end
+  local meta, name = ARGV[i + 7], ARGV[i + 8]
+  redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
+    'pk', pk, 'd', ARGV[i + 6])
+  if meta ~= '' then
+    redis.call('HSET', key, 'meta', meta)
+  end
+  if name ~= '' then
+    redis.call('HSET', key, 'n', name)
+  end
+  redis.call('ZADD', qk .. 's:Pending', '0', id)
+  enqueue(id, q, qk, pk, r)
+  return 1
+end
+
 -- push: per task 9 values: id q qk run_at pk max_attempts args meta name ('' = none).
 -- A task whose id exists already is skipped, so a push resent after a lost reply
 -- (or of a Task already stored) stores nothing twice. Returns how many were stored.
+-- One task due now, with a worker parked on its queue, goes on to the hand-off
+-- further down, past the claim's helpers: a push that hands nothing off never
+-- runs those, and pays one LPOP for looking.
+local reg
 if op == 'push' then
-  local stored = 0
-  for i = 5, #ARGV, 9 do
-    local id, q, qk, r, pk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-    local key = tkey(id)
-    if redis.call('EXISTS', key) == 0 then
-      local meta, name = ARGV[i + 7], ARGV[i + 8]
-      if meta == '' and name == '' then
-        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
-          'pk', pk, 'd', ARGV[i + 6])
-      else
-        redis.call('HSET', key, 'q', q, 'qk', qk, 's', 'Pending', 'x', ARGV[i + 5], 'r', r,
-          'pk', pk, 'd', ARGV[i + 6])
-        if meta ~= '' then
-          redis.call('HSET', key, 'meta', meta)
-        end
-        if name ~= '' then
-          redis.call('HSET', key, 'n', name)
-        end
-      end
-      redis.call('ZADD', qk .. 's:Pending', '0', id)
-      enqueue(id, q, qk, pk, r)
-      stored = stored + 1
-    end
+  if #ARGV == 13 and tonumber(ARGV[8]) <= now then
+    reg = redis.call('LPOP', ARGV[7] .. 'parked')
   end
-  return stored
+  if not reg then
+    local stored = 0
+    for i = 5, #ARGV, 9 do
+      stored = stored + store(i)
+    end
+    return stored
+  end
 end
 
 -- Functions rather than lookup tables: a table built on every call costs more.
@@ -518,15 +540,110 @@ if op == 'claim' then
   return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 9)
 end
 
--- wclaim: qk worker held_key lease_until woke token... Sent right behind
--- "BLMOVE qk..wake woke", so it runs the moment that wait ends (see wakeup.py):
--- a claim as above when a wake token moved into woke, else '-' and nothing changed
--- (the wait timed out or was unblocked by a poll being cancelled).
-if op == 'wclaim' then
-  if redis.call('DEL', ARGV[9]) == 0 then
+-- The hand-off: the push above popped a registration (reg) for its one task, due now.
+-- Into a queue with nothing ready or due (else the claim's order decides, and the
+-- task is stored as any other, the registration put back), the task is claimed for
+-- the registered worker as claim() would claim it (the same checks, fields, lease
+-- and index writes, attempt 1) and its record, behind the registration's token,
+-- pushed onto the worker's hand list, which its BLPOP is waiting on.
+if op == 'push' then
+  local id, q, qk, r, pk, x = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+  local args, meta, name = ARGV[11], ARGV[12], ARGV[13]
+  local parked = qk .. 'parked'
+  local key = tkey(id)
+  local tok, lu, deadline, w, worker
+  if redis.call('EXISTS', key) == 0 and redis.call('EXISTS', qk .. 'prio') == 0
+    and #redis.call('ZRANGEBYSCORE', qk .. 'delayed', '-inf', NOW, 'LIMIT', '0', '1') == 0
+    and not unusable(id, 'Pending', nil, x, r, pk, q, qk, meta, qk) then
+    -- Bounded: a backlog of dead workers' registrations is dropped over several pushes.
+    for _ = 1, 16 do
+      tok, lu, deadline, w, worker = string.match(reg, '^(%S+) (%d+) (%-?%d+) (%S+) (.*)$')
+      if tok and tonumber(deadline) >= now then
+        break
+      end
+      tok = nil
+      reg = redis.call('LPOP', parked)
+      if not reg then
+        break
+      end
+    end
+  end
+  if not tok then
+    if reg then
+      redis.call('LPUSH', parked, reg)
+    end
+    return store(5)
+  end
+  local hk = P .. 'w:' .. w .. ':held'
+  local fields = { 'q', q, 'qk', qk, 's', 'Running', 'x', x, 'r', r, 'pk', pk, 'd', args,
+    'a', '1', 'by', worker, 'tok', tok, 'lu', lu, 'hk', hk }
+  if meta ~= '' then
+    fields[#fields + 1] = 'meta'
+    fields[#fields + 1] = meta
+  end
+  if name ~= '' then
+    fields[#fields + 1] = 'n'
+    fields[#fields + 1] = name
+  end
+  redis.call('HSET', key, unpack(fields))
+  redis.call('ZADD', qk .. 's:Running', '0', id)
+  redis.call('ZADD', P .. 'inflight', lu, id)
+  redis.call('SADD', hk, id)
+  redis.call('SADD', P .. 'queues', q)
+  redis.call('RPUSH', qk .. 'hand:' .. w, string.format('%s %s 1 %s %s %s %d %d -1 %d\n', tok,
+    id, x, r, pk, #args, #meta, name ~= '' and #name or -1) .. args .. meta .. name)
+  return 1
+end
+
+-- Give back what pushes handed to hand ("token record" values) and its worker never
+-- took: each task still held under that token is released as a release ack does
+-- (attempt given back, back to its place in line). Then hand is emptied.
+local function give_back(hand)
+  for _, v in ipairs(redis.call('LRANGE', hand, '0', '15')) do
+    local tok, id = string.match(v, '^(%S+) (%S+)')
+    if id then
+      local key = tkey(id)
+      local f = read(key)
+      if HELD(f.s) and f.tok == tok
+        and not unusable(id, f.s, f.ra, f.rx, f.r, f.pk, f.q, f.qk, nil, nil) then
+        unhold(key, id, f.hk)
+        redis.call('HSET', key, 's', 'Pending', 'a', string.format('%d', math.max(0, f.a - 1)))
+        enqueue(id, f.q, f.qk, f.pk, f.r)
+        index_move(id, f.qk, f.s, f.qk, 'Pending')
+      end
+    end
+  end
+  redis.call('DEL', hand)
+end
+
+-- park: qk worker held_key lease_until hand registration token... Sent right before
+-- "BLPOP hand wake" (see wakeup.py). Gives back what an earlier wait left in hand,
+-- then claims as claim does; when that claims nothing, registers the worker on
+-- P q:Q:parked (the registration's token is the first one) and returns what claim
+-- returns. When it does claim, it puts '-' on hand so the BLPOP returns at once.
+if op == 'park' then
+  local hand = ARGV[9]
+  give_back(hand)
+  local out = claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 11)
+  if type(out) == 'table' then
+    redis.call('RPUSH', hand, '-')
+  else
+    redis.call('RPUSH', ARGV[5] .. 'parked', ARGV[10])
+  end
+  return out
+end
+
+-- unpark: qk worker held_key lease_until hand registration [token...]. A wait that
+-- ended without a hand-off (timed out, woken by a wake token, cancelled): removes the
+-- registration, gives back what was handed meanwhile, then claims with the tokens
+-- given as claim does ('-' when none is given).
+if op == 'unpark' then
+  redis.call('LREM', ARGV[5] .. 'parked', '1', ARGV[10])
+  give_back(ARGV[9])
+  if #ARGV < 11 then
     return '-'
   end
-  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 10)
+  return claim(ARGV[5], ARGV[6], ARGV[7], ARGV[8], 11)
 end
 
 -- heartbeat: worker held_key lease_until. Extends the leases the worker still holds.

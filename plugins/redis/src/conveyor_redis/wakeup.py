@@ -1,17 +1,22 @@
-"""An idle poll's wait that carries its claim: one round trip from push to claimed task.
+"""An idle poll's wait that a push hands its task to: one script from push to started task.
 
 An idle poller sends two commands back to back on a connection of its own:
 
-    BLMOVE <queue>wake <queue>woke:<worker> LEFT RIGHT <timeout>
-    EVALSHA <tasks.lua> 0 wclaim ...
+    EVALSHA <tasks.lua> 0 park ...
+    BLPOP <queue>hand:<worker> <queue>wake <timeout>
 
-Redis runs a client's commands in order, so the script runs on the server the
-moment the blocking move is served (a push's wake token arrived), with no reply
-sent and read in between: the worker learns of the push and gets its claimed
-task in the same reply burst. The script claims only if the token did move
-into the worker's ``woke`` key (it deletes it), so a wait that timed out, or
-that was ended by ``CLIENT UNBLOCK`` (a cancelled poll: stop or pause), claims
-nothing. The claim itself is the ordinary fenced claim of ``tasks.lua``.
+The park script claims as an ordinary claim would; when there is nothing to claim
+it registers the worker on the queue's ``parked`` list (with a lease token and
+deadline of its own) in the same step, so a push made after the claim found the
+queue empty always finds the registration. Such a push of one task claims it
+inside the push script for the parked worker, under the registration's token (the
+ordinary fenced claim: token, attempt, lease), and puts the claimed record on the
+worker's hand list: the BLPOP's reply is the claimed task, with no script run
+between push and wake-up. A wait woken by a wake token instead (a push of several
+tasks, or into a queue with tasks ready), one that timed out, or one ended by
+``CLIENT UNBLOCK`` (a cancelled poll: stop or pause) is followed by the unpark
+script, which takes the registration off and gives back whatever a push handed
+meanwhile that the BLPOP did not take, claiming after it unless cancelled.
 """
 
 from __future__ import annotations
@@ -44,9 +49,11 @@ class Waker:
         """An exchange is under way (a cancelled one finishes in the background)."""
 
     async def exchange(self, commands: list[bytes], block: float) -> Any:
-        """Send ``commands`` (a blocking move, then the claim); the claim's reply.
+        """Send ``commands`` (the park script, then the blocking pop); both replies.
 
-        Any failure drops the connection (the next wait opens a fresh one) and is raised.
+        ``NOSCRIPT`` when the script was not loaded (the pop is ended by dropping
+        the connection). Any failure drops the connection (the next wait opens a
+        fresh one) and is raised.
         """
         try:
             conn = self._conn
@@ -56,11 +63,12 @@ class Waker:
                 await conn.send_command("CLIENT", "ID", check_health=False)
                 self.client_id = b"%d" % int(await conn.read_response())
             await conn.send_packed_command(commands, check_health=False)
-            await conn.read_response(timeout=block + self.socket_timeout)
             try:
-                return await conn.read_response()
+                parked = await conn.read_response(timeout=self.socket_timeout)
             except NoScriptError:
+                await self.close()
                 return NOSCRIPT
+            return parked, await conn.read_response(timeout=block + self.socket_timeout)
         except BaseException:
             await self.close()
             raise
