@@ -79,6 +79,9 @@ class RedisBackend(WaitHooks, ExposeHooks):
         # more a poll may claim in one round trip without exceeding the worker's slots.
         self._outstanding: dict[str, int] = {}
         self._background: set[asyncio.Future[None]] = set()
+        # The unpark arguments of each wait in flight: what close() takes off the
+        # parked list when a poll is still waiting (or its cancel not yet run).
+        self._parked: dict[str, tuple[Any, ...]] = {}
         self._closed = False
 
     # --- helpers ---------------------------------------------------------------------
@@ -250,6 +253,8 @@ class RedisBackend(WaitHooks, ExposeHooks):
             ),
             pack(("BLPOP", hand, self.keys.wake(queue), f"{timeout:.3f}")),
         ]  # fmt: skip
+        unpark = (self.keys.queue(queue), name, self.keys.held(name), until, hand, reg)
+        self._parked[reg] = unpark
         exchange = asyncio.ensure_future(waker.exchange(commands, timeout))
         waker.busy = True
         try:
@@ -263,9 +268,14 @@ class RedisBackend(WaitHooks, ExposeHooks):
             self._background.add(finish)
             finish.add_done_callback(self._background.discard)
             raise
+        except BaseException:
+            # The connection failed: a registration made lapses at its deadline.
+            self._parked.pop(reg, None)
+            raise
         finally:
             if exchange.done():
                 waker.busy = False
+        self._parked.pop(reg, None)
         if reply is NOSCRIPT:
             return []  # nothing ran: the caller's claim loads the script
         tasks = self._taken(reply, hand, queue, name, tokens, until)
@@ -293,7 +303,9 @@ class RedisBackend(WaitHooks, ExposeHooks):
         name: str, tokens: list[str], until: int, hand: str, reg: str,
     ) -> None:  # fmt: skip
         async def unblock() -> None:
-            if cid is not None:
+            if self._closed:
+                await waker.close()  # close() unparked it already: just end the wait
+            elif cid is not None:
                 await self.pipeline.execute("CLIENT", "UNBLOCK", cid)
 
         reply = await settle(exchange, unblock)
@@ -301,16 +313,19 @@ class RedisBackend(WaitHooks, ExposeHooks):
         await waker.close()
         tasks = None if reply is NOSCRIPT or reply is None else self._taken(
             reply, hand, queue, name, tokens, until)  # fmt: skip
-        if tasks is None and reply is not NOSCRIPT:
+        unpark = self._parked.pop(reg, None)
+        if tasks is None and reply is not NOSCRIPT and unpark is not None:
             # Still registered, or unknown (the exchange failed): off the list before
             # any more push hands it a task, and what one handed already goes back.
-            try:
-                await self._call("unpark", self.keys.queue(queue), name, self.keys.held(name),
-                    until, hand, reg)  # fmt: skip
-            except (ConveyorError, RedisError) as exc:
-                log.warning("could not unpark worker %r from queue %r: %s", name, queue, exc)
+            await self._unpark(unpark)
         if tasks:
             await self._release_unstarted(deque(tasks))
+
+    async def _unpark(self, args: tuple[Any, ...]) -> None:
+        try:
+            await self._call("unpark", *args)
+        except (ConveyorError, RedisError) as exc:
+            log.warning("could not unpark worker %r from queue %r: %s", args[1], args[0], exc)
 
     async def _release_unstarted(self, buffer: deque[Task[bytes]]) -> None:
         """Hand back tasks claimed ahead for free slots the worker never filled.
@@ -351,6 +366,10 @@ class RedisBackend(WaitHooks, ExposeHooks):
                 # A poll cancelled while parked is still taking its registration off and
                 # handing back what it held: let it, so no push hands a task to a gone worker.
                 await asyncio.wait(pending, timeout=self.config.socket_timeout)
+            # Polls still waiting: no push may hand them a task once nobody will run it.
+            for unpark in list(self._parked.values()):
+                await self._unpark(unpark)
+            self._parked.clear()
             await self.connection.release()
 
     # --- Ack ---------------------------------------------------------------------------

@@ -121,10 +121,11 @@ end
 -- The hot operations come first, each right after the helpers it needs: every call
 -- runs the script's top level down to its operation, defining what it passes.
 -- Store the task of ARGV[i..i+8] (see push) as Pending; 0 when its id exists already.
-local function store(i)
+-- new_key: its key, given when the caller has just seen it does not exist.
+local function store(i, new_key)
   local id, q, qk, r, pk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local key = tkey(id)
-  if redis.call('EXISTS', key) == 1 then
+  local key = new_key or tkey(id)
+  if not new_key and redis.call('EXISTS', key) == 1 then
     return 0
   end
   local meta, name = ARGV[i + 7], ARGV[i + 8]
@@ -146,18 +147,29 @@ end
 -- (or of a Task already stored) stores nothing twice. Returns how many were stored.
 -- One task due now, with a worker parked on its queue, goes on to the hand-off
 -- further down, past the claim's helpers: a push that hands nothing off never
--- runs those, and pays one LPOP for looking.
+-- runs those. Looking costs it nothing: the resend guard's EXISTS asks about the
+-- parked list too.
 local reg
 if op == 'push' then
-  if #ARGV == 13 and tonumber(ARGV[8]) <= now then
-    reg = redis.call('LPOP', ARGV[7] .. 'parked')
-  end
-  if not reg then
+  if #ARGV ~= 13 then
     local stored = 0
     for i = 5, #ARGV, 9 do
       stored = stored + store(i)
     end
     return stored
+  end
+  local key, parked = tkey(ARGV[5]), ARGV[7] .. 'parked'
+  if redis.call('EXISTS', key, parked) == 0 then
+    return store(5, key)
+  end
+  if redis.call('EXISTS', key) == 1 then
+    return 0
+  end
+  if tonumber(ARGV[8]) <= now then
+    reg = redis.call('LPOP', parked)
+  end
+  if not reg then
+    return store(5, key)
   end
 end
 
@@ -552,7 +564,7 @@ if op == 'push' then
   local parked = qk .. 'parked'
   local key = tkey(id)
   local tok, lu, deadline, w, worker
-  if redis.call('EXISTS', key) == 0 and redis.call('EXISTS', qk .. 'prio') == 0
+  if redis.call('EXISTS', qk .. 'prio') == 0
     and #redis.call('ZRANGEBYSCORE', qk .. 'delayed', '-inf', NOW, 'LIMIT', '0', '1') == 0
     and not unusable(id, 'Pending', nil, x, r, pk, q, qk, meta, qk) then
     -- Bounded: a backlog of dead workers' registrations is dropped over several pushes.
@@ -572,7 +584,7 @@ if op == 'push' then
     if reg then
       redis.call('LPUSH', parked, reg)
     end
-    return store(5)
+    return store(5, key)
   end
   local hk = P .. 'w:' .. w .. ':held'
   local fields = { 'q', q, 'qk', qk, 's', 'Running', 'x', x, 'r', r, 'pk', pk, 'd', args,
