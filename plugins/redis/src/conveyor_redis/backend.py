@@ -325,7 +325,9 @@ class RedisBackend(WaitHooks, ExposeHooks):
         try:
             await self._call("unpark", *args)
         except (ConveyorError, RedisError) as exc:
-            log.warning("could not unpark worker %r from queue %r: %s", args[1], args[0], exc)
+            # Its registration lapses at the end of its wait; a task handed meanwhile
+            # comes back with its lease.
+            log.warning("could not unpark worker %r (queue key %s): %s", args[1], args[0], exc)
 
     async def _release_unstarted(self, buffer: deque[Task[bytes]]) -> None:
         """Hand back tasks claimed ahead for free slots the worker never filled.
