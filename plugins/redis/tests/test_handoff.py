@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -22,7 +24,9 @@ import pytest
 import redis.asyncio as aioredis
 from conveyor_redis.backend import RedisBackend
 
+import conveyor
 from conveyor import Backend, Done, ManualClock, StaleLease, Status, Task, WorkerInfo
+from conveyor.testing.chaos import Workers
 
 Open = Callable[..., Backend]
 
@@ -376,3 +380,54 @@ async def test_giving_back_spares_a_task_its_worker_holds_again_under_a_new_leas
     await backend.hooks.ack(again, Done(None))
     await stream.aclose()
     await backend.aclose()
+
+
+async def test_a_push_into_a_queue_with_tasks_ready_hands_nothing_off(
+    backend: Backend, observer: Any
+) -> None:
+    # A worker registered while the queue was empty, a push of several since (which
+    # wakes rather than hands off): the next single push must queue behind them.
+    plugin = plugin_of(backend)
+    keys, queue = plugin.keys, backend.queue
+    hand, until = keys.hand(queue, "slow"), plugin._now() + 10**9
+    reg = f"tok1 {until} {until} slow slow"
+    args = (keys.queue(queue), "slow", keys.held("slow"), until, hand, reg)
+    assert await plugin.pipeline.script("park", keys.base, plugin._now(), "0", *args, "tok1") == b""
+    ready = await backend.push_many(["a", "b"])
+    last = await backend.push("c")
+    stored = await backend.fetch_by_id(last)
+    assert stored is not None and stored.status is Status.PENDING
+    assert await observer.lrange(keys.parked(queue), 0, -1) == [reg.encode()]  # kept, in place
+    stream = backend.poll(WorkerInfo("w", queue, concurrency=3))
+    assert [(await anext(stream)).id for _ in range(3)] == [*ready, last]  # type: ignore[union-attr]
+    await stream.aclose()
+    await backend.aclose()
+
+
+async def test_workers_sigkilled_among_hand_offs_lose_nothing(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    # Tasks pushed one at a time, so idle workers are handed them, while workers are
+    # SIGKILLed at random (parked, or running what they were handed) and replaced.
+    backend = conveyor.open(redis_url, prefix=redis_prefix)
+    workers = Workers(redis_url, tmp_path, prefix=redis_prefix)
+    try:
+        for _ in range(3):
+            workers.spawn()
+        ids = []
+        for n in range(200):
+            ids.append(await backend.push(n, max_attempts=10))
+            await asyncio.sleep(0.01)
+            if n % 25 == 24:
+                victim = random.choice(workers.live)
+                victim.kill()
+                victim.wait()
+                workers.live.remove(victim)
+                workers.spawn()
+        results = {r.task_id: r async for r in backend.wait_for(ids, timeout=60)}
+        assert all(r.status is Status.DONE for r in results.values())
+        assert {r.result for r in results.values()} == set(range(200))
+        assert set(workers.starts()) == set(range(200)), "every task was started"
+    finally:
+        workers.stop_all()
+        await backend.aclose()
