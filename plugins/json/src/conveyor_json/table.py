@@ -193,7 +193,7 @@ class Table:
     def _reindex(self, count: int) -> None:
         """Index what ``extend`` added, in a new index if ``count`` rows need a larger one.
 
-        Growing is one pass over every row: a pause of about 0.35 µs a task, once each
+        Growing is one pass over every row: a pause of about 0.5 µs a task, once each
         time the table doubles."""
         size = _capacity(count)
         ends = len(self.rows) // ROW
