@@ -18,8 +18,8 @@ WORKER = WorkerInfo("w1", "default")
 ODD = [b'{"a":1}', b'{ "spaced": true }', b"\x00\xffbinary", b"", b'"caf\xc3\xa9"', b"1e999"]
 
 
-def packed(backend: conveyor.Backend) -> dict[str, int]:
-    return backend.plugin.journal.state.tasks.final  # type: ignore[attr-defined, no-any-return]
+def packed(backend: conveyor.Backend) -> dict[str, bytes]:
+    return backend.plugin.journal.state.tasks.packed(False)  # type: ignore[attr-defined, no-any-return]
 
 
 async def fill(backend: conveyor.Backend) -> list[TaskId]:
@@ -129,7 +129,7 @@ async def test_a_packed_task_updated_or_vacuumed(tmp_path: Path) -> None:
 
 
 def waiting(backend: conveyor.Backend) -> dict[str, bytes]:
-    return backend.plugin.journal.state.tasks.waiting  # type: ignore[attr-defined, no-any-return]
+    return backend.plugin.journal.state.tasks.packed(True)  # type: ignore[attr-defined, no-any-return]
 
 
 async def claim_all(backend: conveyor.Backend) -> list[bytes]:
@@ -182,7 +182,7 @@ async def test_a_run_from_the_snapshot_merges_with_the_heaps(tmp_path: Path) -> 
         await backend.push({"high": 1}, priority=5)
     async with conveyor.open(f"json://{path}", clock=clock) as again:
         run = again.plugin.journal.state.queues["default"].run  # type: ignore[attr-defined]
-        assert run is not None and len(run.ids) == 11  # one column entry a task, no tuples
+        assert run is not None and len(run) == 11  # one column entry a task, no tuples
         got = await claim_all(again)
         assert got == [b'{"high":1}', *(b'{"a":%d}' % i for i in range(10)), b'{"b":0}']
         assert await again.hooks.metrics(None) == await again.hooks.metrics("default")

@@ -16,11 +16,12 @@ an error, a lease), all of it fits in 41 bytes, *packed* (``_PACKED``, little-en
     res           8       (a reference, or 0 when there is none)
     seq           8       (a waiting task's place, see ``State``; 0 when finished)
 
-a ``bytes`` of about 80 bytes in memory instead of an entry's 300 or so, made
-and read by one ``struct`` call. The entry is built again from it
-(``unpack``) when the task is claimed, fetched, listed, waited for or rewritten
-by a compaction; a task that does not fit (a payload still in memory,
-an error, a huge priority) stays a full entry, so nothing is lost by packing.
+made and read by one ``struct`` call and held in a ``table.Table`` beside the
+task's id (about 75 bytes a task in all, against an entry's 500 or so). The
+entry is built again from it (``unpack``) when the task is claimed, fetched,
+listed, waited for or rewritten by a compaction; a task that does not fit (a
+payload still in memory, an error, a huge priority) stays a full entry, so
+nothing is lost by packing.
 A running task is always a full entry: its lease changes at every heartbeat.
 """
 
@@ -32,8 +33,9 @@ from itertools import compress, repeat
 
 from conveyor import Status
 from conveyor_json.entry import FIELDS, Entry, Source
+from conveyor_json.table import FREE, ROW, Table, fits
 
-__all__ = ["FINAL", "READY", "Tasks", "pack_columns", "run_at_of", "seq_of"]
+__all__ = ["FINAL", "READY", "Tasks", "pack_columns", "run_at_of", "seq_of", "waits_at"]
 
 FINAL = frozenset({Status.DONE, Status.KILLED})
 READY = frozenset({Status.PENDING, Status.FAILED})
@@ -45,8 +47,11 @@ _U16 = (1 << 16) - 1
 _U64 = (1 << 64) - 1
 _P_BIAS = 1 << 15
 _PACKED = struct.Struct("<BHHHHQQQQ")
+assert _PACKED.size == ROW
 _U64_AT = struct.Struct("<Q").unpack_from
-_RUN_AT_OFFSET, _SEQ_OFFSET = 9, 33
+_RUN_AT_OFFSET, _ARGS_OFFSET, _SEQ_OFFSET = 9, 17, 33
+_REFS = struct.Struct("<QQ")
+_FINAL_CODES = frozenset({0, 1})
 _SLOT = {f: FIELDS.index(f) for f in FIELDS}
 _STATUS_AT, _QUEUE_AT, _ID_AT = _SLOT["status"], _SLOT["queue"], _SLOT["id"]
 # ``pack`` and ``unpack`` take an entry apart by position: in this order.
@@ -66,45 +71,44 @@ def seq_of(packed: bytes) -> int:
     return _U64_AT(packed, _SEQ_OFFSET)[0]  # type: ignore[no-any-return]
 
 
-def _queue_of(packed: bytes) -> int:
-    return packed[7] | packed[8] << 8
+def waits_at(rows: bytearray, pos: int, seq: int) -> bool:
+    """Whether the row at table position ``pos`` is a waiting task's, under ``seq``."""
+    at = pos * ROW
+    return 2 <= rows[at] <= 3 and _U64_AT(rows, at + _SEQ_OFFSET)[0] == seq
 
 
 class Tasks:
     """The index's tasks by id (``get``, ``in``, ``len``, ``values`` as a dict has them).
 
     ``live`` holds full entries (every held task, and those that do not pack);
-    ``final`` and ``waiting`` the packed ones. An entry read from a packed one is a
-    fresh copy: only ``State`` changes tasks, and it ``take``s one into ``live`` first.
+    ``table`` the packed ones, finished and waiting (see ``table``). An entry read from a
+    packed one is a fresh copy: only ``State`` changes tasks, and it ``take``s one into
+    ``live`` first.
     """
 
-    __slots__ = ("_queue_index", "final", "live", "queues", "source", "waiting")
+    __slots__ = ("_queue_index", "live", "queues", "source", "table")
 
     def __init__(self, source: Source | None) -> None:
         self.live: dict[str, Entry] = {}
-        self.final: dict[str, bytes] = {}
-        self.waiting: dict[str, bytes] = {}
+        self.table = Table()
         self.queues: list[str] = []
         self._queue_index: dict[str, int] = {}
         self.source = source
 
     def __len__(self) -> int:
-        return len(self.live) + len(self.final) + len(self.waiting)
+        return len(self.live) + len(self.table)
 
     def __contains__(self, tid: object) -> bool:
-        return tid in self.live or tid in self.final or tid in self.waiting
-
-    def _packed(self, tid: str) -> bytes | None:
-        packed = self.final.get(tid)
-        return self.waiting.get(tid) if packed is None else packed
+        return tid in self.live or (isinstance(tid, str) and self.table.find(tid) >= 0)
 
     def get(self, tid: str) -> Entry | None:
         """The task ``tid`` (a copy when it is packed), or ``None``."""
         entry = self.live.get(tid)
         if entry is not None:
             return entry
-        packed = self._packed(tid)
-        return None if packed is None else self.unpack(str(tid), packed)
+        table = self.table
+        pos = table.find(tid)
+        return None if pos < 0 else self.unpack(str(tid), table.row(pos))
 
     def __getitem__(self, tid: str) -> Entry:
         entry = self.get(tid)
@@ -116,19 +120,17 @@ class Tasks:
         """Every task (the packed ones as copies)."""
         yield from self.live.values()
         unpack = self.unpack
-        for tid, packed in self.waiting.items():
+        for _, tid, packed in self.table.items():
             yield unpack(tid, packed)
-        for tid, packed in self.final.items():
-            yield unpack(tid, packed)
+
+    def packed(self, waiting: bool) -> dict[str, bytes]:
+        """The packed tasks that wait (or are finished) by id: a copy, for inspection."""
+        return {tid: row for _, tid, row in self.table.items() if (row[0] >= _WAITING) is waiting}
 
     def _unpacked(self, tid: str) -> Entry | None:
         """The entry of packed task ``tid``, no longer packed."""
-        packed = self.final.pop(tid, None)
-        if packed is None:
-            packed = self.waiting.pop(tid, None)
-            if packed is None:
-                return None
-        return self.unpack(tid, packed)
+        packed = self.table.pop(tid)
+        return None if packed is None else self.unpack(tid, packed)
 
     def take(self, tid: str) -> Entry:
         """The live entry of ``tid``, unpacked first if it is packed (``KeyError`` if there
@@ -141,6 +143,10 @@ class Tasks:
             self.live[tid] = entry
         return entry
 
+    def take_at(self, pos: int) -> Entry:
+        """``take`` of the packed task at table position ``pos``."""
+        return self.take(self.table.tid(pos))
+
     def put(self, entry: Entry) -> Entry | None:
         """Store ``entry`` (a whole task); return the one it replaces (a copy if packed)."""
         tid = entry[_ID_AT]
@@ -152,27 +158,26 @@ class Tasks:
 
     def settle(self, entry: Entry) -> None:
         """Pack ``entry`` (live, just finished or made ready) if it fits."""
-        packed = self.pack(entry)
-        if packed is not None:
-            tid = entry[_ID_AT]
-            del self.live[tid]
-            (self.waiting if packed[0] >= _WAITING else self.final)[tid] = packed
+        tid = entry[_ID_AT]
+        if fits(tid):
+            packed = self.pack(entry)
+            if packed is not None:
+                del self.live[tid]
+                self.table.add(tid, packed)
 
     def drop_final(self) -> int:
         """Forget every finished task (``vacuum``); return how many there were."""
         dropped = [tid for tid, e in self.live.items() if e[_STATUS_AT] in FINAL]
         for tid in dropped:
             del self.live[tid]
-        count = len(dropped) + len(self.final)
-        self.final.clear()
-        return count
+        return len(dropped) + self.table.drop(_FINAL_CODES)
 
     def repoint(self, tid: str, args: int, res: int | None) -> None:
         """Give packed task ``tid`` its payload references in a compaction's new file."""
-        held = self.final if tid in self.final else self.waiting
-        fields = list(_PACKED.unpack(held[tid]))
-        fields[6:8] = args, res or 0
-        held[tid] = _PACKED.pack(*fields)
+        table = self.table
+        pos = table.find(tid)
+        at = pos * ROW + _ARGS_OFFSET
+        table.rows[at : at + 16] = _REFS.pack(args, res or 0)
 
     # --- packing ---------------------------------------------------------------------------
 
@@ -226,19 +231,33 @@ class Tasks:
         for tid, entry in self.live.items():
             if queue is None or entry[_QUEUE_AT] == queue:
                 yield tid, entry[_STATUS_AT], entry.name
-        want = None if queue is None else self._queue_index.get(queue, -1)
-        for held in (self.waiting, self.final):
-            for tid, packed in held.items():
-                if want is None or _queue_of(packed) == want:
-                    yield tid, _CODES[packed[0]], None
+        table = self.table
+        rows = table.rows
+        status = rows[::ROW]
+        if queue is None:
+            chosen = map(FREE.__ne__, status)
+        else:
+            want = self._queue_index.get(queue, -1)
+            # A free row's queue bytes are stale, but its status never matches a task's.
+            chosen = map(want.__eq__, map(_queue_at, rows[7::ROW], rows[8::ROW]))
+        tid_at = table.tid
+        for pos in compress(range(len(status)), chosen):
+            code = status[pos]
+            if code != FREE:
+                yield tid_at(pos), _CODES[code], None
 
     def queue_names(self) -> set[str]:
         """The queues that have tasks."""
         names = {entry[_QUEUE_AT] for entry in self.live.values()}
-        for held in (self.waiting, self.final):
-            indices = set(map(_queue_of, held.values()))
-            names.update(self.queues[i] for i in indices)
+        rows = self.table.rows
+        used = map(FREE.__ne__, rows[::ROW])
+        indices = set(compress(map(_queue_at, rows[7::ROW], rows[8::ROW]), used))
+        names.update(self.queues[i] for i in indices)
         return names
+
+
+def _queue_at(low: int, high: int) -> int:
+    return low | high << 8
 
 
 _LETTERS = ({"D": 0, "K": 1}, {"P": 2, "F": 3})

@@ -158,7 +158,7 @@ def load(state: State, lines: list[bytes], start: int) -> int:
         ):
             raise ValueError("its columns do not match its count")
         joined = "".join(ids)
-        if len(joined) != 26 * n or not _IDS.fullmatch(joined):
+        if len(joined) != 26 * n or set(map(len, ids)) != {26} or not _IDS.fullmatch(joined):
             raise ValueError("a task id is not 26 characters of 0-9 and a-v")
         types = set(map(type, qi))
         for column in numbers:
@@ -187,8 +187,9 @@ def load(state: State, lines: list[bytes], start: int) -> int:
     seq0 = state._seq + 1
     state._seq += n
     seqs = range(seq0, seq0 + n)
-    # Finished and waiting tasks are packed into one integer each (see ``packed``), the
-    # others become entries; both at C speed, no Python call per task.
+    # Finished and waiting tasks are packed into the table (see ``packed``), the others
+    # become entries; both at C speed, no Python call per task (the table indexes the
+    # packed ones in one pass when it is next looked in).
     rare = _rare(extra)
     tasks = state.tasks
     packs = [
@@ -200,6 +201,7 @@ def load(state: State, lines: list[bytes], start: int) -> int:
         ids, queue_of, max_attempts, priority, none, none, args_refs, repeat(state.source),
         seqs, statuses, attempts, run_at, res_refs, none, none, none, none,
     )  # fmt: skip
+    in_run: tuple[list[bool], int] | None = None
     if packs == [None, None]:
         entries = list(map(Entry, rows))
         _extras(entries.__getitem__, n, extra, state)
@@ -215,11 +217,14 @@ def load(state: State, lines: list[bytes], start: int) -> int:
             place = list(accumulate(live))  # a live task's index in ``entries``, plus 1
             _extras(lambda i: entries[place[i] - 1], n, extra, state)
         tasks.live.update(zip(compress(ids, live), entries, strict=True))
-        for found, into in zip(packs, (tasks.final, tasks.waiting), strict=True):
+        for found in packs:
             if found is not None:
-                into.update(zip(compress(ids, found[0]), found[1], strict=True))
+                chosen = "".join(compress(ids, found[0])).encode("ascii")
+                start = tasks.table.extend(chosen, b"".join(found[1]))
+                if found is packs[1]:
+                    in_run = found[0], start  # the waiting ones, at positions from start on
         held = compress(entries, map(_HELD.__contains__, compress(codes, live)))
-    _index(state, held, codes, queue_of, run_at, priority, seqs, ids)
+    _index(state, held, codes, queue_of, run_at, priority, seqs, ids, in_run)
     return n
 
 
@@ -257,14 +262,18 @@ def _index(
     priority: list[int],
     seqs: range,
     ids: list[str],
+    in_run: tuple[list[bool], int] | None,
 ) -> None:
     ready = list(map(_READY.__contains__, codes))
     touched = set(queue_of)
     if len(touched) == 1:
-        # Appended unordered, made a heap again by the next query (``State.settle``):
-        # one heapify for the whole snapshot rather than a push per task.
         heaps = state.heaps(queue_of[0])
-        if not _extend_run(heaps, ready, run_at, priority, seqs, ids):
+        if in_run is not None and _extend_run(heaps, *in_run, run_at, priority, seqs, ids):
+            # The waiting tasks that did not pack (a rarely set field) go to the heap.
+            ready = list(map(operator.and_, ready, map(operator.not_, in_run[0])))
+        if any(ready):
+            # Appended unordered, made a heap again by the next query (``State.settle``):
+            # one heapify for the whole snapshot rather than a push per task.
             keys = zip(run_at, map(operator.neg, priority), seqs, ids, strict=True)
             heaps.delayed.extend(compress(keys, ready))
             state.unsettled.add(heaps)
@@ -282,13 +291,15 @@ def _index(
 def _extend_run(
     heaps: QueueHeaps,
     ready: list[bool],
+    start: int,
     run_at: list[int],
     priority: list[int],
     seqs: range,
     ids: list[str],
 ) -> bool:
-    """Append the ready tasks of a group to the queue's ``Run`` if they go on with it: one
-    priority, in order by ``run_at`` then id, after what the run holds already."""
+    """Append the packed waiting tasks of a group (``ready``, at table positions from
+    ``start`` on) to the queue's ``Run`` if they go on with it: one priority, in order by
+    ``run_at`` then id, after what the run holds already."""
     due = list(compress(run_at, ready))
     if not due:
         return True
@@ -303,11 +314,12 @@ def _extend_run(
     run = heaps.run
     if run is None:
         run = heaps.run = Run(neg)
-    elif run.neg != neg or (run.due[-1], run.ids[-1]) > (due[0], names[0]):
+    elif run.neg != neg or (run.due[-1], run.last) > (due[0], names[0]):
         return False
     run.due.extend(due)
     run.seqs.extend(compress(seqs, ready))
-    run.ids.extend(names)
+    run.pos.extend(range(start, start + len(due)))
+    run.last = names[-1]
     return True
 
 

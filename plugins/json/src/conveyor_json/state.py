@@ -17,12 +17,14 @@ from typing import Any
 from conveyor import Status, WorkerInfo
 from conveyor_json import records, snapshot
 from conveyor_json.entry import FIELDS, Entry, Moved, Source, from_us, ref, to_us
-from conveyor_json.packed import FINAL, READY, Tasks, run_at_of, seq_of
+from conveyor_json.packed import FINAL, READY, Tasks, run_at_of, waits_at
 from conveyor_json.run import Run
 
 __all__ = ["Entry", "Source", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
 
 _HELD = frozenset({Status.RUNNING, Status.QUEUED})
+_WAITING_CODE = 2
+"""A packed row's status byte from this one up is a waiting task's (see ``packed``)."""
 _PACKS = READY | FINAL
 _ARGS, _RES, _STATUS, _BY = (FIELDS.index(f) for f in ("_args", "_res", "status", "lock_by"))
 _SEQ, _QUEUE, _AT, _PRIORITY, _ID = (
@@ -105,7 +107,14 @@ class State:
             was = entry[_STATUS]
             if entry[_BY] is not None:
                 self._unhold(entry)
-            entry.set(record, self.name)
+            try:
+                entry.set(record, self.name)
+            except BaseException:
+                # Unchanged but no longer packed: a run's place for it is stale now, so
+                # it needs a heap entry to stay claimable (a record cut as a torn tail).
+                if was in READY:
+                    self._requeue(entry)
+                raise
             self._index(entry, was)
         elif op == "put":
             self._seq += 1
@@ -150,6 +159,11 @@ class State:
             if held is not None:
                 held.discard(entry.id)
 
+    def _requeue(self, entry: Entry) -> None:
+        heaps = self.queues.get(entry[_QUEUE]) or self.heaps(entry[_QUEUE])
+        key = (entry[_AT], -entry[_PRIORITY], entry[_SEQ], entry[_ID])
+        heapq.heappush(heaps.delayed, key)
+
     def _index(self, entry: Entry, was: Status | None) -> None:
         # Fields by index: this runs for every record replayed (a property is a call).
         status = entry[_STATUS]
@@ -193,15 +207,16 @@ class State:
             heapq.heappop(ready)
         run = heaps.run
         if run is not None:
-            ids, seqs = run.ids, run.seqs
-            head, end = run.head, len(ids)
-            while head < end and not current(ids[head], seqs[head]):
+            table = self.tasks.table
+            rows, places, seqs = table.rows, run.pos, run.seqs
+            head, end = run.head, len(places)
+            while head < end and not waits_at(rows, places[head], seqs[head]):
                 head += 1
             run.head = head
             if head == end:
                 heaps.run = None
-            elif run.due[head] <= now_us and (not ready or run.key() < ready[0]):
-                return self.tasks.take(ids[head])
+            elif run.due[head] <= now_us and (not ready or run.key(table.tid) < ready[0]):
+                return self.tasks.take_at(places[head])
         return self.tasks.take(ready[0][2]) if ready else None
 
     def _current(self, tid: str, seq: int) -> bool:
@@ -209,8 +224,9 @@ class State:
         entry = self.tasks.live.get(tid)
         if entry is not None:
             return entry[_SEQ] == seq and entry[_STATUS] in READY
-        packed = self.tasks.waiting.get(tid)
-        return packed is not None and seq_of(packed) == seq
+        table = self.tasks.table
+        pos = table.find(tid)
+        return pos >= 0 and waits_at(table.rows, pos, seq)
 
     def next_due_us(self, queue: str) -> int | None:
         """When the earliest delayed task of ``queue`` becomes ready (may be stale)."""
@@ -220,7 +236,7 @@ class State:
         if heaps is None:
             return None
         due = [heaps.delayed[0][0]] if heaps.delayed else []
-        if heaps.run is not None and heaps.run.head < len(heaps.run.ids):
+        if heaps.run is not None and heaps.run.head < len(heaps.run):
             due.append(heaps.run.due[heaps.run.head])
         return min(due, default=None)
 
@@ -248,12 +264,18 @@ class State:
             yield line
         tasks = self.tasks
         live = tasks.live
-        order = [(e[_AT], tid) for tid, e in live.items() if keep_final or e[_STATUS] not in FINAL]
-        order.extend((run_at_of(packed), tid) for tid, packed in tasks.waiting.items())
-        if keep_final:
-            order.extend((run_at_of(packed), tid) for tid, packed in tasks.final.items())
+        order = [
+            (e[_AT], tid, -1) for tid, e in live.items() if keep_final or e[_STATUS] not in FINAL
+        ]
+        # The packed ones by position: no copy of their rows is held meanwhile.
+        order.extend(
+            (run_at_of(row), tid, pos)
+            for pos, tid, row in tasks.table.items()
+            if keep_final or row[0] >= _WAITING_CODE
+        )
         order.sort()
-        kept = (tasks[tid] for _, tid in order)
+        row_at, unpack = tasks.table.row, tasks.unpack
+        kept = (live[tid] if pos < 0 else unpack(tid, row_at(pos)) for _, tid, pos in order)
         for chunk in snapshot.chunks(kept):
             first = len(moved)
             data = snapshot.encode(chunk, at, moved)
