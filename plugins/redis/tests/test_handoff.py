@@ -52,6 +52,17 @@ async def observer(redis_url: str) -> AsyncIterator[Any]:
     await client.aclose()
 
 
+async def register(plugin: RedisBackend, queue: str, worker: str, wait_us: int) -> tuple[Any, ...]:
+    """Park ``worker`` on ``queue`` by the park script alone, as a worker that never reads
+    its hand list would (one that died, or whose wait ended just before a push landed);
+    return the unpark script's arguments (its last one the registration)."""
+    keys, until = plugin.keys, plugin._now() + wait_us
+    reg = f"tok1 {until} {until} {worker} {worker}"
+    args = (keys.queue(queue), worker, keys.held(worker), until, keys.hand(queue, worker), reg)
+    assert await plugin.pipeline.script("park", keys.base, plugin._now(), "0", *args, "tok1") == b""
+    return args
+
+
 async def parked(observer: Any, backend: Backend, n: int = 1) -> None:
     """Wait until ``n`` workers are registered on the backend's queue."""
     key = plugin_of(backend).keys.parked(backend.queue)
@@ -240,11 +251,8 @@ async def test_unpark_gives_back_a_task_handed_but_not_taken_in_its_place(
     # off: the worker never sees the task, which goes back where it was in line.
     plugin = plugin_of(backend)
     keys, queue = plugin.keys, backend.queue
-    hand, until = keys.hand(queue, "gone"), plugin._now() + 10**9
-    stem, held = keys.queue(queue), keys.held("gone")
-    reg = f"tok1 {until} {until} gone gone"
-    args = (stem, "gone", held, until, hand, reg)
-    assert await plugin.pipeline.script("park", keys.base, plugin._now(), "0", *args, "tok1") == b""
+    args = await register(plugin, queue, "gone", 10**9)
+    hand, held = keys.hand(queue, "gone"), keys.held("gone")
     first = await backend.push("first")  # handed to the registration: nobody takes it
     handed = await backend.fetch_by_id(first)
     assert handed is not None and handed.status is Status.RUNNING and handed.lock_by == "gone"
@@ -362,10 +370,8 @@ async def test_giving_back_spares_a_task_its_worker_holds_again_under_a_new_leas
     # worker of the same name: the stale hand-off must not release the new attempt.
     plugin = plugin_of(backend)
     keys, queue = plugin.keys, backend.queue
-    hand, until = keys.hand(queue, "w"), plugin._now() + 10**6
-    reg = f"tok1 {until} {until} w w"
-    args = (keys.queue(queue), "w", keys.held("w"), until, hand, reg)
-    assert await plugin.pipeline.script("park", keys.base, plugin._now(), "0", *args, "tok1") == b""
+    args = await register(plugin, queue, "w", 10**6)
+    hand = keys.hand(queue, "w")
     task_id = await backend.push("x")
     assert await observer.llen(hand) == 1
     clock.advance(2)
@@ -389,10 +395,7 @@ async def test_a_push_into_a_queue_with_tasks_ready_hands_nothing_off(
     # wakes rather than hands off): the next single push must queue behind them.
     plugin = plugin_of(backend)
     keys, queue = plugin.keys, backend.queue
-    hand, until = keys.hand(queue, "slow"), plugin._now() + 10**9
-    reg = f"tok1 {until} {until} slow slow"
-    args = (keys.queue(queue), "slow", keys.held("slow"), until, hand, reg)
-    assert await plugin.pipeline.script("park", keys.base, plugin._now(), "0", *args, "tok1") == b""
+    reg = (await register(plugin, queue, "slow", 10**9))[-1]
     ready = await backend.push_many(["a", "b"])
     last = await backend.push("c")
     stored = await backend.fetch_by_id(last)
