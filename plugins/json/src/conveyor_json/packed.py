@@ -35,14 +35,14 @@ from conveyor import Status
 from conveyor_json.entry import FIELDS, Entry, Source
 from conveyor_json.table import FREE, ROW, Table, fits
 
-__all__ = ["FINAL", "READY", "Tasks", "pack_columns", "run_at_of", "seq_of", "waits_at"]
+__all__ = ["FINAL", "READY", "WAITING", "Tasks", "pack_columns", "run_at_of", "seq_of", "waits_at"]
 
 FINAL = frozenset({Status.DONE, Status.KILLED})
 READY = frozenset({Status.PENDING, Status.FAILED})
 _CODES = (Status.DONE, Status.KILLED, Status.PENDING, Status.FAILED)
 _CODE = {status: i for i, status in enumerate(_CODES)}
-_WAITING = 2
-"""Codes from this one up are waiting tasks (held in ``Tasks.waiting``)."""
+WAITING = 2
+"""Codes from this one up (below ``FREE``) are waiting tasks', those below finished ones."""
 _U16 = (1 << 16) - 1
 _U64 = (1 << 64) - 1
 _P_BIAS = 1 << 15
@@ -74,7 +74,7 @@ def seq_of(packed: bytes) -> int:
 def waits_at(rows: bytearray, pos: int, seq: int) -> bool:
     """Whether the row at table position ``pos`` is a waiting task's, under ``seq``."""
     at = pos * ROW
-    return 2 <= rows[at] <= 3 and _U64_AT(rows, at + _SEQ_OFFSET)[0] == seq
+    return WAITING <= rows[at] != FREE and _U64_AT(rows, at + _SEQ_OFFSET)[0] == seq
 
 
 class Tasks:
@@ -125,7 +125,7 @@ class Tasks:
 
     def packed(self, waiting: bool) -> dict[str, bytes]:
         """The packed tasks that wait (or are finished) by id: a copy, for inspection."""
-        return {tid: row for _, tid, row in self.table.items() if (row[0] >= _WAITING) is waiting}
+        return {tid: row for _, tid, row in self.table.items() if (row[0] >= WAITING) is waiting}
 
     def _unpacked(self, tid: str) -> Entry | None:
         """The entry of packed task ``tid``, no longer packed."""
@@ -213,7 +213,7 @@ class Tasks:
         try:  # a field out of its range (``_PACKED``) does not pack
             return _PACKED.pack(
                 code, attempt, ma, priority + _P_BIAS, index, at, args, res or 0,
-                seq if code >= _WAITING else 0,
+                seq if code >= WAITING else 0,
             )  # fmt: skip
         except struct.error:
             return None

@@ -17,14 +17,12 @@ from typing import Any
 from conveyor import Status, WorkerInfo
 from conveyor_json import records, snapshot
 from conveyor_json.entry import FIELDS, Entry, Moved, Source, from_us, ref, to_us
-from conveyor_json.packed import FINAL, READY, Tasks, run_at_of, waits_at
+from conveyor_json.packed import FINAL, READY, WAITING, Tasks, run_at_of, waits_at
 from conveyor_json.run import Run
 
 __all__ = ["Entry", "Source", "State", "WorkerRecord", "to_us", "from_us", "READY", "FINAL"]
 
 _HELD = frozenset({Status.RUNNING, Status.QUEUED})
-_WAITING_CODE = 2
-"""A packed row's status byte from this one up is a waiting task's (see ``packed``)."""
 _PACKS = READY | FINAL
 _ARGS, _RES, _STATUS, _BY = (FIELDS.index(f) for f in ("_args", "_res", "status", "lock_by"))
 _SEQ, _QUEUE, _AT, _PRIORITY, _ID = (
@@ -160,7 +158,7 @@ class State:
                 held.discard(entry.id)
 
     def _requeue(self, entry: Entry) -> None:
-        heaps = self.queues.get(entry[_QUEUE]) or self.heaps(entry[_QUEUE])
+        heaps = self.heaps(entry[_QUEUE])
         key = (entry[_AT], -entry[_PRIORITY], entry[_SEQ], entry[_ID])
         heapq.heappush(heaps.delayed, key)
 
@@ -271,7 +269,7 @@ class State:
         order.extend(
             (run_at_of(row), tid, pos)
             for pos, tid, row in tasks.table.items()
-            if keep_final or row[0] >= _WAITING_CODE
+            if keep_final or row[0] >= WAITING
         )
         order.sort()
         row_at, unpack = tasks.table.row, tasks.unpack
